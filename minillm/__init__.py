@@ -1,0 +1,71 @@
+"""minillm: a synchronous Python SDK for LLM APIs whose costs add up.
+
+Every request's cost is settled exactly once -- never lost, never
+double-booked, never a fake ``$0`` -- however its stream ends.
+
+This module only re-exports the public names; importing it does no I/O
+and does not import the HTTP or retry stack.
+"""
+
+import logging as _logging
+
+from ._version import __version__
+from .cancellation import CancellationToken
+from .client import Client
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ContextOverflowError,
+    InvalidArgumentError,
+    MalformedResponseError,
+    MiniLLMError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+)
+from .ledger import Ledger
+from .lookups import LookupPolicy
+from .models import Chunk, CostInfo, Resolution, Response, ToolCall, Usage
+from .pricing import TokenPrice
+from .retry import RetryPolicy
+from .streaming import TrackedStream
+from .timeouts import Timeout
+
+_logging.getLogger("minillm").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CancellationToken",
+    "Chunk",
+    "Client",
+    "ConfigurationError",
+    "ContextOverflowError",
+    "CostInfo",
+    "InvalidArgumentError",
+    "Ledger",
+    "LookupPolicy",
+    "MalformedResponseError",
+    "MiniLLMError",
+    "NotFoundError",
+    "RateLimitError",
+    "Resolution",
+    "Response",
+    "RetryPolicy",
+    "ServerError",
+    "StreamError",
+    "Timeout",
+    "TokenPrice",
+    "ToolCall",
+    "TrackedStream",
+    "Usage",
+    "__version__",
+]

@@ -1,0 +1,153 @@
+"""The stream state machine: one fold, :func:`accumulate`, shared by
+``complete()`` and ``stream()``.
+
+The fold does no I/O. It keeps the last finish reason, merges tool-call
+fragments by index, and keeps usage as the *last* non-null usage object.
+Usage is a snapshot, so it is replaced and never summed: a repeated usage
+chunk must not count twice. A stream is complete only once the provider's
+terminal signal has arrived (:attr:`StreamState.is_terminal`); the iterator
+running dry is not completion.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from .events import Event, ProviderError, ResponseInfo, StreamDone, ToolCallDelta
+from .models import Chunk, Response, ToolCall, Usage
+
+__all__ = ["StreamState", "accumulate"]
+
+
+class _ToolCallBuilder:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id: Optional[str] = None
+        self.name: Optional[str] = None
+        self.arguments: List[str] = []
+
+
+def _joined(parts: List[str]) -> str:
+    """Join ``parts`` and keep the result as the only part, so reading the
+    text after every chunk stays linear overall."""
+    if len(parts) > 1:
+        joined = "".join(parts)
+        parts[:] = [joined]
+        return joined
+    return parts[0] if parts else ""
+
+
+class StreamState:
+    """Everything known about a response so far. Mutated only by
+    :func:`accumulate`; read by the stream and by settlement."""
+
+    __slots__ = (
+        "_tool_calls",
+        "done",
+        "error",
+        "finish_reason",
+        "id",
+        "model",
+        "text_parts",
+        "thinking_parts",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        self.text_parts: List[str] = []
+        self.thinking_parts: List[str] = []
+        self._tool_calls: Dict[int, _ToolCallBuilder] = {}
+        self.finish_reason: Optional[str] = None
+        self.usage: Optional[Usage] = None
+        self.id: Optional[str] = None
+        self.model: Optional[str] = None
+        #: the provider's explicit terminal signal arrived
+        self.done = False
+        #: an in-band error arrived
+        self.error: Optional[ProviderError] = None
+
+    @property
+    def text(self) -> str:
+        return _joined(self.text_parts)
+
+    @property
+    def thinking(self) -> str:
+        return _joined(self.thinking_parts)
+
+    @property
+    def content_seen(self) -> bool:
+        """Whether any output (text, thinking, a tool call) has arrived."""
+        return bool(self.text_parts or self.thinking_parts or self._tool_calls)
+
+    @property
+    def is_terminal(self) -> bool:
+        """The provider said the response is complete: an explicit terminal
+        signal, or a finish reason together with usage."""
+        return self.done or (self.finish_reason is not None and self.usage is not None)
+
+    def tool_calls(self) -> List[ToolCall]:
+        return [
+            ToolCall(id=b.id or "", name=b.name or "", arguments="".join(b.arguments))
+            for _, b in sorted(self._tool_calls.items())
+        ]
+
+    def to_response(self, finish_reason: Optional[str] = None, raw: object = None) -> Response:
+        """Snapshot the state as a :class:`~minillm.Response`.
+
+        ``finish_reason`` overrides the provider's (``"cancelled"`` for a
+        stream ended early). A completed response that never named a reason
+        finishes with ``"tool_calls"`` when it made tool calls, else ``"stop"``.
+        """
+        calls = self.tool_calls()
+        reason = finish_reason or self.finish_reason
+        if reason is None and self.is_terminal:
+            reason = "tool_calls" if calls else "stop"
+        return Response(
+            text=self.text,
+            thinking=self.thinking,
+            tool_calls=calls,
+            finish_reason=reason,
+            usage=self.usage,
+            id=self.id,
+            model=self.model,
+            raw=raw,
+        )
+
+
+def accumulate(state: StreamState, event: Event) -> None:
+    """Fold one event into ``state``."""
+    kind = type(event)
+    if kind is Chunk:
+        chunk: Chunk = event  # type: ignore[assignment]
+        if chunk.text:
+            state.text_parts.append(chunk.text)
+        if chunk.thinking:
+            state.thinking_parts.append(chunk.thinking)
+        if chunk.finish_reason is not None:
+            state.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            state.usage = chunk.usage
+    elif kind is ToolCallDelta:
+        delta: ToolCallDelta = event  # type: ignore[assignment]
+        builder = state._tool_calls.get(delta.index)
+        if builder is None:
+            builder = state._tool_calls[delta.index] = _ToolCallBuilder()
+        if delta.id and builder.id is None:
+            builder.id = delta.id
+        if delta.name and builder.name is None:
+            builder.name = delta.name
+        if delta.arguments:
+            builder.arguments.append(delta.arguments)
+    elif kind is ResponseInfo:
+        info: ResponseInfo = event  # type: ignore[assignment]
+        if state.id is None and info.id:
+            state.id = info.id
+        if state.model is None and info.model:
+            state.model = info.model
+    elif kind is StreamDone:
+        state.done = True
+    elif kind is ProviderError:
+        state.error = event  # type: ignore[assignment]
+    else:
+        raise TypeError(f"not a stream event: {event!r}")

@@ -1,0 +1,587 @@
+"""The :class:`Client`: resolves a ``"provider/model"`` through the
+registry, owns the transport, the retry policy and the sink, and turns
+calls into requests, responses and bookings.
+
+The client never touches wire formats (that is the adapter's job) and never
+decides what a request costs (that is :mod:`minillm.settlement`'s). It is
+safe to share between threads: its configuration is immutable, the
+transport pools connections for many threads, and all per-call state lives
+in per-call objects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+
+from .accumulate import StreamState, accumulate
+from .cancellation import CancellationToken
+from .errors import (
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ContextOverflowError,
+    InvalidArgumentError,
+    MiniLLMError,
+    StreamContextOverflowError,
+    StreamError,
+)
+from .events import Event, ProviderError
+from .lookups import LookupPolicy, lookups
+from .models import CostInfo, Response
+from .pricing import TokenPrice, cost_from_usage
+from .providers import Adapter, ProviderConfig, adapter_class, split_model
+from .redaction import Redactor, excerpt
+from .request import ChatRequest, Messages, build_chat_request, request_options
+from .retry import RetryPolicy
+from .scheduler import Scheduler
+from .settlement import Booking, Ending, settle
+from .sinks import CostSink, SinkFunction, as_sink
+from .streaming import TrackedStream, _StreamCore
+from .thinktags import split_think_tags
+from .timeouts import Timeout
+from .transport import HTTPResponse, Transport
+
+__all__ = ["Client"]
+
+log = logging.getLogger("minillm.client")
+
+#: Total deadlines are enforced from here: it only ever shuts sockets down.
+_deadlines = Scheduler("minillm-deadlines")
+
+#: The most of an error body we read.
+_ERROR_BODY_LIMIT = 1 << 20
+
+RetryCallback = Callable[[int, BaseException, float], None]
+T = TypeVar("T")
+
+
+class Client:
+    """A synchronous client for one model.
+
+    :param model: ``"provider/model-name"``; the rest after the first ``/``
+        is sent to the provider verbatim.
+    :param api_key: the key; else read from the provider's environment
+        variable (``OPENAI_API_KEY``, ``OPENROUTER_API_KEY``, ``XAI_API_KEY``).
+    :param base_url: the API root; else the provider's ``*_BASE_URL``
+        environment variable, else its default. Any OpenAI-compatible server
+        is ``openai/<model>`` with its ``base_url`` (no key needed).
+    :param on_cost: where bookings go: ``callable(cost, meta)`` or an object
+        with ``record(cost, meta)`` such as :class:`~minillm.Ledger`.
+    :param meta: default metadata, merged under each call's ``meta``.
+    :param price: a :class:`~minillm.TokenPrice` for providers that send no cost.
+    :param retry: a :class:`~minillm.RetryPolicy`; None is the default policy.
+    :param fallbacks: model strings or clients tried in order once this one
+        is exhausted or unconfigured.
+    :param timeout: a :class:`~minillm.Timeout`, or a number (the read timeout).
+    :param app_url: attribution sent to OpenRouter as ``HTTP-Referer``.
+    :param app_title: attribution sent to OpenRouter as ``X-Title``.
+    :param api: ``openai`` only: ``"chat"`` (None picks per model).
+    :param think_tags: move a leading ``<think>...</think>`` block of the
+        answer into ``thinking``.
+    :param on_retry: called as ``on_retry(attempt, exc, delay)`` before each retry.
+    :param lookup: how patiently out-of-band cost look-ups are made.
+    :raises ConfigurationError: unknown provider, malformed model or base
+        URL, or a missing key (unless there are fallbacks to go to).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        on_cost: Optional[CostSink] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        price: Optional[TokenPrice] = None,
+        retry: Optional[RetryPolicy] = None,
+        fallbacks: Sequence[Union[str, Client]] = (),
+        timeout: Union[Timeout, float, None] = None,
+        app_url: Optional[str] = None,
+        app_title: Optional[str] = None,
+        api: Optional[str] = None,
+        think_tags: bool = True,
+        *,
+        on_retry: Optional[RetryCallback] = None,
+        lookup: Optional[LookupPolicy] = None,
+    ) -> None:
+        provider, name = split_model(model)
+        cls = adapter_class(provider, api)
+        if price is not None and not isinstance(price, TokenPrice):
+            raise ConfigurationError(f"price must be a minillm.TokenPrice, not {type(price).__name__}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a minillm.RetryPolicy, not {type(retry).__name__}")
+        if meta is not None and not isinstance(meta, Mapping):
+            raise ConfigurationError(f"meta must be a dict, not {type(meta).__name__}")
+        if isinstance(fallbacks, (str, Client)):
+            fallbacks = (fallbacks,)
+        for fallback in fallbacks:
+            if not isinstance(fallback, (str, Client)):
+                raise ConfigurationError(
+                    f"a fallback must be a model string or a Client, not {type(fallback).__name__}"
+                )
+        try:
+            self._timeout = Timeout.coerce(timeout)
+        except InvalidArgumentError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+        self.model = model
+        self.provider = provider
+        self.model_name = name
+        self._price = price
+        self._retry = retry or RetryPolicy()
+        self._sink: Optional[SinkFunction] = as_sink(on_cost)
+        self._on_cost = on_cost
+        self._meta: Dict[str, Any] = dict(meta or {})
+        self._think_tags = bool(think_tags)
+        self._on_retry = on_retry
+        self._lookup_policy = lookup or LookupPolicy()
+        self._fallback_specs: Tuple[Union[str, Client], ...] = tuple(fallbacks)
+        self._fallbacks: Optional[List[Client]] = None
+
+        key = api_key or next((os.environ[v] for v in cls.key_env if os.environ.get(v)), None)
+        env_base = os.environ.get(cls.base_url_env) if cls.base_url_env else None
+        root = (base_url or env_base or cls.default_base_url).rstrip("/")
+        if not root.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must start with http:// or https://, not {root!r}")
+        official = root == cls.default_base_url.rstrip("/")
+        self.base_url = root
+        self._redactor = Redactor([key])
+        self._config_error: Optional[ConfigurationError] = None
+        if not key and cls.key_required and official:
+            names = " or ".join(cls.key_env) or "an API key"
+            self._config_error = ConfigurationError(f"no API key for {provider}: pass api_key= or set {names}")
+            if not self._fallback_specs:
+                raise self._config_error
+        self._adapter: Adapter = cls(
+            ProviderConfig(
+                provider=provider,
+                model=name,
+                base_url=root,
+                api_key=key,
+                app_url=app_url,
+                app_title=app_title,
+                official=official,
+            )
+        )
+        self._transport = Transport(redactor=self._redactor)
+
+    # -- public API -----------------------------------------------------------
+
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        system: Optional[str] = None,
+        max_tokens: Optional[int] = None,
+        temperature: Optional[float] = None,
+        stop: Union[str, Sequence[str], None] = None,
+        tools: Optional[Sequence[Mapping[str, Any]]] = None,
+        tool_choice: Any = None,
+        thinking_budget: Optional[int] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        cancel: Optional[CancellationToken] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+    ) -> Response:
+        """Send one request and return the whole :class:`~minillm.Response`,
+        already settled (``response.cost`` is set, unless the cost is being
+        looked up out of band).
+
+        :raises APIError: the provider answered with an error (after retries).
+        :raises APIConnectionError: nothing usable came back.
+        """
+        options = request_options(locals())
+        merged = self._merged_meta(meta)
+        token = self._token(cancel)
+        return self._with_fallbacks(lambda client: client._complete_once(messages, options, merged, token, self))
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        system: Optional[str] = None,
+        max_tokens: Optional[int] = None,
+        temperature: Optional[float] = None,
+        stop: Union[str, Sequence[str], None] = None,
+        tools: Optional[Sequence[Mapping[str, Any]]] = None,
+        tool_choice: Any = None,
+        thinking_budget: Optional[int] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        cancel: Optional[CancellationToken] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
+    ) -> TrackedStream:
+        """Send one streaming request and return a :class:`~minillm.TrackedStream`.
+
+        The request is sent before this returns: HTTP errors, connection
+        errors and exhausted retries raise from here.
+        """
+        options = request_options(locals())
+        merged = self._merged_meta(meta)
+        token = self._token(cancel)
+        return self._with_fallbacks(lambda client: client._stream_once(messages, options, merged, token, self))
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait for this client's pending out-of-band cost look-ups.
+
+        :returns: True when none is left, False if ``timeout`` passed first.
+        """
+        return lookups.flush(owner=self, timeout=timeout)
+
+    def close(self) -> None:
+        """Close pooled connections. Pending cost look-ups still complete."""
+        self._transport.close()
+        for fallback in self._fallbacks or ():
+            if isinstance(fallback, Client) and fallback not in self._fallback_specs:
+                fallback.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.model!r}, base_url={self.base_url!r})"
+
+    # -- one attempt on one client -------------------------------------------
+
+    def _request(self, messages: Messages, options: Dict[str, Any]) -> ChatRequest:
+        return build_chat_request(self.model_name, messages, **options)
+
+    def _booking(self, meta: Dict[str, Any], primary: Client) -> Booking:
+        return Booking(
+            provider=self.provider,
+            model=self.model_name,
+            price=self._price,
+            sink=primary._sink,
+            meta=meta,
+            lookup=self._lookup if self._adapter.has_cost_lookup else None,
+            lookup_policy=primary._lookup_policy,
+            owner=primary,
+        )
+
+    def _stream_once(
+        self,
+        messages: Messages,
+        options: Dict[str, Any],
+        meta: Dict[str, Any],
+        token: Optional[CancellationToken],
+        primary: Client,
+    ) -> TrackedStream:
+        request = self._request(messages, options)
+        booking = self._booking(meta, primary)
+        if token is not None and token.is_cancelled:
+            return TrackedStream._prevented(booking, token.disposition, model=self.model)
+        deadline = self._deadline()
+        response = self._open(request, stream=True, deadline=deadline)
+        try:
+            events = self._stream_events(response)
+        except BaseException:
+            response.close()
+            raise
+        core = _StreamCore(
+            events=events,
+            booking=booking,
+            response=response,
+            generation_id=self._adapter.generation_id(response.headers),
+            to_error=self._stream_error,
+        )
+        stream = TrackedStream(core, model=self.model)
+        if deadline is not None:
+            handle = _deadlines.call_at(deadline, lambda: response.interrupt("deadline"))
+            if handle is not None:
+                core.on_release(handle.cancel)
+        if token is not None:
+            reason = token
+
+            def on_token() -> None:
+                core.stop(Ending.EARLY, reason.disposition)
+                core.book()
+
+            core.on_release(token._subscribe(on_token))
+        return stream
+
+    def _complete_once(
+        self,
+        messages: Messages,
+        options: Dict[str, Any],
+        meta: Dict[str, Any],
+        token: Optional[CancellationToken],
+        primary: Client,
+    ) -> Response:
+        request = self._request(messages, options)
+        booking = self._booking(meta, primary)
+        if token is not None and token.is_cancelled:
+            return Response(finish_reason=token.disposition, model=self.model_name)
+        deadline = self._deadline()
+        response = self._open(request, stream=False, deadline=deadline)
+        cleanups: List[Callable[[], None]] = []
+        if deadline is not None:
+            handle = _deadlines.call_at(deadline, lambda: response.interrupt("deadline"))
+            if handle is not None:
+                cleanups.append(handle.cancel)
+        if token is not None:
+            cleanups.append(token._subscribe(lambda: response.interrupt("cancel")))
+        try:
+            body = response.read()
+        finally:
+            response.close()
+            for cleanup in cleanups:
+                cleanup()
+        state = StreamState()
+        if response.interrupted == "cancel":
+            result = state.to_response(finish_reason=token.disposition if token else "cancelled")
+            ending = Ending.EARLY
+        else:
+            data = self._json_body(response, body)
+            for event in self._pipeline(self._adapter.parse_body(data)):
+                accumulate(state, event)
+                if state.error is not None:
+                    raise self._body_error(state.error, response)
+            if not state.is_terminal:  # pragma: no cover - parse_body always ends the body
+                raise self._adapter.malformed(
+                    response.status, body, response.endpoint, self._redactor, "an incomplete response"
+                )
+            result = state.to_response(raw=data)
+            ending = Ending.COMPLETED
+
+        def on_booked(cost: CostInfo) -> None:
+            result.cost = cost
+
+        settle(
+            booking,
+            state,
+            ending,
+            generation_id=self._adapter.generation_id(response.headers),
+            on_booked=on_booked,
+        )
+        return result
+
+    # -- sending ---------------------------------------------------------------
+
+    def _deadline(self) -> Optional[float]:
+        total = self._timeout.total
+        return None if total is None else time.monotonic() + total
+
+    def _open(self, request: ChatRequest, *, stream: bool, deadline: Optional[float]) -> HTTPResponse:
+        """Send with retries; return a response with a success status."""
+        if self._config_error is not None:
+            raise self._config_error
+        adapter = self._adapter
+
+        def attempt() -> HTTPResponse:
+            http_request = adapter.build_request(request, stream=stream)
+            response = self._transport.send(http_request, timeouts=self._timeouts(deadline))
+            if response.status < 300:
+                return response
+            try:
+                body = self._read_error_body(response)
+            finally:
+                response.close()
+            if 300 <= response.status < 400:
+                where = response.headers.get("location", "elsewhere")
+                raise APIError(
+                    self._redactor.scrub(
+                        f"{self.provider} redirected the request to {where}: set base_url to the final address"
+                    ),
+                    status_code=response.status,
+                    provider=self.provider,
+                    endpoint=response.endpoint,
+                )
+            raise adapter.api_error(response.status, response.headers, body, response.endpoint, self._redactor)
+
+        def attempt_and_learn() -> HTTPResponse:
+            try:
+                return attempt()
+            except APIError as exc:
+                if adapter.learn_from(exc):
+                    log.warning(
+                        "%s at %s rejected a request option; retrying without it: %s",
+                        self.provider,
+                        self.base_url,
+                        excerpt(exc.message, 200),
+                    )
+                    return attempt()
+                raise
+
+        return self._retry.call(attempt_and_learn, deadline=deadline, on_retry=self._retrying)
+
+    def _timeouts(self, deadline: Optional[float]) -> Tuple[float, float]:
+        connect, read = self._timeout.connect, self._timeout.read
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise APITimeoutError(f"the total deadline of {self._timeout.total:g}s passed")
+            connect, read = min(connect, remaining), min(read, remaining)
+        return connect, read
+
+    def _retrying(self, attempt: int, exc: BaseException, delay: float) -> None:
+        status = getattr(exc, "status_code", None)
+        log.warning(
+            "retrying %s request (attempt %d of %d failed: %s) in %.2fs",
+            self.provider,
+            attempt,
+            self._retry.max_attempts,
+            f"HTTP {status}" if status else type(exc).__name__,
+            delay,
+        )
+        if self._on_retry is not None:
+            self._on_retry(attempt, exc, delay)
+
+    @staticmethod
+    def _read_error_body(response: HTTPResponse) -> bytes:
+        pieces: List[bytes] = []
+        size = 0
+        try:
+            for piece in response.iter_bytes():
+                pieces.append(piece)
+                size += len(piece)
+                if size >= _ERROR_BODY_LIMIT:
+                    break
+        except StreamError:
+            pass  # the status says enough; the body is a courtesy
+        return b"".join(pieces)
+
+    # -- reading ---------------------------------------------------------------
+
+    def _pipeline(self, events: Iterator[Event]) -> Iterator[Event]:
+        return split_think_tags(events) if self._think_tags else events
+
+    def _stream_events(self, response: HTTPResponse) -> Iterator[Event]:
+        content_type = response.content_type
+        if content_type == "application/json":
+            # The server ignored stream=true and sent the whole answer (or an
+            # error with a success status): read it as a body.
+            data = self._json_body(response, response.read())
+            return self._pipeline(self._adapter.parse_body(data))
+        if "html" in content_type:
+            body = response.read()
+            raise self._adapter.malformed(
+                response.status, body, response.endpoint, self._redactor, "an HTML page instead of an event stream"
+            )
+        return self._pipeline(self._adapter.stream_events(response.iter_bytes()))
+
+    def _json_body(self, response: HTTPResponse, body: bytes) -> Any:
+        if not body.strip():
+            raise self._adapter.malformed(response.status, body, response.endpoint, self._redactor, "an empty body")
+        try:
+            return json.loads(body)
+        except ValueError:
+            why = "an HTML page" if b"<html" in body[:512].lower() else "a body that is not valid JSON"
+            raise self._adapter.malformed(response.status, body, response.endpoint, self._redactor, why) from None
+
+    def _body_error(self, error: ProviderError, response: HTTPResponse) -> MiniLLMError:
+        """The error for an error object found in a non-streaming body."""
+        if error.type == "malformed":
+            return self._adapter.malformed(
+                response.status, b"", response.endpoint, self._redactor, self._redactor.scrub(error.message)
+            )
+        status = error.code if isinstance(error.code, int) and 400 <= error.code < 600 else response.status
+        body = json.dumps({"error": error.body}).encode() if error.body is not None else b""
+        api_error = self._adapter.api_error(status, response.headers, body, response.endpoint, self._redactor)
+        if error.overflow and not isinstance(api_error, ContextOverflowError):
+            return ContextOverflowError(
+                api_error.message,
+                status_code=status,
+                body=api_error.body,
+                provider=self.provider,
+                endpoint=response.endpoint,
+            )
+        return api_error
+
+    def _stream_error(self, error: ProviderError, state: StreamState) -> MiniLLMError:
+        """The error for an in-band error event in a stream."""
+        message = self._redactor.scrub(f"{self.provider} reported an error mid-stream: {error.message}")
+        body = self._redactor.scrub_obj(error.body)
+        if error.overflow:
+            return StreamContextOverflowError(message, body=body, provider=self.provider)
+        return StreamError(message, body=body, provider=self.provider)
+
+    # -- cost look-ups -----------------------------------------------------------
+
+    def _lookup(self, generation_id: str, cancelled: bool) -> Optional[CostInfo]:
+        """One attempt at fetching what ``generation_id`` cost."""
+        request = self._adapter.lookup_request(generation_id)
+        response = self._transport.send(request, timeouts=(self._timeout.connect, min(self._timeout.read, 30.0)))
+        try:
+            body = response.read()
+        finally:
+            response.close()
+        try:
+            data = json.loads(body) if body.strip() else None
+        except ValueError:
+            data = None
+        usage = self._adapter.parse_lookup(response.status, data)
+        if usage is None:
+            return None
+        return cost_from_usage(
+            usage,
+            price=self._price,
+            model=self.model_name,
+            provider=self.provider,
+            response_id=generation_id,
+            cancelled=cancelled,
+        )
+
+    # -- fallbacks ---------------------------------------------------------------
+
+    def _candidates(self) -> Iterable[Client]:
+        yield self
+        if self._fallbacks is None:
+            resolved: List[Client] = []
+            for spec in self._fallback_specs:
+                if isinstance(spec, Client):
+                    resolved.append(spec)
+                    continue
+                try:
+                    resolved.append(
+                        Client(
+                            spec,
+                            retry=self._retry,
+                            timeout=self._timeout,
+                            think_tags=self._think_tags,
+                            on_retry=self._on_retry,
+                        )
+                    )
+                except ConfigurationError as exc:
+                    log.warning("fallback %s is unusable: %s", spec, exc)
+            self._fallbacks = resolved
+        yield from self._fallbacks
+
+    def _with_fallbacks(self, call: Callable[[Client], T]) -> T:
+        last: Optional[BaseException] = None
+        for client in self._candidates():
+            if last is not None:
+                log.warning("%s failed (%s); falling back to %s", self.model, type(last).__name__, client.model)
+            try:
+                return call(client)
+            except (BadRequestError, AuthenticationError, InvalidArgumentError):
+                raise  # the same request would fail the same way elsewhere
+            except MiniLLMError as exc:
+                if not self._fallback_specs:
+                    raise
+                last = exc
+        assert last is not None
+        raise last
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _merged_meta(self, meta: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+        if meta is not None and not isinstance(meta, Mapping):
+            raise InvalidArgumentError(f"meta must be a dict, not {type(meta).__name__}")
+        merged = dict(self._meta)
+        if meta:
+            merged.update(meta)
+        return merged
+
+    @staticmethod
+    def _token(cancel: Optional[CancellationToken]) -> Optional[CancellationToken]:
+        if cancel is not None and not isinstance(cancel, CancellationToken):
+            raise InvalidArgumentError(f"cancel must be a minillm.CancellationToken, not {type(cancel).__name__}")
+        return cancel

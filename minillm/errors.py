@@ -1,0 +1,209 @@
+"""The exception tree: every error minillm raises is a :class:`MiniLLMError`.
+
+Foreign exceptions (``requests``, ``urllib3``, ``json``) are translated into
+this tree in exactly two places -- when a request is sent and while its body
+is read (see :mod:`minillm.transport`) -- and chained with ``raise ... from``.
+HTTP statuses map to classes through one table, :data:`STATUS_ERRORS`::
+
+    MiniLLMError
+    ├── ConfigurationError          unknown provider, missing key, bad client setup
+    ├── InvalidArgumentError        a call argument minillm can reject locally (also ValueError)
+    ├── APIError                    the provider answered with an error
+    │   ├── AuthenticationError     401, 403
+    │   ├── NotFoundError           404
+    │   ├── RateLimitError          429 (.retry_after)
+    │   ├── BadRequestError         400, 413, 422
+    │   │   └── ContextOverflowError
+    │   ├── ServerError             500, 502, 503, 504, 529 and other 5xx
+    │   └── MalformedResponseError  a success status with a body that cannot be used
+    ├── APIConnectionError          nothing usable came back
+    │   └── APITimeoutError         also a builtin TimeoutError
+    └── StreamError                 failure after the body started (.partial_text)
+
+A failure inside a stream that also has a more specific meaning is raised as
+a class that is both: an overflow reported in-band is a
+:class:`ContextOverflowError` *and* a :class:`StreamError`; a read timeout
+after the body started is an :class:`APITimeoutError` *and* a
+:class:`StreamError`. ``except StreamError`` therefore catches every failure
+that happened after output could have reached the caller.
+
+No message, ``repr`` or attribute of these errors may carry an API key: they
+are built from text that has passed through :mod:`minillm.redaction`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, Optional, Type
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import Response
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ContextOverflowError",
+    "InvalidArgumentError",
+    "MalformedResponseError",
+    "MiniLLMError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "StreamError",
+    "STATUS_ERRORS",
+    "error_class_for_status",
+]
+
+
+class MiniLLMError(Exception):
+    """Base class of every error raised by minillm."""
+
+
+class ConfigurationError(MiniLLMError):
+    """The client cannot be used as configured (unknown provider, missing key)."""
+
+
+class InvalidArgumentError(MiniLLMError, ValueError):
+    """A call argument was rejected before anything was sent."""
+
+
+class APIError(MiniLLMError):
+    """The provider answered with an error status or an unusable body.
+
+    :ivar status_code: the HTTP status.
+    :ivar body: the parsed JSON error body, or a short text excerpt.
+    :ivar provider: the provider name (``"openai"``, ``"openrouter"``...).
+    :ivar endpoint: the URL that answered, without its query string.
+    :ivar retry_after: seconds the provider asked us to wait before trying
+        again (``Retry-After``, ``retry-after-ms``), when it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: Optional[int] = None,
+        body: Any = None,
+        provider: Optional[str] = None,
+        endpoint: Optional[str] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.provider = provider
+        self.endpoint = endpoint
+        self.retry_after = retry_after
+
+
+class AuthenticationError(APIError):
+    """The key is missing, wrong, or lacks permission (401, 403)."""
+
+
+class NotFoundError(APIError):
+    """The endpoint or model does not exist (404)."""
+
+
+class RateLimitError(APIError):
+    """The provider is rate limiting this key (429); see ``.retry_after``."""
+
+
+class BadRequestError(APIError):
+    """The provider rejected the request itself (400, 413, 422)."""
+
+
+class ContextOverflowError(BadRequestError):
+    """The prompt (plus the requested output) does not fit the model's context."""
+
+
+class ServerError(APIError):
+    """The provider failed (5xx, including Anthropic's 529 overload)."""
+
+
+class MalformedResponseError(APIError):
+    """A response arrived but its body is not what the protocol promises
+    (an HTML error page, an empty or truncated JSON body)."""
+
+
+class APIConnectionError(MiniLLMError):
+    """No usable response came back: DNS, refused connection, reset before the body."""
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """A connect, read or total deadline passed."""
+
+
+class StreamError(MiniLLMError):
+    """The response body failed after it started: a transport failure, an
+    in-band provider error, malformed data, or a body that ended before the
+    provider's terminal event.
+
+    :ivar partial_text: the text received before the failure.
+    :ivar partial_response: the :class:`~minillm.Response` accumulated so far, when known.
+    :ivar body: the in-band error object the provider sent, when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_text: str = "",
+        partial_response: Optional[Response] = None,
+        body: Any = None,
+        provider: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
+        # Cooperative: the combined classes below pass APIError's keywords on.
+        if kwargs:
+            super().__init__(message, body=body, provider=provider, **kwargs)  # type: ignore[call-arg]
+        else:
+            super().__init__(message)
+        self.message = message
+        self.partial_text = partial_text
+        self.partial_response = partial_response
+        self.body = body
+        self.provider = provider
+
+
+class StreamTimeoutError(StreamError, APITimeoutError):
+    """A read or total deadline passed after the body had started."""
+
+
+class StreamContextOverflowError(StreamError, ContextOverflowError):
+    """The provider reported a context overflow inside the stream."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("status_code", None)
+        super().__init__(message, **kwargs)
+
+
+#: The one status -> class table. Statuses not listed fall back by range:
+#: other 4xx are plain :class:`APIError`, other 5xx are :class:`ServerError`.
+STATUS_ERRORS: Dict[int, Type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+    500: ServerError,
+    502: ServerError,
+    503: ServerError,
+    504: ServerError,
+    529: ServerError,
+}
+
+
+def error_class_for_status(status: int) -> Type[APIError]:
+    """Return the :class:`APIError` subclass for an HTTP status."""
+    cls = STATUS_ERRORS.get(status)
+    if cls is not None:
+        return cls
+    if 500 <= status < 600:
+        return ServerError
+    return APIError

@@ -1,0 +1,69 @@
+"""The closed set of typed events that adapters produce from provider wire
+data, and that :func:`minillm.accumulate.accumulate` folds into a response.
+
+Content (text, thinking, the finish reason, usage) travels as the public
+:class:`~minillm.Chunk` itself, so the hot path of a stream creates one
+object per provider chunk and hands that same object to the caller. Every
+other event is one of the classes below. Raw dicts never flow past an
+adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import attrs
+
+from .models import Chunk
+
+__all__ = ["Event", "ProviderError", "ResponseInfo", "StreamDone", "ToolCallDelta"]
+
+
+@attrs.frozen
+class ToolCallDelta:
+    """A fragment of a tool call, merged with others of the same ``index``.
+
+    ``id`` and ``name`` are taken from the first fragment that has them
+    (some hosts repeat them on later fragments: they are never
+    concatenated); ``arguments`` fragments are concatenated.
+    """
+
+    index: int
+    id: Optional[str] = None
+    name: Optional[str] = None
+    arguments: str = ""
+
+
+@attrs.frozen
+class ResponseInfo:
+    """Identity of the response: the provider's id and the model that served it."""
+
+    id: Optional[str] = None
+    model: Optional[str] = None
+
+
+@attrs.frozen
+class StreamDone:
+    """The provider's explicit terminal signal (``data: [DONE]`` and the like)."""
+
+
+@attrs.frozen
+class ProviderError:
+    """An error the provider reported inside a response body.
+
+    ``overflow`` marks a context-length overflow; ``retryable`` says whether
+    the same request may succeed if sent again (an overload, say).
+    """
+
+    message: str
+    code: Any = None
+    type: Optional[str] = None
+    overflow: bool = False
+    retryable: bool = False
+    body: Any = attrs.field(default=None, repr=False)
+
+
+#: A single instance suffices: the terminal signal carries no data.
+STREAM_DONE = StreamDone()
+
+Event = Union[Chunk, ToolCallDelta, ResponseInfo, StreamDone, ProviderError]

@@ -1,0 +1,117 @@
+"""Sans-IO framing: byte chunks in, frames out. The only module that knows
+Server-Sent Events and NDJSON.
+
+SSE is parsed by sseclient-py, fed whatever the transport read (never byte
+by byte). Line endings are normalised to LF first, carrying a trailing CR
+over to the next chunk, so CRLF, LF and CR streams -- and mixtures, and a
+CRLF split across two reads -- all frame the same way. Comment lines
+(``: OPENROUTER PROCESSING``) never dispatch an event.
+
+Note that sseclient-py yields a partial final event when the input ends
+without a blank line. End of framing is therefore *not* completion: the
+adapters require the provider's own terminal event.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Protocol
+
+from .errors import StreamError
+
+__all__ = ["SSEFrame", "iter_ndjson", "iter_sse"]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class SSEFrame(Protocol):
+    """The shape of a dispatched SSE event (sseclient-py's ``Event`` has it):
+    ``event`` is the event name (``"message"`` when unnamed), ``data`` the
+    data lines joined with ``\\n``."""
+
+    event: str
+    data: str
+
+
+def _lf_only(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Yield ``chunks`` with CRLF and lone CR turned into LF.
+
+    Most streams never contain a CR: they pass through untouched until the
+    first one appears, and only then is each chunk rewritten.
+    """
+    source = iter(chunks)
+    for chunk in source:
+        if chunk.startswith(_BOM):
+            chunk = chunk[len(_BOM) :]
+        if b"\r" in chunk:
+            yield from _rewrite_cr(chunk, source)
+            return
+        if chunk:
+            yield chunk
+        break
+    for chunk in source:
+        if b"\r" in chunk:
+            yield from _rewrite_cr(chunk, source)
+            return
+        yield chunk
+
+
+def _rewrite_cr(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    carry_cr = False
+    chunk = first
+    while True:
+        if carry_cr:
+            chunk = b"\r" + chunk
+        # A trailing CR may be the first half of a CRLF: decide with the next read.
+        carry_cr = chunk.endswith(b"\r")
+        if carry_cr:
+            chunk = chunk[:-1]
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if chunk:
+            yield chunk
+        try:
+            chunk = next(rest)
+        except StopIteration:
+            break
+    if carry_cr:
+        yield b"\n"
+
+
+def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEFrame]:
+    """Frame a byte stream as Server-Sent Events.
+
+    :param chunks: the body, in pieces of any size split anywhere.
+    :returns: an iterator of frames with ``.event`` and ``.data``.
+    :raises StreamError: when the bytes are not valid UTF-8.
+    """
+    import sseclient
+
+    events: Iterator[SSEFrame] = sseclient.SSEClient(_lf_only(chunks)).events()
+    try:
+        yield from events
+    except UnicodeDecodeError as exc:
+        raise StreamError(f"the stream is not valid UTF-8: {exc.reason}") from exc
+
+
+def iter_ndjson(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Frame a byte stream as newline-delimited JSON: one string per
+    non-blank line, without surrounding whitespace (CRLF included). A final
+    line without a newline is yielded as well, for the adapter to judge.
+
+    :raises StreamError: when the bytes are not valid UTF-8.
+    """
+    buffer = b""
+    try:
+        for chunk in chunks:
+            buffer += chunk
+            if b"\n" not in chunk:
+                continue
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                line = line.strip()
+                if line:
+                    yield line.decode("utf-8")
+        buffer = buffer.strip()
+        if buffer:
+            yield buffer.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StreamError(f"the stream is not valid UTF-8: {exc.reason}") from exc

@@ -1,0 +1,247 @@
+"""Out-of-band cost look-ups (OpenRouter's ``/generation``), run on a
+background daemon thread, and the interpreter-exit hook that makes sure
+none is ever dropped.
+
+A look-up is needed when a stream ended without usage (cancelled before the
+final chunk, say) but the provider can still tell us what it charged. The
+record is eventually consistent -- ``/generation`` answers 404 for several
+seconds after a generation, longer after an interrupted one -- so a job
+backs off until :attr:`LookupPolicy.timeout`, then books ``UNKNOWN`` with
+its generation id.
+
+At interpreter exit, :func:`_at_exit` first settles every stream still open
+(which may queue more look-ups), then keeps attempting the pending look-ups
+itself for at most :attr:`LookupPolicy.exit_wait`, and finally books what
+is left as ``UNKNOWN`` with its generation id, logged at ERROR. Every job is
+finished exactly once, whichever thread gets there first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import attrs
+
+from .errors import InvalidArgumentError
+from .models import CostInfo
+from .scheduler import Scheduler
+
+__all__ = ["LookupJob", "LookupPolicy", "LookupService", "lookups"]
+
+log = logging.getLogger("minillm.accounting")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InvalidArgumentError(f"LookupPolicy.{attribute.name} must be a non-negative number, not {value!r}")
+
+
+@attrs.frozen
+class LookupPolicy:
+    """How patiently to look a cost up out of band.
+
+    :param timeout: give up (book ``UNKNOWN``) this many seconds after the stream ended.
+    :param initial_delay: the first attempt waits this long (the record is
+        never there at once).
+    :param max_delay: the cap on the backoff between attempts.
+    :param multiplier: the backoff growth factor.
+    :param exit_wait: at interpreter exit, keep trying pending look-ups for
+        at most this long before booking them ``UNKNOWN``.
+    """
+
+    timeout: float = attrs.field(default=30.0, validator=_positive)
+    initial_delay: float = attrs.field(default=1.0, validator=_positive)
+    max_delay: float = attrs.field(default=8.0, validator=_positive)
+    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    exit_wait: float = attrs.field(default=10.0, validator=_positive)
+
+
+class LookupJob:
+    """One pending look-up.
+
+    :param fetch: makes one attempt; returns the cost when the provider has
+        it, None when not yet. May raise: that counts as "not yet".
+    :param fallback: booked when the look-up gives up (``UNKNOWN``, with the
+        generation id as ``response_id``).
+    :param book: delivers the final cost; called exactly once.
+    :param owner: groups jobs for :meth:`LookupService.flush` (the client).
+    """
+
+    __slots__ = ("book", "deadline", "delay", "done", "due", "fallback", "fetch", "generation_id", "owner", "policy")
+
+    def __init__(
+        self,
+        *,
+        generation_id: str,
+        fetch: Callable[[], Optional[CostInfo]],
+        fallback: CostInfo,
+        book: Callable[[CostInfo], None],
+        owner: object,
+        policy: LookupPolicy,
+    ) -> None:
+        now = time.monotonic()
+        self.generation_id = generation_id
+        self.fetch = fetch
+        self.fallback = fallback
+        self.book = book
+        self.owner = owner
+        self.policy = policy
+        self.deadline = now + policy.timeout
+        self.delay = policy.initial_delay
+        self.due = now + policy.initial_delay
+        self.done = False
+
+
+class LookupService:
+    """The process-wide look-up queue. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._scheduler = Scheduler("minillm-cost-lookups")
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: Dict[LookupJob, None] = {}
+        self._closed = False
+
+    def submit(self, job: LookupJob) -> None:
+        """Queue ``job``; its first attempt runs after ``policy.initial_delay``."""
+        with self._cond:
+            closed = self._closed
+            if not closed:
+                self._pending[job] = None
+        if closed:
+            log.error(
+                "cost look-up for generation %s arrived after shutdown; booked UNKNOWN",
+                job.generation_id,
+            )
+            self._finish(job, job.fallback)
+            return
+        if self._scheduler.call_at(job.due, lambda: self._attempt(job)) is None:
+            # No thread can be started any more; the exit hook will run it.
+            log.debug("look-up thread unavailable; generation %s waits for the exit hook", job.generation_id)
+
+    def _attempt(self, job: LookupJob) -> None:
+        if job.done:
+            return
+        result = self._try_fetch(job)
+        if result is not None:
+            self._finish(job, result)
+            return
+        now = time.monotonic()
+        if now + job.delay > job.deadline:
+            log.warning(
+                "no cost for generation %s after %.0fs of look-ups; booked UNKNOWN",
+                job.generation_id,
+                job.policy.timeout,
+            )
+            self._finish(job, job.fallback)
+            return
+        job.due = now + job.delay
+        job.delay = min(job.delay * job.policy.multiplier, job.policy.max_delay)
+        self._scheduler.call_at(job.due, lambda: self._attempt(job))
+
+    @staticmethod
+    def _try_fetch(job: LookupJob) -> Optional[CostInfo]:
+        try:
+            return job.fetch()
+        except Exception as exc:
+            log.debug("cost look-up for generation %s failed: %s", job.generation_id, exc)
+            return None
+
+    def _finish(self, job: LookupJob, cost: CostInfo) -> None:
+        with self._cond:
+            if job.done:
+                return
+            job.done = True
+            self._pending.pop(job, None)
+            self._cond.notify_all()
+        job.book(cost)
+
+    def pending(self, owner: object = None) -> int:
+        """How many look-ups are pending (for ``owner``, or for everyone)."""
+        with self._cond:
+            return sum(1 for job in self._pending if owner is None or job.owner is owner)
+
+    def flush(self, owner: object = None, timeout: Optional[float] = None) -> bool:
+        """Wait until no look-up of ``owner`` (or of anyone) is pending.
+
+        :returns: True when none is left, False if ``timeout`` passed first.
+        """
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while any(owner is None or job.owner is owner for job in self._pending):
+                remaining = None if end is None else end - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def drain_at_exit(self) -> None:
+        """Attempt what is pending until each job's ``exit_wait`` is used up,
+        then book the rest ``UNKNOWN`` (logged at ERROR). Runs on the calling
+        thread, so it works even when no thread can be started any more."""
+        started = time.monotonic()
+        while True:
+            with self._cond:
+                jobs: List[LookupJob] = list(self._pending)
+            if not jobs:
+                break
+            job = min(jobs, key=lambda j: j.due)
+            end = started + job.policy.exit_wait
+            now = time.monotonic()
+            if job.due > end or now >= end:
+                self._give_up_at_exit(job)
+                continue
+            if job.due > now:
+                # Wait for the due time, or for the background thread to
+                # finish it first.
+                with self._cond:
+                    if not job.done:
+                        self._cond.wait(job.due - now)
+                continue
+            self._attempt_inline(job)
+        with self._cond:
+            self._closed = True
+
+    def _attempt_inline(self, job: LookupJob) -> None:
+        result = self._try_fetch(job)
+        if result is not None:
+            self._finish(job, result)
+            return
+        job.due = time.monotonic() + job.delay
+        job.delay = min(job.delay * job.policy.multiplier, job.policy.max_delay)
+
+    def _give_up_at_exit(self, job: LookupJob) -> None:
+        if job.done:
+            return
+        log.error(
+            "interpreter exiting: cost of generation %s (%s %s) still unknown; booked UNKNOWN",
+            job.generation_id,
+            job.fallback.provider,
+            job.fallback.model,
+        )
+        self._finish(job, job.fallback)
+
+
+#: The one look-up service of this process.
+lookups = LookupService()
+
+#: Steps run at exit before look-ups are drained (settling open streams).
+_before_exit: List[Callable[[], None]] = []
+
+
+def run_before_exit(step: Callable[[], None]) -> None:
+    """Register ``step`` to run at interpreter exit, before the look-ups are drained."""
+    _before_exit.append(step)
+
+
+@atexit.register
+def _at_exit() -> None:
+    for step in _before_exit:
+        try:
+            step()
+        except Exception:  # pragma: no cover - exit must go on
+            log.exception("an exit step failed")
+    lookups.drain_at_exit()

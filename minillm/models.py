@@ -1,0 +1,137 @@
+"""The values minillm hands to its users: :class:`Chunk`, :class:`Response`,
+:class:`Usage`, :class:`ToolCall`, :class:`CostInfo` and :class:`Resolution`.
+
+They are provider-neutral: every adapter emits these same shapes with one
+meaning (see :class:`Usage`). Wire-format conversion lives in the adapters,
+not here. All are immutable except :class:`Chunk` (for speed; treat it as
+read-only) and :class:`Response`, whose ``cost`` is
+filled in when the request is settled (possibly later, on the background
+look-up thread).
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import Any, List, Optional
+
+import attrs
+
+__all__ = ["Chunk", "CostInfo", "Resolution", "Response", "ToolCall", "Usage"]
+
+#: The normalised finish reasons.
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "cancelled", "paused", "error"})
+
+
+@attrs.frozen
+class Usage:
+    """Token counts (and the provider's own money figures) for one request.
+
+    One meaning across providers: ``prompt_tokens`` is every input token
+    billed (cache reads and writes included), ``cached_tokens`` the part read
+    from cache, ``completion_tokens`` every output token billed including
+    reasoning, ``reasoning_tokens`` the reasoning part of it. Counts are 0
+    when unknown. ``cost`` and ``upstream_inference_cost`` are the provider's
+    native money fields (``Decimal``) when it sends them, else None.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Optional[Decimal] = None
+    upstream_inference_cost: Optional[Decimal] = None
+    #: OpenRouter "bring your own key": the upstream bill is added to ``cost``.
+    is_byok: bool = False
+
+
+@attrs.frozen
+class ToolCall:
+    """A tool call requested by the model; ``arguments`` is the complete JSON
+    string exactly as the provider streamed it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@attrs.define
+class Chunk:
+    """One piece of a stream: new text and/or thinking, and on the final
+    pieces the finish reason and usage.
+
+    Treat it as read-only. It is the one value class that is not frozen:
+    one is created per streamed token, and a frozen attrs instance costs
+    nearly three times as much to create.
+    """
+
+    text: str = ""
+    thinking: str = ""
+    finish_reason: Optional[str] = None
+    usage: Optional[Usage] = None
+
+
+class Resolution(str, enum.Enum):
+    """How much of a request's cost is known."""
+
+    #: The money is known (the provider's own figure, or tokens x price).
+    RESOLVED = "resolved"
+    #: Token counts are known, but there is no price for them.
+    UNPRICED = "unpriced"
+    #: Neither the money nor (reliably) the tokens are known.
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _check_usd(instance: CostInfo, attribute: Any, value: Optional[Decimal]) -> None:
+    if value is not None and not isinstance(value, Decimal):
+        raise TypeError(f"CostInfo.usd must be a Decimal or None, not {type(value).__name__}")
+    if (value is None) == (instance.resolution is Resolution.RESOLVED):
+        raise ValueError(
+            f"CostInfo.usd is {value!r} but resolution is {instance.resolution.value}: only RESOLVED costs carry money"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class CostInfo:
+    """What one request cost, as booked to the sink.
+
+    ``usd`` is a ``Decimal`` when ``resolution`` is ``RESOLVED`` and None
+    otherwise -- unknown money is never a fake ``0``.
+    """
+
+    usd: Optional[Decimal] = attrs.field(default=None, validator=_check_usd)
+    resolution: Resolution
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    model: str = ""
+    provider: str = ""
+    response_id: Optional[str] = None
+    byok: bool = False
+    #: The stream ended early (cancelled, broken out of, abandoned).
+    cancelled: bool = False
+
+
+@attrs.define(eq=False)
+class Response:
+    """The result of a request: the whole answer and what it cost.
+
+    ``cost`` is None until the request is settled; a stream whose cost is
+    being looked up out of band gets it later, from the look-up thread.
+    """
+
+    text: str = ""
+    thinking: str = ""
+    tool_calls: List[ToolCall] = attrs.Factory(list)
+    finish_reason: Optional[str] = None
+    usage: Optional[Usage] = None
+    cost: Optional[CostInfo] = None
+    id: Optional[str] = None
+    model: Optional[str] = None
+    raw: Any = attrs.field(default=None, repr=False)

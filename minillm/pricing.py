@@ -1,0 +1,137 @@
+"""Money: :class:`TokenPrice`, the conversion of wire numbers to ``Decimal``,
+and the rule that turns a :class:`~minillm.Usage` into a
+:class:`~minillm.CostInfo`.
+
+Resolution order: the provider's native cost, else tokens x the caller's
+:class:`TokenPrice`, else ``UNPRICED``. Floats never take part in
+arithmetic: a JSON float is converted through its shortest ``repr``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any, Optional
+
+import attrs
+
+from .errors import InvalidArgumentError
+from .models import CostInfo, Resolution, Usage
+
+__all__ = ["TokenPrice", "cost_from_usage", "native_cost", "to_decimal", "unknown_cost"]
+
+_MILLION = Decimal(1_000_000)
+
+
+def to_decimal(value: Any) -> Optional[Decimal]:
+    """Convert a number from the wire (int, float, str, Decimal) to ``Decimal``.
+
+    Returns None for None and for anything that is not a finite number, so a
+    malformed money field reads as "unknown", never as zero.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        return Decimal(value)
+    elif isinstance(value, (float, str)):
+        try:
+            result = Decimal(repr(value) if isinstance(value, float) else value.strip())
+        except InvalidOperation:
+            return None
+    else:
+        return None
+    return result if result.is_finite() else None
+
+
+def _price(value: Any) -> Decimal:
+    result = to_decimal(value)
+    if result is None or result < 0:
+        raise InvalidArgumentError(f"a price must be a finite, non-negative number, not {value!r}")
+    return result
+
+
+def _optional_price(value: Any) -> Optional[Decimal]:
+    return None if value is None else _price(value)
+
+
+@attrs.frozen
+class TokenPrice:
+    """A price in USD per million tokens.
+
+    Numbers may be given as ``Decimal``, ``str``, ``int`` or ``float`` (a float
+    is converted through its shortest ``repr``, so ``0.15`` is exactly
+    ``Decimal("0.15")``). Cached input tokens are charged
+    ``cached_input_per_mtok`` when it is given, else the input rate.
+    """
+
+    input_per_mtok: Decimal = attrs.field(converter=_price)
+    output_per_mtok: Decimal = attrs.field(converter=_price)
+    cached_input_per_mtok: Optional[Decimal] = attrs.field(default=None, converter=_optional_price)
+
+    def cost(self, usage: Usage) -> Decimal:
+        """The USD cost of ``usage`` at this price."""
+        cached = min(max(usage.cached_tokens, 0), max(usage.prompt_tokens, 0))
+        uncached = max(usage.prompt_tokens, 0) - cached
+        cached_rate = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        total = (
+            uncached * self.input_per_mtok
+            + cached * cached_rate
+            + max(usage.completion_tokens, 0) * self.output_per_mtok
+        )
+        return total / _MILLION
+
+
+def native_cost(usage: Usage) -> Optional[Decimal]:
+    """The provider's own figure for what ``usage`` cost, or None.
+
+    OpenRouter fills ``upstream_inference_cost`` on ordinary calls too (where
+    it merely restates ``cost``), so it is added only for BYOK calls, whose
+    ``cost`` is OpenRouter's fee alone.
+    """
+    if usage.cost is None:
+        return None
+    if usage.is_byok and usage.upstream_inference_cost is not None:
+        return usage.cost + usage.upstream_inference_cost
+    return usage.cost
+
+
+def cost_from_usage(
+    usage: Usage,
+    *,
+    price: Optional[TokenPrice],
+    model: str,
+    provider: str,
+    response_id: Optional[str],
+    cancelled: bool,
+) -> CostInfo:
+    """Price ``usage``: native cost, else ``price``, else ``UNPRICED``."""
+    usd = native_cost(usage)
+    if usd is None and price is not None:
+        usd = price.cost(usage)
+    return CostInfo(
+        usd=usd,
+        resolution=Resolution.UNPRICED if usd is None else Resolution.RESOLVED,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        model=model,
+        provider=provider,
+        response_id=response_id,
+        byok=usage.is_byok,
+        cancelled=cancelled,
+    )
+
+
+def unknown_cost(*, model: str, provider: str, response_id: Optional[str], cancelled: bool) -> CostInfo:
+    """A booking for a request whose cost cannot be known."""
+    return CostInfo(
+        usd=None,
+        resolution=Resolution.UNKNOWN,
+        model=model,
+        provider=provider,
+        response_id=response_id,
+        cancelled=cancelled,
+    )

@@ -1,0 +1,212 @@
+"""The adapter interface: everything that differs between providers, and
+nothing else.
+
+An adapter builds the HTTP request for a :class:`~minillm.request.ChatRequest`,
+turns response bodies into typed events, normalises usage, classifies
+errors, and declares its capabilities (an out-of-band cost look-up, say).
+It never does I/O and knows nothing about cost accounting: the client sends
+what the adapter builds and folds what it parses. Adapters are created per
+client with a resolved :class:`ProviderConfig`; the few things they learn at
+run time (a server that rejects an option) are kept under a lock.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from typing import Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, Tuple
+
+import attrs
+
+from ..errors import APIError, ContextOverflowError, MalformedResponseError, error_class_for_status
+from ..events import Event, ProviderError
+from ..models import Usage
+from ..redaction import Redactor, excerpt
+from ..request import ChatRequest
+from ..retry import RETRYABLE_STATUSES, parse_retry_after
+from ..transport import HTTPRequest
+
+__all__ = ["Adapter", "ProviderConfig"]
+
+#: Fragments of provider messages that mean "the prompt does not fit".
+OVERFLOW_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context window",
+    "context length",
+    "prompt is too long",
+    "input tokens exceed",
+    "too many tokens",
+    "reduce the length of the messages",
+)
+
+
+@attrs.frozen
+class ProviderConfig:
+    """A provider resolved for one client."""
+
+    provider: str
+    model: str
+    base_url: str
+    api_key: Optional[str] = attrs.field(default=None, repr=False)
+    app_url: Optional[str] = None
+    app_title: Optional[str] = None
+    #: base_url is the provider's own service (not a compatible server)
+    official: bool = True
+
+
+class Adapter(abc.ABC):
+    """One provider's wire protocol. Subclasses set the class attributes and
+    implement the abstract methods; see :mod:`minillm.providers.openai_chat`."""
+
+    #: registry name, the first segment of ``"provider/model"``
+    name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    #: environment variables holding the key, tried in order
+    key_env: ClassVar[Tuple[str, ...]] = ()
+    #: environment variable holding the base URL
+    base_url_env: ClassVar[Optional[str]] = None
+    #: whether the provider's own service needs a key (compatible servers never do)
+    key_required: ClassVar[bool] = True
+    #: whether :meth:`lookup_request` / :meth:`parse_lookup` are implemented
+    has_cost_lookup: ClassVar[bool] = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    # -- requests ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
+        """The HTTP request for ``request``."""
+
+    def learn_from(self, error: APIError) -> bool:
+        """Given an error that rejected a request, adjust how requests are
+        built and return True if the request is worth rebuilding and sending
+        once more. The adjustment is remembered for this client."""
+        return False
+
+    # -- responses --------------------------------------------------------
+
+    @abc.abstractmethod
+    def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
+        """Events from a streamed body, given as byte chunks split anywhere."""
+
+    @abc.abstractmethod
+    def parse_body(self, data: Any) -> Iterator[Event]:
+        """Events from a parsed (JSON) non-streaming body."""
+
+    def generation_id(self, headers: Mapping[str, str]) -> Optional[str]:
+        """The generation id a provider puts in response headers, if any."""
+        return None
+
+    # -- errors -----------------------------------------------------------
+
+    def error_object(self, data: Any) -> Any:
+        """The error object inside a parsed error body."""
+        if isinstance(data, dict):
+            return data.get("error", data)
+        return data
+
+    def error_message(self, error: Any) -> Optional[str]:
+        """The human message inside an error object."""
+        if isinstance(error, str):
+            return error
+        if isinstance(error, dict):
+            for key in ("message", "detail", "error", "msg"):
+                value = error.get(key)
+                if isinstance(value, str) and value:
+                    return value
+                if isinstance(value, (dict, list)):
+                    return json.dumps(value)
+        return None
+
+    def is_overflow(self, error: Any, message: str) -> bool:
+        """Whether an error reports a context-length overflow."""
+        haystack = message.lower()
+        if isinstance(error, dict):
+            haystack += " " + str(error.get("code", "")).lower() + " " + str(error.get("type", "")).lower()
+        return any(marker in haystack for marker in OVERFLOW_MARKERS)
+
+    def api_error(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        endpoint: str,
+        redactor: Redactor,
+    ) -> APIError:
+        """The :class:`~minillm.APIError` for an HTTP error response."""
+        text = body.decode("utf-8", "replace")
+        content_type = headers.get("content-type", "").lower()
+        data: Any
+        try:
+            data = json.loads(text) if text.strip() else None
+        except ValueError:
+            data = None
+        error = self.error_object(data) if data is not None else None
+        detail = self.error_message(error) if error is not None else None
+        if detail is None:
+            if "html" in content_type or text.lstrip().lower().startswith(("<!doctype", "<html")):
+                detail = f"an HTML page instead of an API response: {excerpt(text, 200)}"
+            elif text.strip():
+                detail = excerpt(text, 300)
+            else:
+                detail = "an empty body"
+        cls = error_class_for_status(status)
+        if status in (400, 413, 422) and self.is_overflow(error, detail):
+            cls = ContextOverflowError
+        message = redactor.scrub(f"{self.name} returned HTTP {status}: {detail} ({endpoint})")
+        return cls(
+            message,
+            status_code=status,
+            body=redactor.scrub_obj(data) if data is not None else redactor.scrub(excerpt(text, 1000)),
+            provider=self.name,
+            endpoint=endpoint,
+            retry_after=parse_retry_after(headers),
+        )
+
+    def malformed(self, status: int, body: bytes, endpoint: str, redactor: Redactor, why: str) -> APIError:
+        """The error for a success status whose body cannot be used."""
+        text = body.decode("utf-8", "replace")
+        shown = excerpt(text, 200) if text.strip() else "(empty)"
+        message = redactor.scrub(f"{self.name} returned HTTP {status} with {why}: {shown} ({endpoint})")
+        return MalformedResponseError(
+            message, status_code=status, body=redactor.scrub(excerpt(text, 1000)), provider=self.name, endpoint=endpoint
+        )
+
+    def in_band_error(self, error: Any) -> ProviderError:
+        """A :class:`~minillm.events.ProviderError` for an error object found
+        inside a response body."""
+        message = self.error_message(error) or "the provider reported an error"
+        code = error.get("code") if isinstance(error, dict) else None
+        kind = error.get("type") if isinstance(error, dict) else None
+        status = code if isinstance(code, int) else (error.get("status_code") if isinstance(error, dict) else None)
+        return ProviderError(
+            message=message,
+            code=code,
+            type=kind if isinstance(kind, str) else None,
+            overflow=self.is_overflow(error, message),
+            retryable=status in RETRYABLE_STATUSES or kind in ("server_error", "overloaded_error", "api_error"),
+            body=error,
+        )
+
+    # -- out-of-band cost -------------------------------------------------
+
+    def lookup_request(self, generation_id: str) -> HTTPRequest:
+        """The request that fetches what generation ``generation_id`` cost."""
+        raise NotImplementedError(f"{self.name} has no cost look-up")
+
+    def parse_lookup(self, status: int, data: Any) -> Optional[Usage]:
+        """The usage (with native cost) from a look-up answer, or None when
+        the provider does not have it yet."""
+        raise NotImplementedError(f"{self.name} has no cost look-up")
+
+    # -- helpers for subclasses -------------------------------------------
+
+    def url(self, path: str) -> str:
+        return self.config.base_url.rstrip("/") + path
+
+    @staticmethod
+    def encode(body: Dict[str, Any]) -> bytes:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,296 @@
+"""The OpenAI Chat Completions wire protocol, shared by every host that
+speaks it (OpenAI, OpenRouter, xAI, vLLM, llama.cpp, LM Studio, ...).
+
+Hosts differ only in data declared on their subclasses: which field caps
+the output, whether ``completion_tokens`` already includes reasoning, what
+``thinking_budget`` becomes, extra headers. The decoding here survives what
+real hosts send (see the conformance corpus): usage on a ``choices: []``
+chunk that is not the last; tool-call fragments whose id and name repeat;
+reasoning as ``reasoning_content`` or ``reasoning``; errors inside ``data:``
+objects or as ``event: error``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from decimal import Decimal
+from typing import Any, ClassVar, Dict, Iterable, Iterator
+
+from ..errors import APIError
+from ..events import STREAM_DONE, Event, ProviderError, ResponseInfo, ToolCallDelta
+from ..framing import iter_sse
+from ..models import Chunk, Usage
+from ..pricing import to_decimal
+from ..redaction import excerpt
+from ..request import ChatRequest
+from ..transport import HTTPRequest
+from .base import Adapter, ProviderConfig
+
+__all__ = ["ChatCompletionsAdapter", "usage_from_chat"]
+
+#: Native finish reasons -> minillm's. Unknown reasons read as "stop".
+FINISH_REASONS: Dict[str, str] = {
+    "stop": "stop",
+    "eos": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "tool_use": "tool_calls",
+    "content_filter": "content_filter",
+    "error": "error",
+    "abort": "error",
+}
+
+_USD_TICKS = Decimal(10) ** 10  # xAI reports cost in 1e-10 USD "ticks"
+_EMPTY: Dict[str, Any] = {}
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return 0
+
+
+def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool = True) -> Usage:
+    """Normalise a Chat Completions ``usage`` object.
+
+    :param reasoning_in_completion: False for hosts (xAI) whose
+        ``completion_tokens`` leaves reasoning out; it is added back so that
+        ``completion_tokens`` means every output token billed.
+    """
+    prompt = _int(data.get("prompt_tokens"))
+    completion = _int(data.get("completion_tokens"))
+    prompt_details = data.get("prompt_tokens_details") or {}
+    completion_details = data.get("completion_tokens_details") or {}
+    cached = _int(prompt_details.get("cached_tokens")) or _int(data.get("prompt_cache_hit_tokens"))
+    reasoning = _int(completion_details.get("reasoning_tokens"))
+    if not reasoning_in_completion:
+        completion += reasoning
+    total = _int(data.get("total_tokens")) or prompt + completion
+    cost = to_decimal(data.get("cost"))
+    if cost is None and data.get("cost_in_usd_ticks") is not None:
+        ticks = to_decimal(data.get("cost_in_usd_ticks"))
+        cost = None if ticks is None else ticks / _USD_TICKS
+    cost_details = data.get("cost_details") or {}
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        cached_tokens=cached,
+        reasoning_tokens=reasoning,
+        cost=cost,
+        upstream_inference_cost=to_decimal(cost_details.get("upstream_inference_cost")),
+        is_byok=data.get("is_byok") is True,
+    )
+
+
+def _arguments(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+class ChatCompletionsAdapter(Adapter):
+    """``POST {base}/chat/completions``."""
+
+    #: the body field that caps output tokens
+    max_tokens_field: ClassVar[str] = "max_tokens"
+    #: False when the host's completion_tokens excludes reasoning tokens
+    reasoning_in_completion: ClassVar[bool] = True
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self._lock = threading.Lock()
+        self._send_stream_options = True
+
+    # -- requests ---------------------------------------------------------
+
+    def headers(self, *, stream: bool) -> Dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+        }
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        return headers
+
+    def thinking_options(self, budget: int) -> Dict[str, Any]:
+        """Body fields asking for a reasoning budget of ``budget`` tokens.
+
+        Chat Completions has no budget, only an effort level; map the budget
+        onto it.
+        """
+        if budget == 0:
+            return {"reasoning_effort": "minimal"}
+        if budget <= 2048:
+            return {"reasoning_effort": "low"}
+        if budget <= 8192:
+            return {"reasoning_effort": "medium"}
+        return {"reasoning_effort": "high"}
+
+    def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
+        messages = list(request.messages)
+        if request.system is not None:
+            messages.insert(0, {"role": "system", "content": request.system})
+        body: Dict[str, Any] = {"model": request.model, "messages": messages}
+        if stream:
+            body["stream"] = True
+            with self._lock:
+                if self._send_stream_options:
+                    body["stream_options"] = {"include_usage": True}
+        if request.max_tokens is not None:
+            body[self.max_tokens_field] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.stop is not None:
+            body["stop"] = list(request.stop)
+        if request.tools is not None:
+            body["tools"] = list(request.tools)
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+        if request.thinking_budget is not None:
+            body.update(self.thinking_options(request.thinking_budget))
+        if request.extra_body:
+            body.update(request.extra_body)
+        return body
+
+    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
+        headers = self.headers(stream=stream)
+        if request.extra_headers:
+            headers.update(request.extra_headers)
+        return HTTPRequest(
+            method="POST",
+            url=self.url("/chat/completions"),
+            headers=headers,
+            body=self.encode(self.body(request, stream=stream)),
+            stream=stream,
+        )
+
+    def learn_from(self, error: APIError) -> bool:
+        # Some compatible servers reject stream_options (400, or 422 from
+        # pydantic validators): stop sending it to this server. Streams then
+        # arrive without usage and settle as UNKNOWN, or by look-up.
+        if error.status_code not in (400, 422):
+            return False
+        if "stream_options" not in f"{error.message} {json.dumps(error.body, default=str)}":
+            return False
+        with self._lock:
+            if not self._send_stream_options:
+                return False
+            self._send_stream_options = False
+        return True
+
+    # -- responses --------------------------------------------------------
+
+    def usage(self, data: Dict[str, Any]) -> Usage:
+        return usage_from_chat(data, reasoning_in_completion=self.reasoning_in_completion)
+
+    def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
+        return self.decode_frames(iter_sse(body))
+
+    def decode_frames(self, frames: Iterable[Any]) -> Iterator[Event]:
+        """Events from SSE frames (anything with ``.event`` and ``.data``)."""
+        loads = json.loads
+        finish_reasons = FINISH_REASONS
+        usage_of = self.usage
+        identified = False
+        for frame in frames:
+            data = frame.data
+            if data == "[DONE]":
+                yield STREAM_DONE
+                continue
+            try:
+                obj = loads(data)
+            except ValueError:
+                yield ProviderError(message=f"malformed JSON in the stream: {excerpt(data, 120)}", type="malformed")
+                return
+            if type(obj) is not dict:
+                yield ProviderError(message=f"unexpected data in the stream: {excerpt(data, 120)}", type="malformed")
+                return
+            if obj.get("error") or frame.event == "error":
+                yield self.in_band_error(obj.get("error") or obj)
+                return
+            if not identified and (obj.get("id") or obj.get("model")):
+                identified = True
+                yield ResponseInfo(id=obj.get("id"), model=obj.get("model"))
+            raw_usage = obj.get("usage")
+            usage = usage_of(raw_usage) if raw_usage else None
+            choices = obj.get("choices")
+            if choices:
+                choice = choices[0]
+                delta = choice.get("delta") or _EMPTY
+                text = delta.get("content") or ""
+                # The common chunk carries content alone: skip the rarer keys.
+                if len(delta) > 1 or not text:
+                    calls = delta.get("tool_calls")
+                    if calls:
+                        for position, call in enumerate(calls):
+                            function = call.get("function") or _EMPTY
+                            yield ToolCallDelta(
+                                index=call.get("index", position),
+                                id=call.get("id"),
+                                name=function.get("name"),
+                                arguments=_arguments(function.get("arguments")),
+                            )
+                    thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                else:
+                    thinking = ""
+                reason = choice.get("finish_reason")
+                if text or thinking or reason or usage:
+                    yield Chunk(
+                        text,
+                        thinking,
+                        finish_reasons.get(reason, "stop") if reason else None,
+                        usage,
+                    )
+            elif usage is not None:
+                yield Chunk("", "", None, usage)
+
+    def parse_body(self, data: Any) -> Iterator[Event]:
+        if not isinstance(data, dict):
+            yield ProviderError(message="the response is not a JSON object", type="malformed")
+            return
+        error = data.get("error")
+        if error:
+            yield self.in_band_error(error)
+            return
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            yield ProviderError(message="the response has no choices", type="malformed", body=data)
+            return
+        yield ResponseInfo(id=data.get("id"), model=data.get("model"))
+        choice = choices[0]
+        message = choice.get("message") or {}
+        for position, call in enumerate(message.get("tool_calls") or ()):
+            function = call.get("function") or {}
+            yield ToolCallDelta(
+                index=position,
+                id=call.get("id"),
+                name=function.get("name"),
+                arguments=_arguments(function.get("arguments")),
+            )
+        raw_usage = data.get("usage")
+        reason = choice.get("finish_reason")
+        yield Chunk(
+            message.get("content") or "",
+            message.get("reasoning_content") or message.get("reasoning") or "",
+            FINISH_REASONS.get(reason, "stop") if reason else None,
+            self.usage(raw_usage) if raw_usage else None,
+        )
+        yield STREAM_DONE
+
+    def in_band_error(self, error: Any) -> ProviderError:
+        # Groq's event: error wraps the object once more: {"error": {...}}.
+        if isinstance(error, dict) and isinstance(error.get("error"), dict):
+            error = error["error"]
+        return super().in_band_error(error)

@@ -1,0 +1,132 @@
+"""Settlement: deciding what one finished request books, and booking it.
+
+:func:`settle` is the single code path every request's booking goes
+through, whether it came from ``complete()``, a stream's ``__exit__``, the
+stream generator's ``finally``, ``cancel()``, ``settle()``, a finalizer, or
+the interpreter-exit hook. The rules (API section 4):
+
+======================================  ========================================
+how the request ended                   what is booked
+======================================  ========================================
+completed, with usage                   cost from that usage
+ended early by the caller, usage seen   cost from that usage, ``cancelled``
+early or without usage, look-up exists  looked up in the background:
+                                        ``RESOLVED`` when found, else ``UNKNOWN``
+early or without usage, no look-up      ``UNKNOWN``
+failed (transport, in-band, HTTP)       nothing (the error is raised)
+rejected                                nothing
+======================================  ========================================
+
+Callers make it exactly-once (a stream holds a lock around the decision);
+this module makes it correct.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from typing import Any, Callable, Dict, Optional
+
+import attrs
+
+from .accumulate import StreamState
+from .lookups import LookupJob, LookupPolicy, lookups
+from .models import CostInfo
+from .pricing import TokenPrice, cost_from_usage, unknown_cost
+from .sinks import SinkFunction, deliver
+
+__all__ = ["Booking", "Ending", "settle"]
+
+log = logging.getLogger("minillm.accounting")
+
+
+class Ending(enum.Enum):
+    """How a request's response ended."""
+
+    COMPLETED = "completed"  # the provider's terminal event arrived
+    EARLY = "early"  # the caller stopped it first
+    FAILED = "failed"  # transport failure, in-band or HTTP error
+    REJECTED = "rejected"  # the caller said: book nothing
+
+
+@attrs.frozen
+class Booking:
+    """Where and how one request's cost is booked."""
+
+    provider: str
+    model: str
+    price: Optional[TokenPrice]
+    sink: Optional[SinkFunction]
+    meta: Dict[str, Any]
+    #: fetches the cost of a generation id once: the cost, or None if not yet
+    lookup: Optional[Callable[[str, bool], Optional[CostInfo]]] = None
+    lookup_policy: LookupPolicy = attrs.field(factory=LookupPolicy)
+    #: groups pending look-ups for ``Client.flush``
+    owner: object = None
+
+
+def settle(
+    booking: Booking,
+    state: StreamState,
+    ending: Ending,
+    *,
+    generation_id: Optional[str],
+    on_booked: Callable[[CostInfo], None],
+) -> Optional[CostInfo]:
+    """Book what ``state`` cost, according to how it ended.
+
+    ``on_booked`` is called with the cost just before it goes to the sink,
+    now or -- for a look-up -- later, on the look-up thread.
+
+    :returns: the cost booked now; None when nothing is booked, or not yet.
+    """
+    if ending is Ending.FAILED or ending is Ending.REJECTED:
+        return None
+    cancelled = ending is Ending.EARLY
+    response_id = state.id or generation_id
+
+    def book(cost: CostInfo) -> None:
+        on_booked(cost)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "booked %s %s/%s %s usd=%s meta=%s",
+                cost.resolution.value,
+                cost.provider,
+                cost.model,
+                cost.response_id,
+                cost.usd,
+                json.dumps(booking.meta, default=repr, sort_keys=True),
+            )
+        deliver(booking.sink, cost, booking.meta)
+
+    if state.usage is not None:
+        cost = cost_from_usage(
+            state.usage,
+            price=booking.price,
+            model=booking.model,
+            provider=booking.provider,
+            response_id=response_id,
+            cancelled=cancelled,
+        )
+        book(cost)
+        return cost
+    lookup_id = generation_id or state.id
+    if booking.lookup is not None and lookup_id:
+        fetch = booking.lookup
+        lookups.submit(
+            LookupJob(
+                generation_id=lookup_id,
+                fetch=lambda: fetch(lookup_id, cancelled),
+                fallback=unknown_cost(
+                    model=booking.model, provider=booking.provider, response_id=lookup_id, cancelled=cancelled
+                ),
+                book=book,
+                owner=booking.owner,
+                policy=booking.lookup_policy,
+            )
+        )
+        return None
+    cost = unknown_cost(model=booking.model, provider=booking.provider, response_id=response_id, cancelled=cancelled)
+    book(cost)
+    return cost

@@ -1,0 +1,36 @@
+"""Test doubles for code that uses minillm: a scripted loopback HTTP server
+and builders for the wire transcripts providers send.
+
+Example::
+
+    from minillm import Client, Ledger
+    from minillm.testing import Reply, ScriptedServer, chat_stream, chat_usage
+
+    with ScriptedServer() as server:
+        server.reply(Reply.sse(chat_stream(["Hel", "lo"], usage=chat_usage(5, 2))))
+        ledger = Ledger()
+        client = Client("openai/test", base_url=server.url, on_cost=ledger)
+        with client.stream("Hi") as s:
+            assert "".join(s.text_stream()) == "Hello"
+        assert ledger.count == 1
+"""
+
+from .server import Drop, Gate, Hang, Pause, RecordedRequest, Reply, ScriptedServer, Step
+from .transcripts import chat_chunk, chat_completion, chat_stream, chat_usage, openrouter_generation, sse
+
+__all__ = [
+    "Drop",
+    "Gate",
+    "Hang",
+    "Pause",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedServer",
+    "Step",
+    "chat_chunk",
+    "chat_completion",
+    "chat_stream",
+    "chat_usage",
+    "openrouter_generation",
+    "sse",
+]

@@ -1,0 +1,352 @@
+"""A scripted HTTP server on 127.0.0.1 for testing code that uses minillm.
+
+:class:`ScriptedServer` is a real, threaded HTTP/1.1 server: replies are
+sent with chunked transfer encoding, piece by piece, so a client sees
+exactly the framing a provider would send. A reply is a script of steps --
+byte pieces, pauses (for a time or until an event is set), a dropped
+connection, or a hang that lasts until the client goes away -- and every
+request is recorded.
+
+Synchronise tests with events, not sleeps: :class:`Gate` holds a reply
+until the test opens it, :meth:`ScriptedServer.wait_for_requests` waits for
+requests to arrive, and each :class:`RecordedRequest` has a ``disconnected``
+event set when the server notices that the client left.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+
+__all__ = [
+    "Drop",
+    "Gate",
+    "Hang",
+    "Pause",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedServer",
+    "Step",
+]
+
+#: The longest any step waits, so that a forgotten gate cannot hang a test run.
+MAX_WAIT = 30.0
+
+
+@attrs.frozen
+class Pause:
+    """Wait ``seconds`` before the next step (for demos and pacing, not for
+    synchronising tests: use :class:`Gate`)."""
+
+    seconds: float
+
+
+@attrs.frozen(eq=False)
+class Gate:
+    """Wait until ``event`` is set (at most :data:`MAX_WAIT` seconds)."""
+
+    event: threading.Event = attrs.field(factory=threading.Event)
+
+    def open(self) -> None:
+        self.event.set()
+
+
+@attrs.frozen
+class Drop:
+    """Close the connection abruptly, mid-body (no terminating chunk)."""
+
+
+@attrs.frozen
+class Hang:
+    """Send nothing more until the client disconnects."""
+
+
+Step = Union[bytes, Pause, Gate, Drop, Hang]
+
+
+def _step(value: Union[Step, str]) -> Step:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return value
+
+
+def _steps(values: Iterable[Union[Step, str]]) -> Tuple[Step, ...]:
+    return tuple(_step(v) for v in values)
+
+
+@attrs.frozen
+class Reply:
+    """One scripted response.
+
+    :param status: the HTTP status.
+    :param headers: extra headers (``Content-Type`` included).
+    :param body: the script: byte pieces (each sent as one HTTP chunk) and
+        control steps.
+    :param coalesce: send all byte pieces in one write (still one HTTP chunk
+        each): for benchmarks, where the server must not be the bottleneck.
+    """
+
+    status: int = 200
+    headers: Tuple[Tuple[str, str], ...] = ()
+    body: Tuple[Step, ...] = attrs.field(default=(), converter=_steps)
+    coalesce: bool = False
+
+    @classmethod
+    def sse(
+        cls,
+        events: Iterable[Union[Step, str]],
+        *,
+        status: int = 200,
+        headers: Iterable[Tuple[str, str]] = (),
+        coalesce: bool = False,
+    ) -> Reply:
+        """An event stream: ``events`` are already framed SSE pieces (see
+        :mod:`minillm.testing.transcripts`) and control steps."""
+        return cls(
+            status=status,
+            headers=(("Content-Type", "text/event-stream"), *headers),
+            body=tuple(events),
+            coalesce=coalesce,
+        )
+
+    @classmethod
+    def json(cls, data: Any, *, status: int = 200, headers: Iterable[Tuple[str, str]] = ()) -> Reply:
+        """A JSON document."""
+        return cls(
+            status=status,
+            headers=(("Content-Type", "application/json"), *headers),
+            body=(json.dumps(data).encode("utf-8"),),
+        )
+
+    @classmethod
+    def text(
+        cls, text: str, *, status: int = 200, content_type: str = "text/plain", headers: Iterable[Tuple[str, str]] = ()
+    ) -> Reply:
+        """A text body (an HTML error page, say)."""
+        return cls(status=status, headers=(("Content-Type", content_type), *headers), body=(text.encode("utf-8"),))
+
+
+class RecordedRequest:
+    """A request the server received."""
+
+    def __init__(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes, client_address: Tuple[str, int]
+    ) -> None:
+        parts = urlsplit(target)
+        #: (host, port) of the client: the same port means the same connection
+        self.client_address = client_address
+        self.method = method
+        self.path = parts.path
+        self.query: Dict[str, List[str]] = parse_qs(parts.query)
+        #: lower-cased header names
+        self.headers: Dict[str, str] = {k.lower(): v for k, v in headers.items()}
+        self.body = body
+        #: set when the server notices that the client went away mid-reply
+        self.disconnected = threading.Event()
+        #: set when the server has finished handling the request
+        self.finished = threading.Event()
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<RecordedRequest {self.method} {self.path}>"
+
+
+Handler = Callable[[RecordedRequest], Reply]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: ScriptedServer
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (ConnectionError, socket.timeout, OSError):
+            self.close_connection = True
+
+    def do_GET(self) -> None:
+        self.server.owner._serve(self)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+class ScriptedServer:
+    """A threaded HTTP server on 127.0.0.1 that replies from a script.
+
+    Queue replies with :meth:`reply` (served in order, per method and path)
+    or answer dynamically with :meth:`route`. Unmatched requests get a 404
+    JSON error. Use as a context manager, or call :meth:`start` and
+    :meth:`stop`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._queues: Dict[Tuple[Optional[str], Optional[str]], Deque[Reply]] = {}
+        self._routes: Dict[Tuple[str, str], Handler] = {}
+        self.requests: List[RecordedRequest] = []
+        self._stopping = threading.Event()
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> ScriptedServer:
+        server = _Server(("127.0.0.1", 0), _RequestHandler)
+        server.owner = self
+        self._server = server
+        # A short poll interval makes stop() prompt (shutdown waits for a poll).
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="minillm-scripted-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        server = self._server
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "the server is not started"
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``"""
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- scripting -----------------------------------------------------------------
+
+    def reply(self, *replies: Reply, method: Optional[str] = None, path: Optional[str] = None) -> None:
+        """Queue ``replies`` for requests matching ``method`` and ``path``
+        (None matches any). More specific queues are served first."""
+        with self._lock:
+            self._queues.setdefault((method, path), deque()).extend(replies)
+
+    def route(self, method: str, path: str, handler: Handler) -> None:
+        """Answer every ``method path`` request with ``handler(request)``,
+        when no queued reply matches it."""
+        with self._lock:
+            self._routes[(method.upper(), path)] = handler
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` requests have arrived."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self.requests) >= count, timeout)
+
+    # -- serving ---------------------------------------------------------------------
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            for key in ((request.method, request.path), (None, request.path), (request.method, None), (None, None)):
+                queue = self._queues.get(key)
+                if queue:
+                    return queue.popleft()
+            handler = self._routes.get((request.method, request.path))
+        if handler is not None:
+            return handler(request)
+        return Reply.json(
+            {"error": {"message": f"no scripted reply for {request.method} {request.path}", "code": 404}},
+            status=404,
+        )
+
+    def _serve(self, handler: _RequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        request = RecordedRequest(
+            handler.command, handler.path, dict(handler.headers.items()), body, handler.client_address
+        )
+        with self._lock:
+            self.requests.append(request)
+            self._lock.notify_all()
+        try:
+            reply = self._next_reply(request)
+            self._send(handler, request, reply)
+        except (ConnectionError, OSError):
+            request.disconnected.set()
+            handler.close_connection = True
+        finally:
+            request.finished.set()
+
+    def _send(self, handler: _RequestHandler, request: RecordedRequest, reply: Reply) -> None:
+        handler.send_response(reply.status)
+        for name, value in reply.headers:
+            handler.send_header(name, value)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.flush()
+        out = handler.wfile
+        if reply.coalesce:
+            data = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in reply.body if isinstance(p, bytes) and p)
+            out.write(data + b"0\r\n\r\n")
+            out.flush()
+            return
+        for step in reply.body:
+            if isinstance(step, bytes):
+                if step:
+                    out.write(b"%x\r\n%s\r\n" % (len(step), step))
+                    out.flush()
+            elif isinstance(step, Pause):
+                self._stopping.wait(step.seconds)
+            elif isinstance(step, Gate):
+                step.event.wait(MAX_WAIT)
+            elif isinstance(step, Drop):
+                handler.close_connection = True
+                try:
+                    handler.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            elif isinstance(step, Hang):
+                self._wait_for_disconnect(handler, request)
+                handler.close_connection = True
+                return
+        out.write(b"0\r\n\r\n")
+        out.flush()
+
+    def _wait_for_disconnect(self, handler: _RequestHandler, request: RecordedRequest) -> None:
+        sock = handler.connection
+        deadline = time.monotonic() + MAX_WAIT
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([sock], [], [], 0.05)
+            if not readable:
+                continue
+            try:
+                if not sock.recv(1, socket.MSG_PEEK):
+                    break
+            except OSError:
+                break
+            # A pipelined request is not a disconnect; keep waiting.
+            return
+        request.disconnected.set()

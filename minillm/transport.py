@@ -1,0 +1,315 @@
+"""HTTP: the only module that imports ``requests``.
+
+:class:`Transport` sends an :class:`HTTPRequest` and returns an
+:class:`HTTPResponse` whose body has not been read yet. Foreign exceptions
+are translated here, in exactly two places: :meth:`Transport.send` (before
+the body: :class:`~minillm.APIConnectionError`,
+:class:`~minillm.APITimeoutError`) and :meth:`HTTPResponse.iter_bytes`
+(while reading it: :class:`~minillm.StreamError`).
+
+Interrupting a blocked read from another thread
+-----------------------------------------------
+Closing a socket does not wake a thread blocked in ``recv`` on it;
+shutting it down does. :meth:`HTTPResponse.interrupt` shuts the socket down
+(``SHUT_RDWR``, which also tells the server we are gone). The danger is
+shutting down a socket that has already gone back to the connection pool
+and now carries somebody else's request: the response's ``release_conn``
+is therefore gated by the same lock as the shutdown, so a connection is
+either interrupted while still ours, or released -- never both, never in
+the wrong order.
+
+``requests`` is imported on first use, not at ``import minillm``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tuple
+
+import attrs
+
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    StreamError,
+    StreamTimeoutError,
+)
+from .redaction import Redactor
+
+if TYPE_CHECKING:  # pragma: no cover
+    import socket
+
+    import requests
+
+__all__ = ["HTTPRequest", "HTTPResponse", "Transport", "endpoint_of"]
+
+log = logging.getLogger("minillm.transport")
+
+USER_AGENT = f"minillm/{__version__}"
+_READ_SIZE = 65536
+
+
+def endpoint_of(url: str) -> str:
+    """``url`` without its query string and fragment (which may carry secrets)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+@attrs.frozen
+class HTTPRequest:
+    """A request ready to send. Headers and body are kept out of ``repr``:
+    the headers carry the API key."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    body: Optional[bytes] = attrs.field(default=None, repr=False)
+    #: read the body incrementally (an event stream)
+    stream: bool = False
+
+
+class HTTPResponse:
+    """A response whose headers have arrived and whose body is unread.
+
+    Not shared: one thread reads it. :meth:`interrupt` and :meth:`close` may
+    be called from any thread.
+    """
+
+    def __init__(
+        self,
+        response: requests.Response,
+        request: HTTPRequest,
+        read_timeout: float,
+        redactor: Redactor,
+    ) -> None:
+        self._response = response
+        self._redactor = redactor
+        self.status: int = response.status_code
+        #: case-insensitive
+        self.headers: Mapping[str, str] = response.headers
+        self.endpoint = endpoint_of(request.url)
+        self._read_timeout = read_timeout
+        self._lock = threading.Lock()
+        self._released = False
+        self._interrupt_reason: Optional[str] = None
+        raw = response.raw
+        connection = getattr(raw, "connection", None)
+        self._sock: Optional[socket.socket] = getattr(connection, "sock", None)
+        original_release: Callable[[], None] = raw.release_conn
+
+        def release_conn() -> None:
+            with self._lock:
+                self._released = True
+                original_release()
+
+        # An instance attribute shadows the method: urllib3 calls
+        # self.release_conn() when the body is exhausted.
+        raw.release_conn = release_conn  # type: ignore[method-assign]
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def interrupted(self) -> Optional[str]:
+        """Why the response was interrupted (``"cancel"``, ``"deadline"``), or None."""
+        return self._interrupt_reason
+
+    def interrupt(self, reason: str = "cancel") -> bool:
+        """Stop the body from any thread, waking a reader blocked on the socket.
+
+        Returns False when there was nothing to interrupt (the body was
+        complete and the connection already back in the pool).
+        """
+        with self._lock:
+            if self._released or self._interrupt_reason is not None:
+                return False
+            self._interrupt_reason = reason
+            if self._sock is not None:
+                import socket
+
+                try:
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed or never connected: nothing blocks on it
+        return True
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body as it arrives, in pieces of whatever size was read.
+
+        After :meth:`interrupt` the iterator simply ends (or raises
+        :class:`~minillm.APITimeoutError` when the interrupt was a deadline).
+
+        :raises StreamError: the connection failed mid-body.
+        """
+        raw = self._response.raw
+        source: Iterator[bytes]
+        if raw.chunked and raw.supports_chunked_reads():
+            source = raw.read_chunked(None, decode_content=True)
+        elif hasattr(raw, "read1"):
+            source = self._read1_loop(raw)
+        else:  # pragma: no cover - urllib3 < 2
+            source = raw.stream(_READ_SIZE, decode_content=True)
+        try:
+            # Only GeneratorExit is ever thrown in at the yield, and it is
+            # not an Exception: everything caught here came from the read.
+            yield from source
+        except Exception as exc:
+            self._raise_read_error(exc)
+            return
+        self._check_interrupt()
+
+    @staticmethod
+    def _read1_loop(raw: Any) -> Iterator[bytes]:
+        read1 = raw.read1
+        while True:
+            data = read1(_READ_SIZE)
+            if not data:
+                return
+            yield data
+
+    def read(self) -> bytes:
+        """The whole body.
+
+        :raises StreamError: the connection failed mid-body.
+        """
+        return b"".join(self.iter_bytes())
+
+    def _check_interrupt(self) -> None:
+        if self._interrupt_reason == "deadline":
+            raise StreamTimeoutError("the total deadline passed while reading the response")
+
+    def _raise_read_error(self, exc: Exception) -> None:
+        if self._interrupt_reason is not None:
+            self._check_interrupt()
+            return  # we shut the socket down ourselves: not a failure
+        if _is_timeout(exc):
+            raise StreamTimeoutError(f"no data arrived for {self._read_timeout:g}s while reading the response") from exc
+        raise StreamError(
+            self._redactor.scrub(f"the connection failed while reading the response: {type(exc).__name__}: {exc}")
+        ) from exc
+
+    def close(self) -> None:
+        """Release the connection: back to the pool when the body was read to
+        the end, otherwise closed. Idempotent; any thread."""
+        try:
+            self._response.close()
+        except Exception:  # pragma: no cover - closing must never raise
+            log.debug("error while closing a response", exc_info=True)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    import socket
+
+    seen = 0
+    current: Optional[BaseException] = exc
+    while current is not None and seen < 8:
+        if isinstance(current, (socket.timeout, TimeoutError)):
+            return True
+        if type(current).__name__ in ("ReadTimeoutError", "ReadTimeout", "ConnectTimeoutError"):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+class Transport:
+    """Sends requests over one pooled ``requests.Session``.
+
+    Thread-safe: one transport is shared by every thread using a client. The
+    pool keeps up to ``pool_size`` idle connections per host; more
+    concurrent requests than that still proceed, on extra connections.
+    """
+
+    def __init__(self, *, redactor: Redactor, pool_size: int = 64) -> None:
+        self._redactor = redactor
+        self._pool_size = pool_size
+        self._session: Optional[requests.Session] = None
+        self._lock = threading.Lock()
+
+    def _get_session(self) -> requests.Session:
+        session = self._session
+        if session is not None:
+            return session
+        with self._lock:
+            if self._session is None:
+                import requests
+                from requests.adapters import HTTPAdapter
+
+                session = requests.Session()
+                adapter = HTTPAdapter(pool_connections=8, pool_maxsize=self._pool_size, max_retries=0, pool_block=False)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                session.headers["User-Agent"] = USER_AGENT
+                self._session = session
+            return self._session
+
+    def send(
+        self,
+        request: HTTPRequest,
+        *,
+        timeouts: Tuple[float, float],
+    ) -> HTTPResponse:
+        """Send ``request`` and return once the response headers are in.
+
+        :param timeouts: ``(connect, read)`` in seconds; ``read`` bounds the
+            wait for the headers and, later, every silence in the body.
+        :raises APIConnectionError: nothing usable came back.
+        :raises APITimeoutError: connecting or waiting for the headers timed out.
+        """
+        from urllib.parse import urlsplit
+
+        import requests
+
+        session = self._get_session()
+        host = urlsplit(request.url).netloc
+        started = time.monotonic()
+        try:
+            response = session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.body,
+                stream=True,
+                timeout=timeouts,
+                allow_redirects=False,
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise APITimeoutError(self._scrub(f"connecting to {host} timed out after {timeouts[0]:g}s")) from exc
+        except requests.exceptions.ReadTimeout as exc:
+            raise APITimeoutError(self._scrub(f"{host} sent no response within {timeouts[1]:g}s")) from exc
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            raise ConfigurationError(self._scrub(f"cannot send to {endpoint_of(request.url)}: {exc}")) from exc
+        except requests.exceptions.RequestException as exc:
+            if _is_timeout(exc):
+                raise APITimeoutError(self._scrub(f"{host} timed out: {exc}")) from exc
+            raise APIConnectionError(self._scrub(f"could not reach {host}: {type(exc).__name__}: {exc}")) from exc
+        log.debug(
+            "%s %s -> %d in %.1f ms",
+            request.method,
+            endpoint_of(request.url),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return HTTPResponse(response, request, timeouts[1], self._redactor)
+
+    def _scrub(self, text: str) -> str:
+        return self._redactor.scrub(text)
+
+    def close(self) -> None:
+        """Close pooled connections. The transport stays usable: a later
+        request opens new ones."""
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()

@@ -1,0 +1,125 @@
+"""Shared fixtures. Every network test talks to a ScriptedServer on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, List
+
+import pytest
+
+import minillm
+from minillm.testing import ScriptedServer
+
+PROVIDER_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENROUTER_API_KEY",
+    "OPENROUTER_BASE_URL",
+    "XAI_API_KEY",
+    "XAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_BASE_URL",
+    "OLLAMA_HOST",
+)
+
+CONFORMANCE = Path(
+    os.environ.get("MINILLM_CONFORMANCE", Path(__file__).resolve().parents[2] / "shared" / "conformance")
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's keys, and loopback never goes through a proxy."""
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as running:
+        yield running
+
+
+@pytest.fixture
+def ledger() -> minillm.Ledger:
+    return minillm.Ledger()
+
+
+class SleepRecorder:
+    """Stands in for time.sleep in retry policies: records, never sleeps."""
+
+    def __init__(self) -> None:
+        self.calls: List[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> SleepRecorder:
+    return SleepRecorder()
+
+
+@pytest.fixture
+def make_client(
+    server: ScriptedServer, ledger: minillm.Ledger, sleeps: SleepRecorder
+) -> Iterator[Callable[..., minillm.Client]]:
+    """A client for the scripted server, booking into ``ledger``; retries never sleep."""
+    made: List[minillm.Client] = []
+
+    def make(model: str = "openai/test-model", **kwargs: Any) -> minillm.Client:
+        kwargs.setdefault("base_url", server.url)
+        kwargs.setdefault("on_cost", ledger)
+        kwargs.setdefault("retry", minillm.RetryPolicy(sleep=sleeps))
+        kwargs.setdefault("lookup", minillm.LookupPolicy(initial_delay=0.0, max_delay=0.01, timeout=5.0))
+        if model.startswith("openrouter/"):
+            kwargs.setdefault("api_key", "sk-or-test")
+        client = minillm.Client(model, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.flush(timeout=10)
+        client.close()
+
+
+@pytest.fixture
+def conformance() -> Path:
+    if not (CONFORMANCE / "EXPECTED.json").exists():
+        pytest.skip(f"the conformance corpus is not at {CONFORMANCE} (set MINILLM_CONFORMANCE)")
+    return CONFORMANCE
+
+
+def finishes(action: Callable[[], Any], within: float = 10.0) -> None:
+    """Run ``action`` on another thread and fail (instead of hanging the run)
+    if it has not returned within ``within`` seconds -- a liveness check, not
+    a measurement."""
+    errors: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:  # pragma: no cover - re-raised below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), f"{action!r} was still blocked after {within}s"
+    if errors:
+        raise errors[0]
+
+
+def collect_garbage() -> None:
+    """Run the collector so finalizers of dropped objects have run."""
+    for _ in range(3):
+        gc.collect()

@@ -1,0 +1,90 @@
+"""Call arguments are validated before anything is sent."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+
+import minillm
+from minillm.request import REQUEST_OPTIONS, build_chat_request
+
+
+def test_a_string_is_one_user_message() -> None:
+    assert build_chat_request("m", "Hi").messages == ({"role": "user", "content": "Hi"},)
+
+
+def test_message_dicts_are_copied_so_later_changes_do_not_leak_in() -> None:
+    message = {"role": "user", "content": "Hi"}
+    request = build_chat_request("m", [message])
+    message["content"] = "changed"
+    assert request.messages[0]["content"] == "Hi"
+
+
+@pytest.mark.parametrize(
+    ("messages", "match"),
+    [
+        ("", "empty"),
+        ([], "empty"),
+        ({"role": "user"}, "string or a list"),
+        ([{"role": "robot", "content": "x"}], "role 'robot'"),
+        (["hi"], r"messages\[0\] must be a dict"),
+        ([{"role": "user"}], "no content"),
+        ([{"role": "user", "content": 3}], "content must be"),
+        ([{"role": "tool", "content": "42"}], "tool_call_id"),
+    ],
+)
+def test_malformed_messages_are_rejected_with_a_clear_error(messages: Any, match: str) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match=match):
+        build_chat_request("m", messages)
+
+
+def test_an_assistant_turn_may_carry_only_tool_calls() -> None:
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    build_chat_request("m", [{"role": "assistant", "content": None, "tool_calls": calls}])
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": 1.5}, "max_tokens"),
+        ({"max_tokens": True}, "max_tokens"),
+        ({"temperature": 3}, "temperature"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"stop": [""]}, "stop"),
+        ({"tools": {"name": "f"}}, "tools must be a list"),
+        ({"tools": [{"description": "no name"}]}, r"tools\[0\]"),
+        ({"tool_choice": 3}, "tool_choice"),
+        ({"thinking_budget": -1}, "thinking_budget"),
+        ({"system": ["not", "a", "string"]}, "system"),
+        ({"extra_body": "x"}, "extra_body"),
+        ({"extra_headers": {"X": 1}}, "extra_headers"),
+    ],
+)
+def test_bad_options_are_rejected_with_a_clear_error(options: Any, match: str) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match=match):
+        build_chat_request("m", "Hi", **options)
+
+
+def test_flat_tools_are_normalised_to_the_function_form() -> None:
+    request = build_chat_request("m", "Hi", tools=[{"name": "f", "description": "d"}], tool_choice="f")
+    assert request.tools == (
+        {
+            "type": "function",
+            "function": {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}},
+        },
+    )
+    assert request.tool_choice == {"type": "function", "function": {"name": "f"}}
+
+
+def test_a_single_stop_string_becomes_a_tuple() -> None:
+    assert build_chat_request("m", "Hi", stop="END").stop == ("END",)
+
+
+@pytest.mark.parametrize("method", [minillm.Client.complete, minillm.Client.stream])
+def test_the_clients_call_signatures_offer_every_request_option(method: Any) -> None:
+    parameters = inspect.signature(method).parameters
+    assert set(REQUEST_OPTIONS) <= set(parameters)
+    assert set(REQUEST_OPTIONS) == set(inspect.signature(build_chat_request).parameters) - {"model", "messages"}
