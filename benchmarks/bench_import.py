@@ -1,0 +1,45 @@
+"""``import minillm`` time, in fresh interpreters, and what it pulls in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Dict, List
+
+HEAVY = ("requests", "urllib3", "tenacity", "sseclient", "cattrs")
+
+
+def import_ms(statement: str) -> float:
+    """Wall time of ``statement`` (an import) in a fresh interpreter, in ms."""
+    code = f"import time; t = time.perf_counter(); {statement}; print((time.perf_counter() - t) * 1000)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return float(out)
+
+
+def heavy_modules_loaded() -> List[str]:
+    code = f"import sys, minillm; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    return [m for m in out.split(",") if m]
+
+
+def measure(repeats: int) -> Dict[str, float]:
+    return {
+        "import minillm (ms)": min(import_ms("import minillm") for _ in range(repeats)),
+        "import requests, sseclient, attrs, cattrs, tenacity (ms)": min(
+            import_ms("import requests, sseclient, attrs, cattrs, tenacity") for _ in range(repeats)
+        ),
+    }
+
+
+def main(repeats: int = 7) -> Dict[str, float]:
+    results = measure(repeats)
+    print(f"import time (best of {repeats} fresh interpreters):")
+    for name, value in results.items():
+        print(f"  {name:58s} {value:8.1f}")
+    loaded = heavy_modules_loaded()
+    print(f"  heavy modules loaded by 'import minillm': {', '.join(loaded) or 'none'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
