@@ -28,7 +28,7 @@ import attrs
 
 from .errors import InvalidArgumentError
 from .models import CostInfo
-from .scheduler import Scheduler
+from .scheduler import DaemonPool, Scheduler
 
 __all__ = ["LookupJob", "LookupPolicy", "LookupService", "lookups"]
 
@@ -99,8 +99,9 @@ class LookupJob:
 class LookupService:
     """The process-wide look-up queue. Thread-safe."""
 
-    def __init__(self) -> None:
-        self._scheduler = Scheduler("minillm-cost-lookups")
+    def __init__(self, workers: int = 4) -> None:
+        self._scheduler = Scheduler("minillm-cost-lookup-timer")
+        self._pool = DaemonPool("minillm-cost-lookup", workers)
         self._cond = threading.Condition(threading.Lock())
         self._pending: Dict[LookupJob, None] = {}
         self._closed = False
@@ -118,9 +119,16 @@ class LookupService:
             )
             self._finish(job, job.fallback)
             return
-        if self._scheduler.call_at(job.due, lambda: self._attempt(job)) is None:
-            # No thread can be started any more; the exit hook will run it.
-            log.debug("look-up thread unavailable; generation %s waits for the exit hook", job.generation_id)
+        self._schedule(job)
+
+    def _schedule(self, job: LookupJob) -> None:
+        def run() -> None:
+            if not self._pool.submit(lambda: self._attempt(job)):
+                log.debug("no look-up thread available; generation %s waits for the exit hook", job.generation_id)
+
+        if self._scheduler.call_at(job.due, run) is None:
+            # No thread can be started any more: the exit hook runs it.
+            log.debug("no look-up timer available; generation %s waits for the exit hook", job.generation_id)
 
     def _attempt(self, job: LookupJob) -> None:
         if job.done:
@@ -140,7 +148,7 @@ class LookupService:
             return
         job.due = now + job.delay
         job.delay = min(job.delay * job.policy.multiplier, job.policy.max_delay)
-        self._scheduler.call_at(job.due, lambda: self._attempt(job))
+        self._schedule(job)
 
     @staticmethod
     def _try_fetch(job: LookupJob) -> Optional[CostInfo]:

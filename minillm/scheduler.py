@@ -1,9 +1,11 @@
-"""A timer thread: :class:`Scheduler` runs callables at given monotonic times
-on one lazily started daemon thread.
+"""Background daemon threads: :class:`Scheduler` runs callables at given
+monotonic times on one lazily started thread; :class:`DaemonPool` runs
+blocking work on a few.
 
-minillm keeps two: one enforces total deadlines (it only ever shuts sockets
-down, so it never blocks), the other runs out-of-band cost look-ups (which
-block on HTTP and must not delay a deadline).
+minillm's deadlines run on a scheduler (they only ever shut sockets down, so
+they never block it). Out-of-band cost look-ups are timed by another
+scheduler and run on a pool, so one slow look-up never holds up the rest.
+All threads are daemons: they never keep the interpreter from exiting.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import queue
 import threading
 import time
 from typing import Callable, List, Optional, Tuple
 
-__all__ = ["Scheduled", "Scheduler"]
+__all__ = ["DaemonPool", "Scheduled", "Scheduler"]
 
 log = logging.getLogger("minillm.scheduler")
 
@@ -91,3 +94,59 @@ class Scheduler:
                 item.fn()
             except Exception:
                 log.exception("a scheduled call on %s failed", self._name)
+
+
+class DaemonPool:
+    """Runs submitted callables on up to ``size`` daemon threads, started on
+    demand. Thread-safe. A callable that raises is logged.
+
+    Every queued callable is matched to a thread when it is submitted (an
+    idle one, a new one, or the next to finish), so work never waits behind
+    a slow callable while a thread could still be started.
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        self._name = name
+        self._size = size
+        self._queue: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: List[threading.Thread] = []
+        self._idle = 0  # threads waiting with nothing promised to them
+        self._backlog = 0  # callables waiting for a busy thread to finish
+
+    def submit(self, fn: Callable[[], object]) -> bool:
+        """Queue ``fn``; False when no thread can run it (at interpreter shutdown)."""
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if self._idle > 0:
+                self._idle -= 1
+            elif len(self._threads) < self._size and self._start_thread():
+                pass
+            elif self._threads:
+                self._backlog += 1
+            else:
+                return False
+            self._queue.put(fn)
+        return True
+
+    def _start_thread(self) -> bool:
+        thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            return False
+        self._threads.append(thread)
+        return True
+
+    def _work(self) -> None:
+        while True:
+            fn = self._queue.get()
+            try:
+                fn()
+            except Exception:
+                log.exception("background work on %s failed", self._name)
+            with self._lock:
+                if self._backlog > 0:
+                    self._backlog -= 1
+                else:
+                    self._idle += 1

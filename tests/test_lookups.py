@@ -1,0 +1,155 @@
+"""The out-of-band look-up service: backoff, giving up, flushing, and the
+exit drain -- each job finished exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from decimal import Decimal
+from typing import Callable, List, Optional
+
+import pytest
+
+from minillm import CostInfo, LookupPolicy, Resolution
+from minillm.lookups import LookupJob, LookupService
+
+FOUND = CostInfo(usd=Decimal("0.01"), resolution=Resolution.RESOLVED, response_id="gen-1")
+UNKNOWN = CostInfo(resolution=Resolution.UNKNOWN, response_id="gen-1", provider="openrouter", model="m")
+FAST = LookupPolicy(timeout=5.0, initial_delay=0.0, max_delay=0.01)
+
+
+def job(
+    fetch: Callable[[], Optional[CostInfo]],
+    booked: List[CostInfo],
+    policy: LookupPolicy = FAST,
+    owner: object = None,
+) -> LookupJob:
+    return LookupJob(
+        generation_id="gen-1", fetch=fetch, fallback=UNKNOWN, book=booked.append, owner=owner, policy=policy
+    )
+
+
+def answers(*results: Optional[CostInfo]) -> Callable[[], Optional[CostInfo]]:
+    queue = list(results)
+
+    def fetch() -> Optional[CostInfo]:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return fetch
+
+
+def test_a_job_is_retried_until_the_provider_has_the_record() -> None:
+    service, booked = LookupService(), []  # type: ignore[var-annotated]
+    attempts: List[int] = []
+
+    def fetch() -> Optional[CostInfo]:
+        attempts.append(1)
+        return FOUND if len(attempts) == 4 else None
+
+    service.submit(job(fetch, booked))
+    assert service.flush(timeout=10)
+    assert booked == [FOUND] and len(attempts) == 4
+
+
+def test_a_fetch_that_raises_counts_as_not_yet() -> None:
+    service, booked = LookupService(), []  # type: ignore[var-annotated]
+    calls: List[int] = []
+
+    def fetch() -> Optional[CostInfo]:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("connection reset")
+        return FOUND
+
+    service.submit(job(fetch, booked))
+    assert service.flush(timeout=10)
+    assert booked == [FOUND]
+
+
+def test_a_job_that_never_finds_its_record_books_the_fallback_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service, booked = LookupService(), []  # type: ignore[var-annotated]
+    with caplog.at_level(logging.WARNING, logger="minillm"):
+        service.submit(job(answers(None), booked, LookupPolicy(timeout=0.1, initial_delay=0.0, max_delay=0.01)))
+        assert service.flush(timeout=10)
+    assert booked == [UNKNOWN]
+    assert "no cost for generation gen-1" in caplog.text
+
+
+def test_backoff_grows_by_the_multiplier_up_to_the_cap() -> None:
+    policy = LookupPolicy(timeout=60, initial_delay=0.0, max_delay=0.0, multiplier=2.0)
+    delays: List[float] = []
+    service, booked = LookupService(), []  # type: ignore[var-annotated]
+    the_job = job(answers(None, None, None, FOUND), booked, policy)
+    original = the_job.delay
+
+    def fetch() -> Optional[CostInfo]:
+        delays.append(the_job.delay)
+        return answers(None)() if len(delays) < 4 else FOUND
+
+    the_job.fetch = fetch
+    service.submit(the_job)
+    assert service.flush(timeout=10)
+    assert original == 0.0 and delays == [0.0, 0.0, 0.0, 0.0]
+    grown = job(answers(None), [], LookupPolicy(initial_delay=1, max_delay=4, multiplier=2))
+    steps = []
+    for _ in range(4):
+        steps.append(grown.delay)
+        grown.delay = min(grown.delay * grown.policy.multiplier, grown.policy.max_delay)
+    assert steps == [1, 2, 4, 4]
+
+
+def test_flush_waits_only_for_its_owners_jobs() -> None:
+    service = LookupService()
+    release = threading.Event()
+    mine: List[CostInfo] = []
+    theirs: List[CostInfo] = []
+    owner, other = object(), object()
+
+    def slow() -> Optional[CostInfo]:
+        release.wait(10)
+        return FOUND
+
+    service.submit(job(slow, theirs, owner=other))
+    service.submit(job(answers(FOUND), mine, owner=owner))
+    assert service.flush(owner=owner, timeout=10)
+    assert mine == [FOUND] and service.pending(other) == 1
+    assert service.flush(owner=other, timeout=0.05) is False
+    release.set()
+    assert service.flush(timeout=10) and theirs == [FOUND]
+
+
+def test_the_exit_drain_keeps_trying_then_books_the_rest_unknown_at_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = LookupService()
+    found: List[CostInfo] = []
+    lost: List[CostInfo] = []
+    tries: List[int] = []
+
+    def second_time_lucky() -> Optional[CostInfo]:
+        tries.append(1)
+        return FOUND if len(tries) >= 2 else None
+
+    # Long first delays: the background thread would not get to them in time.
+    slow = LookupPolicy(timeout=60, initial_delay=0.0, max_delay=0.01, exit_wait=2.0)
+    service.submit(job(second_time_lucky, found, slow))
+    service.submit(job(answers(None), lost, LookupPolicy(timeout=60, initial_delay=0.0, max_delay=0.01, exit_wait=0.2)))
+    with caplog.at_level(logging.ERROR, logger="minillm"):
+        service.drain_at_exit()
+    assert found == [FOUND] and lost == [UNKNOWN]
+    assert "interpreter exiting: cost of generation gen-1 (openrouter m) still unknown" in caplog.text
+    # After the drain, a late job is booked at once, never dropped.
+    late: List[CostInfo] = []
+    service.submit(job(answers(FOUND), late))
+    assert late == [UNKNOWN]
+
+
+def test_a_job_raced_by_the_thread_and_the_exit_drain_is_booked_once() -> None:
+    for _ in range(20):
+        service, booked = LookupService(), []  # type: ignore[var-annotated]
+        service.submit(job(answers(FOUND), booked, LookupPolicy(initial_delay=0.0, exit_wait=1.0)))
+        service.drain_at_exit()
+        assert service.flush(timeout=10)
+        assert booked == [FOUND]
