@@ -87,6 +87,11 @@ def measure(chunks: int, repeats: int) -> Dict[str, float]:
     with ScriptedServer() as server:
         for name, run in CONTENDERS.items():
             rates: List[float] = []
+            server.reply(_reply(min(chunks, 1000)))
+            try:
+                run(server.url)  # warm up: imports, the first connection
+            except ImportError:
+                continue
             for _ in range(repeats):
                 server.reply(_reply(chunks))
                 started = time.perf_counter()

@@ -146,8 +146,7 @@ class Client:
         key = api_key or next((os.environ[v] for v in cls.key_env if os.environ.get(v)), None)
         env_base = os.environ.get(cls.base_url_env) if cls.base_url_env else None
         root = (base_url or env_base or cls.default_base_url).rstrip("/")
-        if not root.startswith(("http://", "https://")):
-            raise ConfigurationError(f"base_url must start with http:// or https://, not {root!r}")
+        _check_base_url(root)
         official = root == cls.default_base_url.rstrip("/")
         self.base_url = root
         self._redactor = Redactor([key])
@@ -585,3 +584,15 @@ class Client:
         if cancel is not None and not isinstance(cancel, CancellationToken):
             raise InvalidArgumentError(f"cancel must be a minillm.CancellationToken, not {type(cancel).__name__}")
         return cancel
+
+
+def _check_base_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigurationError(f"base_url must be an http:// or https:// URL with a host, not {url!r}")

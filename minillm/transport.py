@@ -35,6 +35,7 @@ from .errors import (
     APIConnectionError,
     APITimeoutError,
     ConfigurationError,
+    InvalidArgumentError,
     StreamError,
     StreamTimeoutError,
 )
@@ -57,8 +58,20 @@ def endpoint_of(url: str) -> str:
     """``url`` without its query string and fragment (which may carry secrets)."""
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("?", 1)[0].split("#", 1)[0]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).netloc or url
+    except ValueError:
+        return endpoint_of(url)
 
 
 @attrs.frozen
@@ -263,12 +276,10 @@ class Transport:
         :raises APIConnectionError: nothing usable came back.
         :raises APITimeoutError: connecting or waiting for the headers timed out.
         """
-        from urllib.parse import urlsplit
-
         import requests
 
         session = self._get_session()
-        host = urlsplit(request.url).netloc
+        host = _host(request.url)
         started = time.monotonic()
         try:
             response = session.request(
@@ -284,12 +295,15 @@ class Transport:
             raise APITimeoutError(self._scrub(f"connecting to {host} timed out after {timeouts[0]:g}s")) from exc
         except requests.exceptions.ReadTimeout as exc:
             raise APITimeoutError(self._scrub(f"{host} sent no response within {timeouts[1]:g}s")) from exc
+        except requests.exceptions.InvalidHeader as exc:
+            raise InvalidArgumentError(self._scrub(f"a request header is invalid: {exc}")) from exc
         except (
             requests.exceptions.InvalidURL,
             requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema,
+            ValueError,
         ) as exc:
-            raise ConfigurationError(self._scrub(f"cannot send to {endpoint_of(request.url)}: {exc}")) from exc
+            raise ConfigurationError(self._scrub(f"cannot send to {host}: {exc}")) from exc
         except requests.exceptions.RequestException as exc:
             if _is_timeout(exc):
                 raise APITimeoutError(self._scrub(f"{host} timed out: {exc}")) from exc

@@ -93,12 +93,20 @@ class Reply:
         control steps.
     :param coalesce: send all byte pieces in one write (still one HTTP chunk
         each): for benchmarks, where the server must not be the bottleneck.
+    :param before_headers: a :class:`Pause` or :class:`Gate` to wait on before
+        even the status line is sent (for timeouts before the first byte).
     """
 
     status: int = 200
     headers: Tuple[Tuple[str, str], ...] = ()
     body: Tuple[Step, ...] = attrs.field(default=(), converter=_steps)
     coalesce: bool = False
+    before_headers: Union[Pause, Gate, None] = None
+
+    def held(self, until: Union[Pause, Gate]) -> Reply:
+        """This reply, sent only after ``until`` (a :class:`Pause` or an
+        opened :class:`Gate`): not even the status line goes out before."""
+        return attrs.evolve(self, before_headers=until)
 
     @classmethod
     def sse(
@@ -300,6 +308,10 @@ class ScriptedServer:
             request.finished.set()
 
     def _send(self, handler: _RequestHandler, request: RecordedRequest, reply: Reply) -> None:
+        if isinstance(reply.before_headers, Pause):
+            self._stopping.wait(reply.before_headers.seconds)
+        elif isinstance(reply.before_headers, Gate):
+            self._wait_for_gate(reply.before_headers)
         handler.send_response(reply.status)
         for name, value in reply.headers:
             handler.send_header(name, value)
@@ -320,7 +332,7 @@ class ScriptedServer:
             elif isinstance(step, Pause):
                 self._stopping.wait(step.seconds)
             elif isinstance(step, Gate):
-                step.event.wait(MAX_WAIT)
+                self._wait_for_gate(step)
             elif isinstance(step, Drop):
                 handler.close_connection = True
                 try:
@@ -334,6 +346,12 @@ class ScriptedServer:
                 return
         out.write(b"0\r\n\r\n")
         out.flush()
+
+    def _wait_for_gate(self, gate: Gate) -> None:
+        deadline = time.monotonic() + MAX_WAIT
+        while not gate.event.wait(0.05):
+            if self._stopping.is_set() or time.monotonic() > deadline:
+                return
 
     def _wait_for_disconnect(self, handler: _RequestHandler, request: RecordedRequest) -> None:
         sock = handler.connection

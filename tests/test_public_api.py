@@ -1,0 +1,59 @@
+"""The public surface: what `import minillm` offers, and what it costs."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import minillm
+
+CONTRACT = {
+    # API.md: every name users rely on.
+    "Client", "TrackedStream", "Response", "Chunk", "Usage", "ToolCall", "CostInfo", "Resolution",
+    "TokenPrice", "Ledger", "RetryPolicy", "Timeout", "CancellationToken", "MiniLLMError", "APIError",
+    "AuthenticationError", "RateLimitError", "BadRequestError", "ContextOverflowError", "ServerError",
+    "APIConnectionError", "APITimeoutError", "StreamError", "ConfigurationError",
+}  # fmt: skip
+
+
+def test_all_is_sorted_and_names_exactly_the_public_attributes() -> None:
+    assert minillm.__all__ == sorted(minillm.__all__)
+    public = {
+        name
+        for name, value in vars(minillm).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert set(minillm.__all__) == public | {"__version__"}
+
+
+def test_every_name_of_the_contract_is_exported() -> None:
+    assert set(minillm.__all__) >= CONTRACT
+
+
+def test_importing_minillm_loads_neither_the_http_nor_the_retry_stack() -> None:
+    code = (
+        "import sys, minillm; "
+        "print(sorted(m for m in ('requests', 'urllib3', 'tenacity', 'sseclient', 'cattrs') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_package_is_typed() -> None:
+    assert (Path(minillm.__file__).parent / "py.typed").exists()
+
+
+def test_every_module_says_what_it_owns() -> None:
+    for info in pkgutil.walk_packages(minillm.__path__, "minillm."):
+        if info.name.endswith("__main__"):
+            continue  # importing it runs the command line
+        module = importlib.import_module(info.name)
+        assert module.__doc__ and module.__doc__.strip(), info.name
+
+
+def test_the_version_is_a_string() -> None:
+    assert isinstance(minillm.__version__, str) and minillm.__version__.count(".") == 2
