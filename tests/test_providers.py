@@ -1,0 +1,137 @@
+"""The registry and the Chat Completions adapters, without the network."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Dict
+
+import pytest
+
+import minillm
+from minillm.events import ProviderError
+from minillm.providers import PROVIDERS, ProviderConfig, adapter_class, split_model
+from minillm.providers.openai_chat import usage_from_chat
+from minillm.request import build_chat_request
+
+
+def adapter(provider: str, **config: Any) -> Any:
+    config.setdefault("base_url", "https://example.test/v1")
+    return PROVIDERS[provider](ProviderConfig(provider=provider, model="m", **config))
+
+
+def body_of(provider: str, stream: bool = True, **options: Any) -> Dict[str, Any]:
+    request = adapter(provider, api_key="k").build_request(build_chat_request("m", "Hi", **options), stream=stream)
+    return json.loads(request.body)  # type: ignore[no-any-return]
+
+
+def test_the_registry_knows_each_provider_by_its_name() -> None:
+    assert sorted(PROVIDERS) == ["openai", "openrouter", "xai"]
+    assert all(cls.name == name for name, cls in PROVIDERS.items())
+    assert split_model("openrouter/meta-llama/llama-3-70b") == ("openrouter", "meta-llama/llama-3-70b")
+    assert adapter_class("openai", "chat") is PROVIDERS["openai"]
+
+
+def test_streaming_requests_always_ask_for_usage() -> None:
+    for provider in PROVIDERS:
+        assert body_of(provider)["stream_options"] == {"include_usage": True}
+        assert "stream_options" not in body_of(provider, stream=False)
+
+
+@pytest.mark.parametrize(
+    ("provider", "budget", "expected"),
+    [
+        ("openai", 0, {"reasoning_effort": "minimal"}),
+        ("openai", 2048, {"reasoning_effort": "low"}),
+        ("openai", 8192, {"reasoning_effort": "medium"}),
+        ("openai", 20000, {"reasoning_effort": "high"}),
+        ("xai", 1024, {"reasoning_effort": "low"}),
+        ("xai", 16000, {"reasoning_effort": "high"}),
+        ("openrouter", 0, {"reasoning": {"enabled": False}}),
+        ("openrouter", 3000, {"reasoning": {"max_tokens": 3000}}),
+    ],
+)
+def test_a_thinking_budget_becomes_each_hosts_own_field(provider: str, budget: int, expected: Dict[str, Any]) -> None:
+    body = body_of(provider, thinking_budget=budget)
+    for key, value in expected.items():
+        assert body[key] == value
+
+
+def test_xai_completion_tokens_are_made_to_include_reasoning_and_ticks_become_dollars() -> None:
+    raw = {
+        "prompt_tokens": 213,
+        "completion_tokens": 23,
+        "total_tokens": 411,
+        "prompt_tokens_details": {"cached_tokens": 192},
+        "completion_tokens_details": {"reasoning_tokens": 175},
+        "cost_in_usd_ticks": 37756000,
+    }
+    usage = adapter("xai").usage(raw)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (213, 198, 411)
+    assert (usage.cached_tokens, usage.reasoning_tokens) == (192, 175)
+    assert usage.cost == Decimal("0.0037756")
+    # The same object read as plain OpenAI keeps completion_tokens as sent.
+    assert adapter("openai").usage(raw).completion_tokens == 23
+
+
+def test_deepseek_cache_hits_count_as_cached_tokens() -> None:
+    usage = usage_from_chat({"prompt_tokens": 100, "completion_tokens": 5, "prompt_cache_hit_tokens": 64})
+    assert (usage.cached_tokens, usage.total_tokens) == (64, 105)
+
+
+def test_missing_or_odd_usage_fields_read_as_zero_never_as_errors() -> None:
+    usage = usage_from_chat({"prompt_tokens": None, "completion_tokens": "7", "total_tokens": 3.0, "cost": "n/a"})
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cost) == (0, 0, 3, None)
+
+
+def test_openrouter_byok_usage_keeps_both_money_fields() -> None:
+    usage = usage_from_chat(
+        {"prompt_tokens": 1, "completion_tokens": 1, "cost": 0.0001, "is_byok": True,
+         "cost_details": {"upstream_inference_cost": 0.002}}
+    )  # fmt: skip
+    assert (usage.cost, usage.upstream_inference_cost, usage.is_byok) == (Decimal("0.0001"), Decimal("0.002"), True)
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable", "overflow"),
+    [
+        ({"code": 502, "message": "Upstream error"}, True, False),
+        ({"code": 400, "message": "Token limit reached"}, False, False),
+        ({"type": "server_error", "message": "try again"}, True, False),
+        ({"code": "context_length_exceeded", "message": "too long"}, False, True),
+        (
+            {"error": {"message": "Tool call validation failed", "code": "tool_use_failed", "status_code": 400}},
+            False,
+            False,
+        ),
+        ("a bare string", False, False),
+    ],
+)
+def test_in_band_errors_are_classified(error: Any, retryable: bool, overflow: bool) -> None:
+    event = adapter("openai").in_band_error(error)
+    assert isinstance(event, ProviderError)
+    assert (event.retryable, event.overflow) == (retryable, overflow)
+    assert event.message
+
+
+def test_the_stream_options_lesson_is_learned_once() -> None:
+    openai = adapter("openai")
+    rejection = minillm.BadRequestError("Unknown parameter: 'stream_options'.", status_code=400, body={})
+    assert openai.learn_from(rejection) is True
+    assert openai.learn_from(rejection) is False
+    assert "stream_options" not in json.loads(openai.build_request(build_chat_request("m", "Hi"), stream=True).body)
+    other = minillm.BadRequestError("bad temperature", status_code=400, body={})
+    assert adapter("openai").learn_from(other) is False
+    assert adapter("openai").learn_from(minillm.ServerError("stream_options", status_code=500)) is False
+
+
+def test_openrouter_reads_the_generation_id_header() -> None:
+    assert adapter("openrouter").generation_id({"x-generation-id": "gen-1"}) == "gen-1"
+    assert adapter("openai").generation_id({"x-generation-id": "gen-1"}) is None
+
+
+def test_hosts_without_a_look_up_say_so() -> None:
+    assert PROVIDERS["openrouter"].has_cost_lookup
+    assert not PROVIDERS["openai"].has_cost_lookup and not PROVIDERS["xai"].has_cost_lookup
+    with pytest.raises(NotImplementedError):
+        adapter("openai").lookup_request("gen-1")
