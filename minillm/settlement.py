@@ -36,7 +36,7 @@ from .models import CostInfo
 from .pricing import TokenPrice, cost_from_usage, unknown_cost
 from .sinks import SinkFunction, deliver
 
-__all__ = ["Booking", "Ending", "settle"]
+__all__ = ["Booking", "Decision", "Ending", "decide", "settle"]
 
 log = logging.getLogger("minillm.accounting")
 
@@ -66,40 +66,57 @@ class Booking:
     owner: object = None
 
 
-def settle(
+@attrs.frozen
+class Decision:
+    """What a finished request books: a cost now, a look-up for later, or
+    nothing. Deciding is pure; :meth:`carry_out` calls the sink."""
+
+    booking: Booking
+    #: booked at once
+    now: Optional[CostInfo] = None
+    #: booked later, from the look-up thread
+    later: Optional[LookupJob] = None
+
+    def carry_out(self) -> None:
+        """Deliver ``now`` to the sink, or queue the look-up."""
+        if self.now is not None:
+            _deliver(self.booking, self.now)
+        elif self.later is not None:
+            lookups.submit(self.later)
+
+
+def _deliver(booking: Booking, cost: CostInfo) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "booked %s %s/%s %s usd=%s meta=%s",
+            cost.resolution.value,
+            cost.provider,
+            cost.model,
+            cost.response_id,
+            cost.usd,
+            json.dumps(booking.meta, default=repr, sort_keys=True),
+        )
+    deliver(booking.sink, cost, booking.meta)
+
+
+def decide(
     booking: Booking,
     state: StreamState,
     ending: Ending,
     *,
     generation_id: Optional[str],
     on_booked: Callable[[CostInfo], None],
-) -> Optional[CostInfo]:
-    """Book what ``state`` cost, according to how it ended.
+) -> Decision:
+    """Decide what ``state`` books, according to how it ended.
 
-    ``on_booked`` is called with the cost just before it goes to the sink,
-    now or -- for a look-up -- later, on the look-up thread.
-
-    :returns: the cost booked now; None when nothing is booked, or not yet.
+    ``on_booked`` is called by a look-up, later, with the cost it found (or
+    gave up on) just before that goes to the sink; a cost decided now is the
+    caller's to record.
     """
     if ending is Ending.FAILED or ending is Ending.REJECTED:
-        return None
+        return Decision(booking)
     cancelled = ending is Ending.EARLY
     response_id = state.id or generation_id
-
-    def book(cost: CostInfo) -> None:
-        on_booked(cost)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "booked %s %s/%s %s usd=%s meta=%s",
-                cost.resolution.value,
-                cost.provider,
-                cost.model,
-                cost.response_id,
-                cost.usd,
-                json.dumps(booking.meta, default=repr, sort_keys=True),
-            )
-        deliver(booking.sink, cost, booking.meta)
-
     if state.usage is not None:
         cost = cost_from_usage(
             state.usage,
@@ -109,24 +126,45 @@ def settle(
             response_id=response_id,
             cancelled=cancelled,
         )
-        book(cost)
-        return cost
+        return Decision(booking, now=cost)
     lookup_id = generation_id or state.id
     if booking.lookup is not None and lookup_id:
         fetch = booking.lookup
-        lookups.submit(
-            LookupJob(
-                generation_id=lookup_id,
-                fetch=lambda: fetch(lookup_id, cancelled),
-                fallback=unknown_cost(
-                    model=booking.model, provider=booking.provider, response_id=lookup_id, cancelled=cancelled
-                ),
-                book=book,
-                owner=booking.owner,
-                policy=booking.lookup_policy,
-            )
+
+        def book_later(cost: CostInfo) -> None:
+            on_booked(cost)
+            _deliver(booking, cost)
+
+        job = LookupJob(
+            generation_id=lookup_id,
+            fetch=lambda: fetch(lookup_id, cancelled),
+            fallback=unknown_cost(
+                model=booking.model, provider=booking.provider, response_id=lookup_id, cancelled=cancelled
+            ),
+            book=book_later,
+            owner=booking.owner,
+            policy=booking.lookup_policy,
         )
-        return None
+        return Decision(booking, later=job)
     cost = unknown_cost(model=booking.model, provider=booking.provider, response_id=response_id, cancelled=cancelled)
-    book(cost)
-    return cost
+    return Decision(booking, now=cost)
+
+
+def settle(
+    booking: Booking,
+    state: StreamState,
+    ending: Ending,
+    *,
+    generation_id: Optional[str],
+    on_booked: Callable[[CostInfo], None],
+) -> Optional[CostInfo]:
+    """Decide and book at once: ``on_booked`` is called with the cost just
+    before it goes to the sink (now, or later for a look-up).
+
+    :returns: the cost booked now; None when nothing is booked, or not yet.
+    """
+    decision = decide(booking, state, ending, generation_id=generation_id, on_booked=on_booked)
+    if decision.now is not None:
+        on_booked(decision.now)
+    decision.carry_out()
+    return decision.now

@@ -31,7 +31,7 @@ from .errors import MiniLLMError, StreamError
 from .events import Event, ProviderError
 from .lookups import run_before_exit
 from .models import Chunk, CostInfo, Response
-from .settlement import Booking, Ending, settle
+from .settlement import Booking, Ending, decide
 from .transport import HTTPResponse
 
 __all__ = ["TrackedStream"]
@@ -146,23 +146,26 @@ class _StreamCore:
     # -- booking ------------------------------------------------------------
 
     def book(self) -> Optional[CostInfo]:
-        """Settle once; later calls return what the first one booked."""
+        """Settle once; later calls return what the first one booked.
+
+        The decision and the recording of the cost happen under the lock, so
+        a racing caller sees the cost; the sink is called outside it.
+        """
         with self.lock:
             if self.booked:
                 return self.cost
             if self.ending is None:
                 return None
             self.booked = True
-            ending = self.ending
+            decision = decide(
+                self.booking, self.state, self.ending, generation_id=self.header_id, on_booked=self._on_booked
+            )
+            if decision.now is not None:
+                self._on_booked(decision.now)
         with _open_lock:
             _open_cores.discard(self)
-        return settle(
-            self.booking,
-            self.state,
-            ending,
-            generation_id=self.header_id,
-            on_booked=self._on_booked,
-        )
+        decision.carry_out()
+        return decision.now
 
     def _on_booked(self, cost: CostInfo) -> None:
         self.cost = cost
@@ -222,6 +225,12 @@ def _run(core: _StreamCore) -> Iterator[Chunk]:
     except MiniLLMError as exc:
         if core.ending is not None:
             return  # stopped first (we shut the connection down): not a failure
+        if state.is_terminal and state.error is None:
+            # The provider had already said the answer was complete (finish
+            # reason and usage); losing the connection while waiting for
+            # [DONE] takes nothing away from it.
+            core.end(Ending.COMPLETED)
+            return
         core.fail(exc)
         raise
     finally:

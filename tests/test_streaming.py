@@ -153,6 +153,23 @@ def test_stopping_after_finish_and_usage_but_before_done_is_not_an_early_end(
     assert stream.response is not None and stream.response.finish_reason == "stop"
 
 
+@pytest.mark.parametrize("after", ["dropped", "silent"])
+def test_a_transport_failure_after_finish_and_usage_does_not_undo_a_complete_answer(
+    after: str, server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    gate = Gate()
+    tail: Any = Drop() if after == "dropped" else gate
+    server.reply(Reply.sse([*chat_stream(["all ", "here"], usage=USAGE, done=False), tail]))
+    try:
+        with make_client(price=PRICE, timeout=minillm.Timeout(read=0.2)).stream("Hi") as stream:
+            assert "".join(stream.text_stream()) == "all here"
+    finally:
+        gate.open()
+    cost = only_record(ledger)
+    assert (cost.usd, cost.cancelled) == (EXPECTED_USD, False)
+    assert stream.response is not None and stream.response.finish_reason == "stop"
+
+
 def test_cancel_from_another_thread_unblocks_a_blocked_read_and_settles_as_a_cancellation(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
