@@ -11,7 +11,7 @@ running dry is not completion.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .events import Event, ProviderError, ResponseInfo, StreamDone, ToolCallDelta
 from .models import Chunk, Response, ToolCall, Usage
@@ -28,14 +28,28 @@ class _ToolCallBuilder:
         self.arguments: List[str] = []
 
 
-def _joined(parts: List[str]) -> str:
-    """Join ``parts`` and keep the result as the only part, so reading the
-    text after every chunk stays linear overall."""
-    if len(parts) > 1:
-        joined = "".join(parts)
-        parts[:] = [joined]
-        return joined
-    return parts[0] if parts else ""
+class _Joined:
+    """The text of an append-only list of pieces, joined incrementally.
+
+    The list is never rewritten, so another thread may read the text while
+    the reader appends; the cached prefix keeps reading after every chunk
+    linear overall.
+    """
+
+    __slots__ = ("_cache", "parts")
+
+    def __init__(self) -> None:
+        self.parts: List[str] = []
+        self._cache: Tuple[int, str] = (0, "")
+
+    def value(self) -> str:
+        parts = self.parts
+        count = len(parts)
+        done, text = self._cache
+        if done != count:
+            text += "".join(parts[done:count])
+            self._cache = (count, text)
+        return text
 
 
 class StreamState:
@@ -43,6 +57,8 @@ class StreamState:
     :func:`accumulate`; read by the stream and by settlement."""
 
     __slots__ = (
+        "_text",
+        "_thinking",
         "_tool_calls",
         "done",
         "error",
@@ -55,8 +71,11 @@ class StreamState:
     )
 
     def __init__(self) -> None:
-        self.text_parts: List[str] = []
-        self.thinking_parts: List[str] = []
+        self._text = _Joined()
+        self._thinking = _Joined()
+        #: appended to by the fold only
+        self.text_parts = self._text.parts
+        self.thinking_parts = self._thinking.parts
         self._tool_calls: Dict[int, _ToolCallBuilder] = {}
         self.finish_reason: Optional[str] = None
         self.usage: Optional[Usage] = None
@@ -69,11 +88,11 @@ class StreamState:
 
     @property
     def text(self) -> str:
-        return _joined(self.text_parts)
+        return self._text.value()
 
     @property
     def thinking(self) -> str:
-        return _joined(self.thinking_parts)
+        return self._thinking.value()
 
     @property
     def content_seen(self) -> bool:

@@ -36,7 +36,7 @@ from .lookups import LookupPolicy, lookups
 from .models import CostInfo, Response
 from .pricing import TokenPrice, cost_from_usage
 from .providers import Adapter, ProviderConfig, adapter_class, split_model
-from .redaction import Redactor, excerpt
+from .redaction import Redactor
 from .request import ChatRequest, Messages, build_chat_request, request_options
 from .retry import RetryPolicy
 from .scheduler import Scheduler
@@ -45,7 +45,7 @@ from .sinks import CostSink, SinkFunction, as_sink
 from .streaming import TrackedStream, _StreamCore
 from .thinktags import split_think_tags
 from .timeouts import Timeout
-from .transport import HTTPResponse, Transport
+from .transport import HTTPResponse, RequestInterruptedError, RequestSlot, Transport
 
 __all__ = ["Client"]
 
@@ -143,7 +143,7 @@ class Client:
         self._fallback_specs: Tuple[Union[str, Client], ...] = tuple(fallbacks)
         self._fallbacks: Optional[List[Client]] = None
 
-        key = api_key or next((os.environ[v] for v in cls.key_env if os.environ.get(v)), None)
+        key = _clean_key(api_key or next((os.environ[v] for v in cls.key_env if os.environ.get(v)), None), provider)
         env_base = os.environ.get(cls.base_url_env) if cls.base_url_env else None
         root = (base_url or env_base or cls.default_base_url).rstrip("/")
         _check_base_url(root)
@@ -276,9 +276,17 @@ class Client:
         request = self._request(messages, options)
         booking = self._booking(meta, primary)
         if token is not None and token.is_cancelled:
-            return TrackedStream._prevented(booking, token.disposition, model=self.model)
+            return TrackedStream._stopped(booking, token.disposition, model=self.model, sent=False)
         deadline = self._deadline()
-        response = self._open(request, stream=True, deadline=deadline)
+        slot = RequestSlot()
+        unsubscribe = token._subscribe(lambda: slot.interrupt(token.disposition)) if token is not None else None
+        try:
+            response = self._open(request, stream=True, deadline=deadline, slot=slot)
+        except RequestInterruptedError as stopped:
+            return TrackedStream._stopped(booking, slot.reason or "cancelled", model=self.model, sent=stopped.sent)
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()  # from here on the stream itself listens
         try:
             events = self._stream_events(response)
         except BaseException:
@@ -290,6 +298,7 @@ class Client:
             response=response,
             generation_id=self._adapter.generation_id(response.headers),
             to_error=self._stream_error,
+            scrub=self._redactor.scrub,
         )
         stream = TrackedStream(core, model=self.model)
         if deadline is not None:
@@ -319,23 +328,30 @@ class Client:
         if token is not None and token.is_cancelled:
             return Response(finish_reason=token.disposition, model=self.model_name)
         deadline = self._deadline()
-        response = self._open(request, stream=False, deadline=deadline)
+        slot = RequestSlot()
         cleanups: List[Callable[[], None]] = []
-        if deadline is not None:
-            handle = _deadlines.call_at(deadline, lambda: response.interrupt("deadline"))
-            if handle is not None:
-                cleanups.append(handle.cancel)
         if token is not None:
-            cleanups.append(token._subscribe(lambda: response.interrupt("cancel")))
+            cleanups.append(token._subscribe(lambda: slot.interrupt(token.disposition)))
         try:
-            body = response.read()
+            try:
+                response = self._open(request, stream=False, deadline=deadline, slot=slot)
+            except RequestInterruptedError as stopped:
+                return self._stopped_early(booking, slot.reason or "cancelled", sent=stopped.sent)
+            slot.attach_response(response)
+            if deadline is not None:
+                handle = _deadlines.call_at(deadline, lambda: response.interrupt("deadline"))
+                if handle is not None:
+                    cleanups.append(handle.cancel)
+            try:
+                body = response.read()
+            finally:
+                response.close()
         finally:
-            response.close()
             for cleanup in cleanups:
                 cleanup()
         state = StreamState()
         if response.interrupted == "cancel":
-            result = state.to_response(finish_reason=token.disposition if token else "cancelled")
+            result = state.to_response(finish_reason=slot.reason or "cancelled")
             ending = Ending.EARLY
         else:
             data = self._json_body(response, body)
@@ -362,21 +378,38 @@ class Client:
         )
         return result
 
+    def _stopped_early(self, booking: Booking, reason: str, *, sent: bool) -> Response:
+        """The result of a call stopped before its response arrived: booked
+        UNKNOWN if the request had gone out (it may cost), else nothing."""
+        result = Response(finish_reason=reason, model=self.model_name)
+
+        def on_booked(cost: CostInfo) -> None:
+            result.cost = cost
+
+        if sent:
+            settle(booking, StreamState(), Ending.EARLY, generation_id=None, on_booked=on_booked)
+        return result
+
     # -- sending ---------------------------------------------------------------
 
     def _deadline(self) -> Optional[float]:
         total = self._timeout.total
         return None if total is None else time.monotonic() + total
 
-    def _open(self, request: ChatRequest, *, stream: bool, deadline: Optional[float]) -> HTTPResponse:
-        """Send with retries; return a response with a success status."""
+    def _open(
+        self, request: ChatRequest, *, stream: bool, deadline: Optional[float], slot: RequestSlot
+    ) -> HTTPResponse:
+        """Send with retries; return a response with a success status.
+
+        :raises RequestInterruptedError: ``slot`` was interrupted first.
+        """
         if self._config_error is not None:
             raise self._config_error
         adapter = self._adapter
 
         def attempt() -> HTTPResponse:
             http_request = adapter.build_request(request, stream=stream)
-            response = self._transport.send(http_request, timeouts=self._timeouts(deadline))
+            response = self._transport.send(http_request, timeouts=self._timeouts(deadline), slot=slot)
             if response.status < 300:
                 return response
             try:
@@ -400,16 +433,10 @@ class Client:
                 return attempt()
             except APIError as exc:
                 if adapter.learn_from(exc):
-                    log.warning(
-                        "%s at %s rejected a request option; retrying without it: %s",
-                        self.provider,
-                        self.base_url,
-                        excerpt(exc.message, 200),
-                    )
-                    return attempt()
+                    return attempt()  # once: the rebuilt request leaves the option out
                 raise
 
-        return self._retry.call(attempt_and_learn, deadline=deadline, on_retry=self._retrying)
+        return self._retry.call(attempt_and_learn, deadline=deadline, on_retry=self._retrying, wake=slot.woken)
 
     def _timeouts(self, deadline: Optional[float]) -> Tuple[float, float]:
         connect, read = self._timeout.connect, self._timeout.read
@@ -496,7 +523,10 @@ class Client:
 
     def _stream_error(self, error: ProviderError, state: StreamState) -> MiniLLMError:
         """The error for an in-band error event in a stream."""
-        message = self._redactor.scrub(f"{self.provider} reported an error mid-stream: {error.message}")
+        if error.type == "malformed":
+            message = self._redactor.scrub(f"the stream from {self.provider} could not be parsed: {error.message}")
+        else:
+            message = self._redactor.scrub(f"{self.provider} reported an error mid-stream: {error.message}")
         body = self._redactor.scrub_obj(error.body)
         if error.overflow:
             return StreamContextOverflowError(message, body=body, provider=self.provider)
@@ -596,3 +626,17 @@ def _check_base_url(url: str) -> None:
         valid = False
     if not valid:
         raise ConfigurationError(f"base_url must be an http:// or https:// URL with a host, not {url!r}")
+
+
+def _clean_key(key: Optional[str], provider: str) -> Optional[str]:
+    """The key without surrounding whitespace (a key read from a file keeps
+    its newline); a key with whitespace or control characters inside cannot
+    be sent in a header and is refused -- without repeating it."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ConfigurationError(f"the API key for {provider} must be a string, not {type(key).__name__}")
+    key = key.strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        raise ConfigurationError(f"the API key for {provider} contains whitespace or control characters")
+    return key or None

@@ -194,8 +194,11 @@ class LookupService:
         while True:
             with self._cond:
                 jobs: List[LookupJob] = list(self._pending)
-            if not jobs:
-                break
+                if not jobs:
+                    # Closed in the same breath as the last check: a job
+                    # submitted from now on is booked at once, never lost.
+                    self._closed = True
+                    break
             job = min(jobs, key=lambda j: j.due)
             end = started + job.policy.exit_wait
             now = time.monotonic()
@@ -210,8 +213,6 @@ class LookupService:
                         self._cond.wait(job.due - now)
                 continue
             self._attempt_inline(job)
-        with self._cond:
-            self._closed = True
 
     def _attempt_inline(self, job: LookupJob) -> None:
         result = self._try_fetch(job)

@@ -40,6 +40,26 @@ class Redactor:
                 text = text.replace(secret, _MASK)
         return _GENERIC.sub(lambda m: m.group(1) + _MASK, text)
 
+    def is_clean(self, text: str) -> bool:
+        """Whether ``text`` carries no known secret and no bearer token."""
+        return self.scrub(text) == text
+
+    def safe_cause(self, exc: BaseException) -> Optional[BaseException]:
+        """``exc`` if nothing in its chain of causes shows a secret, else None.
+
+        For ``raise ... from redactor.safe_cause(exc)``: the chain is kept for
+        debugging unless printing it (in a traceback, or by ``log.exception``)
+        would show a key -- as a foreign error quoting a header value would.
+        """
+        seen = 0
+        current: Optional[BaseException] = exc
+        while current is not None and seen < 16:
+            if not self.is_clean(f"{current!s} {current.args!r}"):
+                return None
+            current = current.__cause__ or current.__context__
+            seen += 1
+        return exc
+
     def scrub_obj(self, value: Any) -> Any:
         """Scrub every string inside a JSON-like value (dicts, lists, strings)."""
         if isinstance(value, str):

@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 import time
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, TypeVar
 
 import attrs
 
@@ -130,6 +131,7 @@ class RetryPolicy:
         *,
         deadline: Optional[float] = None,
         on_retry: Optional[Callable[[int, BaseException, float], None]] = None,
+        wake: Optional[threading.Event] = None,
     ) -> T:
         """Run ``fn`` under this policy and return its result.
 
@@ -137,34 +139,45 @@ class RetryPolicy:
             whose wait would end after it.
         :param on_retry: called as ``on_retry(attempt, exc, delay)`` before
             each wait.
+        :param wake: an event that ends a backoff early (a cancellation);
+            used with the default sleep -- an injected ``sleep`` is trusted
+            to do its own waiting.
         :raises: the last attempt's own minillm error.
         """
         import tenacity
 
+        # One delay per failed attempt, drawn once (it has jitter) and shared
+        # by wait, stop and before_sleep -- whichever order the installed
+        # tenacity calls them in.
+        delays: Dict[int, float] = {}
+
         def wait(state: tenacity.RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            return self.delay(state.attempt_number, exc)
+            attempt = state.attempt_number
+            if attempt not in delays:
+                exc = state.outcome.exception() if state.outcome else None
+                delays[attempt] = self.delay(attempt, exc)
+            return delays[attempt]
 
         def stop(state: tenacity.RetryCallState) -> bool:
             if state.attempt_number >= self.max_attempts:
                 return True
-            if deadline is None:
-                return False
-            return time.monotonic() + getattr(state, "upcoming_sleep", 0.0) >= deadline
+            return deadline is not None and time.monotonic() + wait(state) >= deadline
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            delay = getattr(state, "upcoming_sleep", 0.0)
-            assert exc is not None
-            if on_retry is not None:
-                on_retry(state.attempt_number, exc, delay)
+            if on_retry is not None and exc is not None:
+                on_retry(state.attempt_number, exc, wait(state))
+
+        def interruptible_sleep(seconds: float) -> None:
+            assert wake is not None
+            wake.wait(seconds)
 
         retrying = tenacity.Retrying(
             stop=stop,
             wait=wait,
             retry=tenacity.retry_if_exception(self.should_retry),
             reraise=True,
-            sleep=self.sleep,
+            sleep=interruptible_sleep if wake is not None and self.sleep is time.sleep else self.sleep,
             before_sleep=before_sleep,
         )
         return retrying(fn)

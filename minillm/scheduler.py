@@ -23,18 +23,28 @@ __all__ = ["DaemonPool", "Scheduled", "Scheduler"]
 log = logging.getLogger("minillm.scheduler")
 
 
+def _nothing() -> None:
+    pass
+
+
 class Scheduled:
     """A handle on a scheduled call; :meth:`cancel` stops it if not yet run."""
 
-    __slots__ = ("cancelled", "fn", "when")
+    __slots__ = ("_owner", "cancelled", "fn", "when")
 
-    def __init__(self, when: float, fn: Callable[[], object]) -> None:
+    def __init__(self, when: float, fn: Callable[[], object], owner: Scheduler) -> None:
         self.when = when
         self.fn = fn
         self.cancelled = False
+        self._owner = owner
 
     def cancel(self) -> None:
-        self.cancelled = True
+        """Never run. What the call referenced is let go at once, not when
+        its time comes (a cancelled deadline must not keep a response alive)."""
+        if not self.cancelled:
+            self.cancelled = True
+            self.fn = _nothing
+            self._owner._cancelled_one()
 
 
 class Scheduler:
@@ -51,16 +61,31 @@ class Scheduler:
         self._heap: List[Tuple[float, int, Scheduled]] = []
         self._counter = itertools.count()
         self._thread: Optional[threading.Thread] = None
+        self._cancelled = 0
 
     def call_at(self, when: float, fn: Callable[[], object]) -> Optional[Scheduled]:
         """Run ``fn`` at ``time.monotonic()`` instant ``when``."""
-        item = Scheduled(when, fn)
+        item = Scheduled(when, fn, self)
         with self._cond:
             if not self._ensure_thread():
                 return None
             heapq.heappush(self._heap, (when, next(self._counter), item))
             self._cond.notify()
         return item
+
+    def _cancelled_one(self) -> None:
+        # Far-off deadlines are mostly cancelled long before they are due:
+        # drop them once they are the bulk of the heap, so it stays small.
+        with self._cond:
+            self._cancelled += 1
+            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._heap)
 
     def _ensure_thread(self) -> bool:
         thread = self._thread
@@ -87,6 +112,8 @@ class Scheduler:
                         self._cond.wait(delay)
                         continue
                     heapq.heappop(self._heap)
+                    if item.cancelled:
+                        self._cancelled = max(self._cancelled - 1, 0)
                     break
             if item.cancelled:
                 continue

@@ -22,6 +22,7 @@ a stream finalizes it at once (no reference cycle waits for the collector).
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from typing import Any, Callable, Iterator, List, Optional, Set
@@ -35,6 +36,8 @@ from .settlement import Booking, Ending, decide
 from .transport import HTTPResponse
 
 __all__ = ["TrackedStream"]
+
+log = logging.getLogger("minillm.streaming")
 
 #: Streams not yet settled, for the interpreter-exit hook.
 _open_cores: Set[_StreamCore] = set()
@@ -66,6 +69,7 @@ class _StreamCore:
         response: Optional[HTTPResponse],
         generation_id: Optional[str],
         to_error: RaiseProviderError,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self.lock = threading.RLock()
         self.state = StreamState()
@@ -74,7 +78,8 @@ class _StreamCore:
         self.http = response
         self.header_id = generation_id
         self.to_error = to_error
-        self._release_hooks: List[Callable[[], None]] = []
+        self.scrub = scrub
+        self._release_hooks: List[Callable[[], object]] = []
         #: how the stream ended; None while it runs
         self.ending: Optional[Ending] = None
         #: the finish reason forced by the caller ("cancelled", "paused")
@@ -114,7 +119,7 @@ class _StreamCore:
         if self.end(ending, reason):
             self.release(interrupt=True)
 
-    def on_release(self, hook: Callable[[], None]) -> None:
+    def on_release(self, hook: Callable[[], object]) -> None:
         """Run ``hook`` when the stream releases its connection (at once if
         it already has)."""
         with self.lock:
@@ -124,24 +129,30 @@ class _StreamCore:
         hook()
 
     def release(self, *, interrupt: bool) -> None:
+        """Stop reading and let the connection go. Runs once; never raises."""
         with self.lock:
             if self.released:
                 return
             self.released = True
-            hooks, self._release_hooks = self._release_hooks, []
-        for hook in hooks:
-            hook()
+            steps = list(self._release_hooks)
+            self._release_hooks = []
+            # The generator is never closed from here: a thread about to
+            # resume it would get "generator already executing". Dropping
+            # our reference frees it at once when nobody is iterating it (its
+            # finally then runs on this thread); a thread that is iterating it
+            # sees the stream stopped, or the interrupted socket, and ends it.
+            gen, self.gen = self.gen, None
         http = self.http
         if http is not None:
             if interrupt:
-                http.interrupt("cancel")
-            http.close()
-        gen = self.gen
-        if gen is not None:
+                steps.append(lambda: http.interrupt("cancel"))
+            steps.append(http.close)
+        for step in steps:
             try:
-                gen.close()  # type: ignore[attr-defined]
-            except ValueError:
-                pass  # running on another thread: the interrupt ends it there
+                step()
+            except Exception:  # pragma: no cover - releasing must finish
+                log.exception("releasing a stream failed")
+        del gen
 
     # -- booking ------------------------------------------------------------
 
@@ -222,7 +233,7 @@ def _run(core: _StreamCore) -> Iterator[Chunk]:
                 raise core.to_error(state.error, state)
         else:
             core.body_ended()
-    except MiniLLMError as exc:
+    except Exception as exc:
         if core.ending is not None:
             return  # stopped first (we shut the connection down): not a failure
         if state.is_terminal and state.error is None:
@@ -231,15 +242,27 @@ def _run(core: _StreamCore) -> Iterator[Chunk]:
             # [DONE] takes nothing away from it.
             core.end(Ending.COMPLETED)
             return
-        core.fail(exc)
-        raise
+        if isinstance(exc, MiniLLMError):
+            core.fail(exc)
+            raise
+        # Anything else is a body we could not make sense of: still a
+        # StreamError, never a foreign exception, and nothing is booked.
+        error = StreamError(
+            core.scrub(f"the response from {core.booking.provider} could not be read: {type(exc).__name__}: {exc}"),
+            provider=core.booking.provider,
+        )
+        core.fail(error)
+        raise error from None
     finally:
         core.gen = None
         core.end(Ending.EARLY, "cancelled")  # closed by the caller before the end
         core.release(interrupt=False)
         close = getattr(core.events, "close", None)
         if close is not None:
-            close()
+            try:
+                close()
+            except Exception:  # pragma: no cover - the events are being dropped anyway
+                log.debug("closing a stream's events failed", exc_info=True)
         if not core.deferred:
             core.book()
 
@@ -249,8 +272,10 @@ class TrackedStream:
 
     Use it as a context manager and iterate it for :class:`~minillm.Chunk`
     objects; leaving the block settles the cost. Without ``with``, the cost
-    settles when iteration ends (exhausted, broken out of, closed) or, for a
-    stream that is simply dropped, when it is garbage collected.
+    settles when the stream is read to the end or closed, or -- for a stream
+    that is broken out of or never read -- when it is dropped (garbage
+    collected). Breaking out of a loop does not end the stream by itself: a
+    later loop continues where the first stopped.
 
     One thread iterates a stream; :meth:`cancel`, :meth:`settle` and
     :meth:`reject` may be called from any thread.
@@ -262,9 +287,13 @@ class TrackedStream:
         self._finalizer = weakref.finalize(self, core.finish)
 
     @classmethod
-    def _prevented(cls, booking: Booking, reason: str, *, model: str) -> TrackedStream:
-        """A stream whose request was never sent (its token was already
-        cancelled): it is empty and books nothing, since nothing was spent."""
+    def _stopped(cls, booking: Booking, reason: str, *, model: str, sent: bool) -> TrackedStream:
+        """An empty stream whose call was stopped before a response arrived.
+
+        Nothing was spent if the request never went out: it books nothing.
+        A request that did go out may cost: it is booked as an early end
+        (``UNKNOWN``, as no generation id was seen).
+        """
         core = _StreamCore(
             events=iter(()),
             booking=booking,
@@ -272,10 +301,12 @@ class TrackedStream:
             generation_id=None,
             to_error=_no_errors,
         )
-        core.reject()
-        core.end(Ending.EARLY, reason)
+        if not sent:
+            core.reject()
+        core.stop(Ending.EARLY, reason)
         if core.result is not None:
             core.result.finish_reason = reason
+        core.book()
         return cls(core, model=model)
 
     # -- iteration ------------------------------------------------------------

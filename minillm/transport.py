@@ -36,6 +36,7 @@ from .errors import (
     APITimeoutError,
     ConfigurationError,
     InvalidArgumentError,
+    MiniLLMError,
     StreamError,
     StreamTimeoutError,
 )
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import requests
 
-__all__ = ["HTTPRequest", "HTTPResponse", "Transport", "endpoint_of"]
+__all__ = ["HTTPRequest", "HTTPResponse", "RequestInterruptedError", "RequestSlot", "Transport", "endpoint_of"]
 
 log = logging.getLogger("minillm.transport")
 
@@ -63,6 +64,20 @@ def endpoint_of(url: str) -> str:
     except ValueError:
         return url.split("?", 1)[0].split("#", 1)[0]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+#: Loopback never goes through a proxy (a local server, the demo, tests).
+_LOOPBACK = "localhost,127.0.0.1,::1"
+
+
+def _no_proxy() -> str:
+    """The environment's NO_PROXY with loopback added. requests reads the
+    environment on every request; passing no_proxy replaces it, so the
+    user's own list is kept."""
+    import os
+
+    own = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    return f"{own},{_LOOPBACK}" if own.strip() else _LOOPBACK
 
 
 def _host(url: str) -> str:
@@ -145,12 +160,7 @@ class HTTPResponse:
                 return False
             self._interrupt_reason = reason
             if self._sock is not None:
-                import socket
-
-                try:
-                    self._sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed or never connected: nothing blocks on it
+                _shutdown(self._sock)
         return True
 
     def iter_bytes(self) -> Iterator[bytes]:
@@ -182,7 +192,9 @@ class HTTPResponse:
     def _read1_loop(raw: Any) -> Iterator[bytes]:
         read1 = raw.read1
         while True:
-            data = read1(_READ_SIZE)
+            # requests leaves decode_content off: ask for it, so a gzip body
+            # sent with a Content-Length arrives decompressed.
+            data = read1(_READ_SIZE, decode_content=True)
             if not data:
                 return
             yield data
@@ -203,10 +215,12 @@ class HTTPResponse:
             self._check_interrupt()
             return  # we shut the socket down ourselves: not a failure
         if _is_timeout(exc):
-            raise StreamTimeoutError(f"no data arrived for {self._read_timeout:g}s while reading the response") from exc
+            raise StreamTimeoutError(
+                f"no data arrived for {self._read_timeout:g}s while reading the response"
+            ) from self._redactor.safe_cause(exc)
         raise StreamError(
             self._redactor.scrub(f"the connection failed while reading the response: {type(exc).__name__}: {exc}")
-        ) from exc
+        ) from self._redactor.safe_cause(exc)
 
     def close(self) -> None:
         """Release the connection: back to the pool when the body was read to
@@ -232,6 +246,122 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
+class RequestInterruptedError(MiniLLMError):
+    """A request was interrupted (cancelled) before its response headers
+    arrived. Internal: the client turns it into a cancelled result.
+
+    :ivar sent: whether the request had gone out (and may cost something).
+    """
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class RequestSlot:
+    """Lets another thread interrupt a request at any point: while it waits
+    between retries, while it waits for its response headers (for a
+    non-streaming call, that is the whole generation), and -- once a
+    response is attached -- while its body is read. Thread-safe; one per
+    call (and its retries).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: Any = None
+        self._response: Optional[HTTPResponse] = None
+        #: set once interrupted: what a retry's backoff waits on
+        self.woken = threading.Event()
+        self.reason: Optional[str] = None
+
+    def interrupt(self, reason: str = "cancelled") -> None:
+        with self._lock:
+            if self.reason is not None:
+                return
+            self.reason = reason
+            sock, response = self._sock, self._response
+            self.woken.set()
+        if sock is not None:
+            _shutdown(sock)
+        if response is not None:
+            response.interrupt("cancel")
+
+    def attach_response(self, response: HTTPResponse) -> None:
+        """From now on an interrupt stops reading ``response``."""
+        with self._lock:
+            self._response = response
+            interrupted = self.reason is not None
+        if interrupted:
+            response.interrupt("cancel")
+
+    def _attach(self, sock: Any) -> None:
+        with self._lock:
+            self._sock = sock
+            interrupted = self.reason is not None
+        if interrupted and sock is not None:
+            _shutdown(sock)
+
+    def _detach(self) -> None:
+        with self._lock:
+            self._sock = None
+
+
+def _shutdown(sock: Any) -> None:
+    import socket
+
+    # TLS inside a TLS proxy tunnel is urllib3's SSLTransport, which wraps
+    # the real socket and cannot shut down itself.
+    target = getattr(sock, "socket", sock)
+    try:
+        target.shutdown(socket.SHUT_RDWR)
+    except Exception:
+        pass  # already closed or never connected: nothing blocks on it
+
+
+#: The request slot of the request this thread is sending, if any.
+_sending = threading.local()
+
+
+def _interruptible_adapter(**kwargs: Any) -> Any:
+    """A requests ``HTTPAdapter`` whose connections register their socket
+    with the sending thread's :class:`RequestSlot` while they wait for the
+    response headers. (Requests through a proxy wait uninterruptibly; their
+    body can still be interrupted.)"""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Waiting:
+        def getresponse(self, *args: Any, **kw: Any) -> Any:
+            slot: Optional[RequestSlot] = getattr(_sending, "slot", None)
+            if slot is None:
+                return super().getresponse(*args, **kw)  # type: ignore[misc]
+            slot._attach(self.sock)  # type: ignore[attr-defined]
+            try:
+                return super().getresponse(*args, **kw)  # type: ignore[misc]
+            finally:
+                slot._detach()
+
+    class Connection(Waiting, HTTPConnection):
+        pass
+
+    class SecureConnection(Waiting, HTTPSConnection):
+        pass
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kw: Any) -> None:
+            super().init_poolmanager(*args, **kw)
+            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+
+    return Adapter(**kwargs)
+
+
 class Transport:
     """Sends requests over one pooled ``requests.Session``.
 
@@ -253,10 +383,11 @@ class Transport:
         with self._lock:
             if self._session is None:
                 import requests
-                from requests.adapters import HTTPAdapter
 
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=8, pool_maxsize=self._pool_size, max_retries=0, pool_block=False)
+                adapter = _interruptible_adapter(
+                    pool_connections=8, pool_maxsize=self._pool_size, max_retries=0, pool_block=False
+                )
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers["User-Agent"] = USER_AGENT
@@ -268,19 +399,45 @@ class Transport:
         request: HTTPRequest,
         *,
         timeouts: Tuple[float, float],
+        slot: Optional[RequestSlot] = None,
     ) -> HTTPResponse:
         """Send ``request`` and return once the response headers are in.
 
         :param timeouts: ``(connect, read)`` in seconds; ``read`` bounds the
             wait for the headers and, later, every silence in the body.
+        :param slot: lets another thread interrupt the wait for the headers.
         :raises APIConnectionError: nothing usable came back.
         :raises APITimeoutError: connecting or waiting for the headers timed out.
+        :raises RequestInterruptedError: ``slot`` was interrupted first.
         """
-        import requests
 
+        if slot is not None and slot.reason is not None:
+            raise RequestInterruptedError(f"the request was {slot.reason} before it was sent", sent=False)
         session = self._get_session()
         host = _host(request.url)
         started = time.monotonic()
+        _sending.slot = slot
+        try:
+            return self._send(session, request, timeouts, host, started)
+        except MiniLLMError:
+            if slot is not None and slot.reason is not None:
+                raise RequestInterruptedError(
+                    f"the request was {slot.reason} while waiting for the response", sent=True
+                ) from None
+            raise
+        finally:
+            _sending.slot = None
+
+    def _send(
+        self,
+        session: requests.Session,
+        request: HTTPRequest,
+        timeouts: Tuple[float, float],
+        host: str,
+        started: float,
+    ) -> HTTPResponse:
+        import requests
+
         try:
             response = session.request(
                 request.method,
@@ -290,24 +447,33 @@ class Transport:
                 stream=True,
                 timeout=timeouts,
                 allow_redirects=False,
+                proxies={"no_proxy": _no_proxy()},
             )
         except requests.exceptions.ConnectTimeout as exc:
-            raise APITimeoutError(self._scrub(f"connecting to {host} timed out after {timeouts[0]:g}s")) from exc
+            raise APITimeoutError(
+                self._scrub(f"connecting to {host} timed out after {timeouts[0]:g}s")
+            ) from self._redactor.safe_cause(exc)
         except requests.exceptions.ReadTimeout as exc:
-            raise APITimeoutError(self._scrub(f"{host} sent no response within {timeouts[1]:g}s")) from exc
+            raise APITimeoutError(
+                self._scrub(f"{host} sent no response within {timeouts[1]:g}s")
+            ) from self._redactor.safe_cause(exc)
         except requests.exceptions.InvalidHeader as exc:
-            raise InvalidArgumentError(self._scrub(f"a request header is invalid: {exc}")) from exc
+            raise InvalidArgumentError(
+                self._scrub(f"a request header is invalid: {exc}")
+            ) from self._redactor.safe_cause(exc)
         except (
             requests.exceptions.InvalidURL,
             requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema,
             ValueError,
         ) as exc:
-            raise ConfigurationError(self._scrub(f"cannot send to {host}: {exc}")) from exc
+            raise ConfigurationError(self._scrub(f"cannot send to {host}: {exc}")) from self._redactor.safe_cause(exc)
         except requests.exceptions.RequestException as exc:
             if _is_timeout(exc):
-                raise APITimeoutError(self._scrub(f"{host} timed out: {exc}")) from exc
-            raise APIConnectionError(self._scrub(f"could not reach {host}: {type(exc).__name__}: {exc}")) from exc
+                raise APITimeoutError(self._scrub(f"{host} timed out: {exc}")) from self._redactor.safe_cause(exc)
+            raise APIConnectionError(
+                self._scrub(f"could not reach {host}: {type(exc).__name__}: {exc}")
+            ) from self._redactor.safe_cause(exc)
         log.debug(
             "%s %s -> %d in %.1f ms",
             request.method,

@@ -42,7 +42,12 @@ def hanging(generation_id):
 
 def run_child(body: str) -> Tuple[List[Dict[str, Any]], str]:
     code = PRELUDE + textwrap.dedent(body)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+    }
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     booked = [json.loads(line[len("BOOKED ") :]) for line in result.stdout.splitlines() if line.startswith("BOOKED ")]

@@ -114,12 +114,15 @@ def test_in_band_errors_are_classified(error: Any, retryable: bool, overflow: bo
     assert event.message
 
 
-def test_the_stream_options_lesson_is_learned_once() -> None:
-    openai = adapter("openai")
+def test_the_stream_options_lesson_is_kept_per_base_url_for_every_client() -> None:
+    openai = adapter("openai", base_url="http://lesson.test/v1")
     rejection = minillm.BadRequestError("Unknown parameter: 'stream_options'.", status_code=400, body={})
     assert openai.learn_from(rejection) is True
-    assert openai.learn_from(rejection) is False
-    assert "stream_options" not in json.loads(openai.build_request(build_chat_request("m", "Hi"), stream=True).body)
+    assert openai.learn_from(rejection) is True  # a racing thread rebuilds too
+    fresh = adapter("openai", base_url="http://lesson.test/v1")
+    assert "stream_options" not in json.loads(fresh.build_request(build_chat_request("m", "Hi"), stream=True).body)
+    elsewhere = adapter("openai", base_url="http://other.test/v1")
+    assert "stream_options" in json.loads(elsewhere.build_request(build_chat_request("m", "Hi"), stream=True).body)
     other = minillm.BadRequestError("bad temperature", status_code=400, body={})
     assert adapter("openai").learn_from(other) is False
     assert adapter("openai").learn_from(minillm.ServerError("stream_options", status_code=500)) is False

@@ -102,3 +102,31 @@ def test_work_that_raises_is_logged_and_the_thread_is_reused(caplog: pytest.LogC
         pool.submit(done.set)
         assert done.wait(10)
     assert "background work on test-pool failed" in caplog.text
+
+
+def test_cancelled_calls_let_go_of_what_they_reference_and_do_not_pile_up() -> None:
+    import gc
+    import weakref
+
+    scheduler = Scheduler("test-timer")
+
+    class Payload:
+        pass
+
+    payload = Payload()
+    alive = weakref.ref(payload)
+
+    def keep(payload: Payload = payload) -> Payload:
+        return payload
+
+    handle = scheduler.call_at(time.monotonic() + 3600, keep)
+    assert handle is not None
+    del payload, keep
+    handle.cancel()
+    gc.collect()
+    assert alive() is None
+    for _ in range(1000):
+        far = scheduler.call_at(time.monotonic() + 3600, lambda: None)
+        assert far is not None
+        far.cancel()
+    assert len(scheduler) < 200

@@ -18,7 +18,13 @@ from typing import Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, T
 
 import attrs
 
-from ..errors import APIError, ContextOverflowError, MalformedResponseError, error_class_for_status
+from ..errors import (
+    APIError,
+    ContextOverflowError,
+    InvalidArgumentError,
+    MalformedResponseError,
+    error_class_for_status,
+)
 from ..events import Event, ProviderError
 from ..models import Usage
 from ..redaction import Redactor, excerpt
@@ -209,4 +215,12 @@ class Adapter(abc.ABC):
 
     @staticmethod
     def encode(body: Dict[str, Any]) -> bytes:
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        """The body as JSON.
+
+        :raises InvalidArgumentError: something in it (a message, a tool,
+            ``extra_body``) is not JSON.
+        """
+        try:
+            return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"the request cannot be sent as JSON: {exc}") from None

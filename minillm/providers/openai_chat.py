@@ -13,9 +13,10 @@ objects or as ``event: error``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from decimal import Decimal
-from typing import Any, ClassVar, Dict, Iterable, Iterator
+from typing import Any, ClassVar, Dict, Iterable, Iterator, Optional, Set
 
 from ..errors import APIError
 from ..events import STREAM_DONE, Event, ProviderError, ResponseInfo, ToolCallDelta
@@ -25,9 +26,11 @@ from ..pricing import to_decimal
 from ..redaction import excerpt
 from ..request import ChatRequest
 from ..transport import HTTPRequest
-from .base import Adapter, ProviderConfig
+from .base import Adapter
 
-__all__ = ["ChatCompletionsAdapter", "usage_from_chat"]
+__all__ = ["SERVERS", "ChatCompletionsAdapter", "ServerMemory", "usage_from_chat"]
+
+log = logging.getLogger("minillm.providers")
 
 #: Native finish reasons -> minillm's. Unknown reasons read as "stop".
 FINISH_REASONS: Dict[str, str] = {
@@ -47,6 +50,8 @@ FINISH_REASONS: Dict[str, str] = {
 
 _USD_TICKS = Decimal(10) ** 10  # xAI reports cost in 1e-10 USD "ticks"
 _EMPTY: Dict[str, Any] = {}
+#: What reading JSON of an unexpected shape raises.
+_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 
 def _int(value: Any) -> int:
@@ -92,6 +97,72 @@ def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool = Tru
     )
 
 
+class ServerMemory:
+    """What OpenAI-compatible servers have taught this process, per base URL.
+
+    Thread-safe. It only ever learns that a server rejects an option, so a
+    lesson can never make a working request fail.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rejects_stream_options: Set[str] = set()
+
+    def rejects_stream_options(self, base_url: str) -> bool:
+        with self._lock:
+            return base_url in self._rejects_stream_options
+
+    def learn_rejects_stream_options(self, base_url: str) -> bool:
+        """Remember the lesson; True when it is new."""
+        with self._lock:
+            new = base_url not in self._rejects_stream_options
+            self._rejects_stream_options.add(base_url)
+            return new
+
+
+#: The one memory of this process (a registry, filled as servers answer).
+SERVERS = ServerMemory()
+
+
+def _text_or_none(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def _tool_call_deltas(calls: Any) -> Iterator[ToolCallDelta]:
+    for position, call in enumerate(calls):
+        function = call.get("function") or _EMPTY
+        index = call.get("index", position)
+        yield ToolCallDelta(
+            index=index if type(index) is int else position,
+            id=_text_or_none(call.get("id")),
+            name=_text_or_none(function.get("name")),
+            arguments=_arguments(function.get("arguments")),
+        )
+
+
+def _content_parts(content: Any, thinking: Any) -> tuple[str, str]:
+    """Text and thinking from content given as a list of typed parts (as
+    some compatible servers stream it) rather than a string."""
+    texts = [content] if isinstance(content, str) else []
+    thoughts = [thinking] if isinstance(thinking, str) else []
+    for part in content if isinstance(content, list) else ():
+        if isinstance(part, dict):
+            kind = part.get("type")
+            if kind == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif kind in ("thinking", "reasoning"):
+                value = part.get("thinking") or part.get("text") or ""
+                if isinstance(value, list):
+                    value = "".join(p.get("text", "") for p in value if isinstance(p, dict))
+                if isinstance(value, str):
+                    thoughts.append(value)
+    if not isinstance(content, (str, list)) and content:
+        raise TypeError(f"delta.content is a {type(content).__name__}")
+    if not isinstance(thinking, str) and thinking:
+        raise TypeError(f"the reasoning is a {type(thinking).__name__}")
+    return "".join(texts), "".join(thoughts)
+
+
 def _arguments(value: Any) -> str:
     if value is None:
         return ""
@@ -107,11 +178,6 @@ class ChatCompletionsAdapter(Adapter):
     max_tokens_field: ClassVar[str] = "max_tokens"
     #: False when the host's completion_tokens excludes reasoning tokens
     reasoning_in_completion: ClassVar[bool] = True
-
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        self._lock = threading.Lock()
-        self._send_stream_options = True
 
     # -- requests ---------------------------------------------------------
 
@@ -145,9 +211,8 @@ class ChatCompletionsAdapter(Adapter):
         body: Dict[str, Any] = {"model": request.model, "messages": messages}
         if stream:
             body["stream"] = True
-            with self._lock:
-                if self._send_stream_options:
-                    body["stream_options"] = {"include_usage": True}
+            if not SERVERS.rejects_stream_options(self.config.base_url):
+                body["stream_options"] = {"include_usage": True}
         if request.max_tokens is not None:
             body[self.max_tokens_field] = request.max_tokens
         if request.temperature is not None:
@@ -178,16 +243,19 @@ class ChatCompletionsAdapter(Adapter):
 
     def learn_from(self, error: APIError) -> bool:
         # Some compatible servers reject stream_options (400, or 422 from
-        # pydantic validators): stop sending it to this server. Streams then
-        # arrive without usage and settle as UNKNOWN, or by look-up.
+        # pydantic validators): stop sending it to this base URL, for every
+        # client in the process. Streams from it then arrive without usage
+        # and settle as UNKNOWN, or by look-up. Another thread may have
+        # learned it first: the rebuilt request is right either way.
         if error.status_code not in (400, 422):
             return False
         if "stream_options" not in f"{error.message} {json.dumps(error.body, default=str)}":
             return False
-        with self._lock:
-            if not self._send_stream_options:
-                return False
-            self._send_stream_options = False
+        if SERVERS.learn_rejects_stream_options(self.config.base_url):
+            log.warning(
+                "%s does not accept stream_options: its streams carry no usage, so their cost is UNKNOWN",
+                self.config.base_url,
+            )
         return True
 
     # -- responses --------------------------------------------------------
@@ -199,7 +267,12 @@ class ChatCompletionsAdapter(Adapter):
         return self.decode_frames(iter_sse(body))
 
     def decode_frames(self, frames: Iterable[Any]) -> Iterator[Event]:
-        """Events from SSE frames (anything with ``.event`` and ``.data``)."""
+        """Events from SSE frames (anything with ``.event`` and ``.data``).
+
+        A frame that is not what the protocol promises -- invalid JSON, or
+        valid JSON of the wrong shape -- ends the events with a ``malformed``
+        :class:`~minillm.events.ProviderError`, never a foreign exception.
+        """
         loads = json.loads
         finish_reasons = FINISH_REASONS
         usage_of = self.usage
@@ -209,81 +282,91 @@ class ChatCompletionsAdapter(Adapter):
             if data == "[DONE]":
                 yield STREAM_DONE
                 continue
+            if not data:
+                continue  # an empty data: line is legal SSE and says nothing
             try:
                 obj = loads(data)
-            except ValueError:
-                yield ProviderError(message=f"malformed JSON in the stream: {excerpt(data, 120)}", type="malformed")
-                return
-            if type(obj) is not dict:
-                yield ProviderError(message=f"unexpected data in the stream: {excerpt(data, 120)}", type="malformed")
-                return
-            if obj.get("error") or frame.event == "error":
-                yield self.in_band_error(obj.get("error") or obj)
-                return
-            if not identified and (obj.get("id") or obj.get("model")):
-                identified = True
-                yield ResponseInfo(id=obj.get("id"), model=obj.get("model"))
-            raw_usage = obj.get("usage")
-            usage = usage_of(raw_usage) if raw_usage else None
-            choices = obj.get("choices")
-            if choices:
-                choice = choices[0]
-                delta = choice.get("delta") or _EMPTY
-                text = delta.get("content") or ""
-                # The common chunk carries content alone: skip the rarer keys.
-                if len(delta) > 1 or not text:
-                    calls = delta.get("tool_calls")
-                    if calls:
-                        for position, call in enumerate(calls):
-                            function = call.get("function") or _EMPTY
-                            yield ToolCallDelta(
-                                index=call.get("index", position),
-                                id=call.get("id"),
-                                name=function.get("name"),
-                                arguments=_arguments(function.get("arguments")),
-                            )
-                    thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
-                else:
+                if type(obj) is not dict:
+                    raise TypeError(f"a chunk is a JSON {type(obj).__name__}, not an object")
+                if obj.get("error") or frame.event == "error":
+                    yield self.in_band_error(obj.get("error") or obj)
+                    return
+                if not identified and (obj.get("id") or obj.get("model")):
+                    identified = True
+                    yield ResponseInfo(id=_text_or_none(obj.get("id")), model=_text_or_none(obj.get("model")))
+                raw_usage = obj.get("usage")
+                usage = usage_of(raw_usage) if raw_usage else None
+                choices = obj.get("choices")
+                if choices:
+                    choice = choices[0]
+                    delta = choice.get("delta") or _EMPTY
+                    text = delta.get("content") or ""
                     thinking = ""
-                reason = choice.get("finish_reason")
-                if text or thinking or reason or usage:
-                    yield Chunk(
-                        text,
-                        thinking,
-                        finish_reasons.get(reason, "stop") if reason else None,
-                        usage,
-                    )
-            elif usage is not None:
-                yield Chunk("", "", None, usage)
+                    # The common chunk carries text content alone: skip the rarer keys.
+                    if len(delta) > 1 or type(text) is not str or not text:
+                        calls = delta.get("tool_calls")
+                        if calls:
+                            yield from _tool_call_deltas(calls)
+                        thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                        if type(text) is not str or type(thinking) is not str:
+                            text, thinking = _content_parts(text, thinking)
+                    reason = choice.get("finish_reason")
+                    if text or thinking or reason or usage:
+                        yield Chunk(
+                            text,
+                            thinking,
+                            finish_reasons.get(reason, "stop") if reason else None,
+                            usage,
+                        )
+                elif usage is not None:
+                    yield Chunk("", "", None, usage)
+            except _SHAPE_ERRORS as exc:
+                yield ProviderError(
+                    message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(data, 120)}",
+                    type="malformed",
+                )
+                return
 
     def parse_body(self, data: Any) -> Iterator[Event]:
+        try:
+            events = list(self._body_events(data))
+        except _SHAPE_ERRORS as exc:
+            events = [
+                ProviderError(
+                    message=f"the response has an unexpected shape ({type(exc).__name__}: {exc})", type="malformed"
+                )
+            ]
+        return iter(events)
+
+    def _body_events(self, data: Any) -> Iterator[Event]:
         if not isinstance(data, dict):
-            yield ProviderError(message="the response is not a JSON object", type="malformed")
-            return
+            raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
         error = data.get("error")
         if error:
             yield self.in_band_error(error)
             return
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            yield ProviderError(message="the response has no choices", type="malformed", body=data)
-            return
-        yield ResponseInfo(id=data.get("id"), model=data.get("model"))
+            raise TypeError("the response has no choices")
+        yield ResponseInfo(id=_text_or_none(data.get("id")), model=_text_or_none(data.get("model")))
         choice = choices[0]
-        message = choice.get("message") or {}
+        message = choice.get("message") or _EMPTY
         for position, call in enumerate(message.get("tool_calls") or ()):
-            function = call.get("function") or {}
+            function = call.get("function") or _EMPTY
             yield ToolCallDelta(
                 index=position,
-                id=call.get("id"),
-                name=function.get("name"),
+                id=_text_or_none(call.get("id")),
+                name=_text_or_none(function.get("name")),
                 arguments=_arguments(function.get("arguments")),
             )
         raw_usage = data.get("usage")
         reason = choice.get("finish_reason")
+        text, thinking = _content_parts(
+            message.get("content") or "", message.get("reasoning_content") or message.get("reasoning") or ""
+        )
         yield Chunk(
-            message.get("content") or "",
-            message.get("reasoning_content") or message.get("reasoning") or "",
+            text,
+            thinking,
             FINISH_REASONS.get(reason, "stop") if reason else None,
             self.usage(raw_usage) if raw_usage else None,
         )

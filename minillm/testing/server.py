@@ -95,6 +95,9 @@ class Reply:
         each): for benchmarks, where the server must not be the bottleneck.
     :param before_headers: a :class:`Pause` or :class:`Gate` to wait on before
         even the status line is sent (for timeouts before the first byte).
+    :param chunked: False sends the byte pieces as one body with a
+        ``Content-Length`` instead of chunked transfer encoding (control
+        steps are then ignored).
     """
 
     status: int = 200
@@ -102,6 +105,7 @@ class Reply:
     body: Tuple[Step, ...] = attrs.field(default=(), converter=_steps)
     coalesce: bool = False
     before_headers: Union[Pause, Gate, None] = None
+    chunked: bool = True
 
     def held(self, until: Union[Pause, Gate]) -> Reply:
         """This reply, sent only after ``until`` (a :class:`Pause` or an
@@ -315,6 +319,13 @@ class ScriptedServer:
         handler.send_response(reply.status)
         for name, value in reply.headers:
             handler.send_header(name, value)
+        if not reply.chunked:
+            data = b"".join(p for p in reply.body if isinstance(p, bytes))
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+            handler.wfile.flush()
+            return
         handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         handler.wfile.flush()
