@@ -207,11 +207,14 @@ def test_a_token_cancels_a_stream_still_waiting_for_its_headers(
 def test_a_token_cancels_a_retry_backoff_without_sending_again(server: ScriptedServer, ledger: minillm.Ledger) -> None:
     server.reply(Reply.json({"error": {"message": "busy"}}, status=503, headers=(("Retry-After", "30"),)))
     token = minillm.CancellationToken()
-    client = minillm.Client("openai/m", base_url=server.url, on_cost=ledger)  # the real, interruptible sleep
+    backing_off = threading.Event()
+    client = minillm.Client(  # the real, interruptible sleep
+        "openai/m", base_url=server.url, on_cost=ledger, on_retry=lambda *args: backing_off.set()
+    )
     results: List[minillm.Response] = []
     caller = threading.Thread(target=lambda: results.append(client.complete("Hi", cancel=token)))
     caller.start()
-    assert server.wait_for_requests(1)
+    assert backing_off.wait(10)
     started = time.monotonic()
     token.cancel()
     caller.join(10)
