@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from .accumulate import StreamState, accumulate
 from .cancellation import CancellationToken
@@ -141,7 +141,6 @@ class Client:
         self._on_retry = on_retry
         self._lookup_policy = lookup or LookupPolicy()
         self._fallback_specs: Tuple[Union[str, Client], ...] = tuple(fallbacks)
-        self._fallbacks: Optional[List[Client]] = None
 
         key = _clean_key(api_key or next((os.environ[v] for v in cls.key_env if os.environ.get(v)), None), provider)
         env_base = os.environ.get(cls.base_url_env) if cls.base_url_env else None
@@ -168,6 +167,7 @@ class Client:
             )
         )
         self._transport = Transport(redactor=self._redactor)
+        self._fallbacks = self._resolve_fallbacks()
 
     # -- public API -----------------------------------------------------------
 
@@ -235,9 +235,9 @@ class Client:
     def close(self) -> None:
         """Close pooled connections. Pending cost look-ups still complete."""
         self._transport.close()
-        for fallback in self._fallbacks or ():
-            if isinstance(fallback, Client) and fallback not in self._fallback_specs:
-                fallback.close()
+        for fallback in self._fallbacks:
+            if fallback not in self._fallback_specs:
+                fallback.close()  # made here from a model string: ours to close
 
     def __enter__(self) -> Client:
         return self
@@ -560,32 +560,33 @@ class Client:
 
     # -- fallbacks ---------------------------------------------------------------
 
-    def _candidates(self) -> Iterable[Client]:
-        yield self
-        if self._fallbacks is None:
-            resolved: List[Client] = []
-            for spec in self._fallback_specs:
-                if isinstance(spec, Client):
-                    resolved.append(spec)
-                    continue
-                try:
-                    resolved.append(
-                        Client(
-                            spec,
-                            retry=self._retry,
-                            timeout=self._timeout,
-                            think_tags=self._think_tags,
-                            on_retry=self._on_retry,
-                        )
+    def _resolve_fallbacks(self) -> Tuple[Client, ...]:
+        """Clients for the fallbacks: given ones as they are, model strings as
+        clients configured from the environment (sharing this client's
+        retry policy, timeouts and hooks). An unusable one is skipped with a
+        warning rather than failing this client."""
+        resolved: List[Client] = []
+        for spec in self._fallback_specs:
+            if isinstance(spec, Client):
+                resolved.append(spec)
+                continue
+            try:
+                resolved.append(
+                    Client(
+                        spec,
+                        retry=self._retry,
+                        timeout=self._timeout,
+                        think_tags=self._think_tags,
+                        on_retry=self._on_retry,
                     )
-                except ConfigurationError as exc:
-                    log.warning("fallback %s is unusable: %s", spec, exc)
-            self._fallbacks = resolved
-        yield from self._fallbacks
+                )
+            except ConfigurationError as exc:
+                log.warning("fallback %s is unusable: %s", spec, exc)
+        return tuple(resolved)
 
     def _with_fallbacks(self, call: Callable[[Client], T]) -> T:
         last: Optional[BaseException] = None
-        for client in self._candidates():
+        for client in (self, *self._fallbacks):
             if last is not None:
                 log.warning("%s failed (%s); falling back to %s", self.model, type(last).__name__, client.model)
             try:

@@ -431,3 +431,13 @@ def test_one_client_serves_many_threads_at_once(
         thread.join(20)
     assert sorted(results) == sorted(f"echo {n}" for n in range(32))
     assert ledger.count == 32 and ledger.total() == Decimal("0.000003") * 32
+
+
+def test_an_unusable_fallback_is_skipped_with_a_warning(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    server.reply(Reply.json(chat_completion("primary answers")))
+    with caplog.at_level(logging.WARNING, logger="minillm"):
+        client = make_client(fallbacks=["xai/grok-4"])  # no XAI_API_KEY here
+    assert "fallback xai/grok-4 is unusable: no API key for xai" in caplog.text
+    assert client.complete("Hi").text == "primary answers"
