@@ -8,7 +8,7 @@ under one lock, so they are exactly-once even when they race on different
 threads:
 
 * ``__exit__`` and :meth:`TrackedStream.close`;
-* the generator's ``finally`` (exhausted, broken out of, closed, failed);
+* the generator's ``finally`` (read to the end, failed, or dropped);
 * :meth:`TrackedStream.cancel` and a :class:`~minillm.CancellationToken`,
   from any thread -- the socket is shut down, which wakes a blocked read;
 * :meth:`TrackedStream.settle` and :meth:`TrackedStream.reject`;
