@@ -123,7 +123,8 @@ class HTTPResponse:
         self.headers: Mapping[str, str] = response.headers
         self.endpoint = endpoint_of(request.url)
         self._read_timeout = read_timeout
-        self._lock = threading.Lock()
+        # Re-entrant: urllib3 may release the connection from inside close().
+        self._lock = threading.RLock()
         self._released = False
         self._interrupt_reason: Optional[str] = None
         raw = response.raw
@@ -133,7 +134,18 @@ class HTTPResponse:
 
         def release_conn() -> None:
             with self._lock:
+                if self._released:
+                    return
                 self._released = True
+                if self._interrupt_reason is not None:
+                    # We shut this socket down: the connection must never go
+                    # back to the pool, where another request could take it
+                    # while a close() from the interrupting thread is still
+                    # on its way. Closed here, it is simply dropped.
+                    dropped = getattr(raw, "connection", None)
+                    if dropped is not None:
+                        dropped.close()
+                    return
                 original_release()
 
         # An instance attribute shadows the method: urllib3 calls
@@ -224,11 +236,16 @@ class HTTPResponse:
 
     def close(self) -> None:
         """Release the connection: back to the pool when the body was read to
-        the end, otherwise closed. Idempotent; any thread."""
-        try:
-            self._response.close()
-        except Exception:  # pragma: no cover - closing must never raise
-            log.debug("error while closing a response", exc_info=True)
+        the end, otherwise closed. Idempotent; any thread.
+
+        Under the same lock as the release, so a close can never reach a
+        connection that has already gone back to the pool.
+        """
+        with self._lock:
+            try:
+                self._response.close()
+            except Exception:  # pragma: no cover - closing must never raise
+                log.debug("error while closing a response", exc_info=True)
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -201,3 +201,45 @@ def test_a_ledger_shared_by_many_threads_loses_nothing() -> None:
     assert ledger.count == 32 * 500
     assert ledger.total() == Decimal("0.016")
     assert ledger.totals_by("thread") == {t: Decimal("0.0005") for t in range(32)}
+
+
+def test_cancels_racing_completion_never_break_a_connection_another_request_uses(server: ScriptedServer) -> None:
+    """Streams cancelled by timers at random moments -- before, during and
+    after their last byte -- on one client: every stream is booked once, and
+    no other request ever fails or is re-sent because a cancel reached a
+    connection that had gone back to the pool."""
+    rng = random.Random(7)
+    server.route(
+        "POST",
+        "/chat/completions",
+        lambda request: Reply.sse(chat_stream([f"p{i}" for i in range(rng.randint(0, 40))], usage=chat_usage(3, 1))),
+    )
+    ledger = minillm.Ledger()
+    client = minillm.Client(
+        "openai/m", base_url=server.url, price=PRICE, on_cost=ledger, retry=minillm.RetryPolicy(max_attempts=1)
+    )
+    errors: List[BaseException] = []
+    per_thread = 40
+
+    def worker(seed: int) -> None:
+        local = random.Random(seed)
+        for _ in range(per_thread):
+            try:
+                stream = client.stream("Hi")
+                timer = threading.Timer(local.random() * 0.004, stream.cancel)
+                timer.start()
+                for _ in stream:
+                    pass
+                timer.join(10)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len(server.requests) == 6 * per_thread  # nothing was re-sent
+    assert ledger.count == 6 * per_thread  # and everything was booked once
+    client.close()
