@@ -143,9 +143,11 @@ class Client:
         self._fallback_specs: Tuple[Union[str, Client], ...] = tuple(fallbacks)
 
         key = _clean_key(api_key or next((os.environ[v] for v in cls.key_env if os.environ.get(v)), None), provider)
+        if base_url is not None and not isinstance(base_url, str):
+            raise ConfigurationError(f"base_url must be a string, not {type(base_url).__name__}")
         env_base = os.environ.get(cls.base_url_env) if cls.base_url_env else None
         root = (base_url or env_base or cls.default_base_url).rstrip("/")
-        _check_base_url(root)
+        _check_base_url(root, Redactor([api_key if isinstance(api_key, str) else None]))
         official = root == cls.default_base_url.rstrip("/")
         self.base_url = root
         self._redactor = Redactor([key])
@@ -230,6 +232,8 @@ class Client:
 
         :returns: True when none is left, False if ``timeout`` passed first.
         """
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise InvalidArgumentError(f"timeout must be a number of seconds or None, not {timeout!r}")
         return lookups.flush(owner=self, timeout=timeout)
 
     def close(self) -> None:
@@ -281,17 +285,28 @@ class Client:
         slot = RequestSlot()
         unsubscribe = token._subscribe(lambda: slot.interrupt(token.disposition)) if token is not None else None
         try:
-            response = self._open(request, stream=True, deadline=deadline, slot=slot)
-        except RequestInterruptedError as stopped:
-            return TrackedStream._stopped(booking, slot.reason or "cancelled", model=self.model, sent=stopped.sent)
+            try:
+                response = self._open(request, stream=True, deadline=deadline, slot=slot)
+            except RequestInterruptedError as stopped:
+                return TrackedStream._stopped(booking, slot.reason or "cancelled", model=self.model, sent=stopped.sent)
+            slot.attach_response(response)  # a whole JSON answer read here can be interrupted too
+            try:
+                events = self._stream_events(response)
+            except BaseException:
+                response.close()
+                raise
         finally:
             if unsubscribe is not None:
                 unsubscribe()  # from here on the stream itself listens
-        try:
-            events = self._stream_events(response)
-        except BaseException:
+        if response.interrupted == "cancel":
             response.close()
-            raise
+            return TrackedStream._stopped(
+                booking,
+                slot.reason or "cancelled",
+                model=self.model,
+                sent=True,
+                generation_id=self._adapter.generation_id(response.headers),
+            )
         core = _StreamCore(
             events=events,
             booking=booking,
@@ -483,9 +498,16 @@ class Client:
         content_type = response.content_type
         if content_type == "application/json":
             # The server ignored stream=true and sent the whole answer (or an
-            # error with a success status): read it as a body.
-            data = self._json_body(response, response.read())
-            return self._pipeline(self._adapter.parse_body(data))
+            # error with a success status): read it as a body, and raise its
+            # error from stream() itself, as complete() would.
+            body = response.read()
+            if response.interrupted:
+                return iter(())
+            events = list(self._adapter.parse_body(self._json_body(response, body)))
+            for event in events:
+                if isinstance(event, ProviderError):
+                    raise self._body_error(event, response)
+            return self._pipeline(iter(events))
         if "html" in content_type:
             body = response.read()
             raise self._adapter.malformed(
@@ -617,7 +639,9 @@ class Client:
         return cancel
 
 
-def _check_base_url(url: str) -> None:
+def _check_base_url(url: str, redactor: Redactor) -> None:
+    """An http(s) URL with a host and nothing after its path: paths are
+    appended to it, and a key must never travel in a URL."""
     from urllib.parse import urlsplit
 
     try:
@@ -626,7 +650,14 @@ def _check_base_url(url: str) -> None:
     except ValueError:
         valid = False
     if not valid:
-        raise ConfigurationError(f"base_url must be an http:// or https:// URL with a host, not {url!r}")
+        raise ConfigurationError(
+            redactor.scrub(f"base_url must be an http:// or https:// URL with a host, not {url!r}")
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(
+            "base_url must not carry a query string, a fragment or credentials: "
+            "pass the key as api_key (or its environment variable)"
+        )
 
 
 def _clean_key(key: Optional[str], provider: str) -> Optional[str]:

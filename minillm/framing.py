@@ -14,13 +14,17 @@ adapters require the provider's own terminal event.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Protocol
+from typing import Iterable, Iterator, List, Protocol
 
 from .errors import StreamError
 
 __all__ = ["SSEFrame", "iter_ndjson", "iter_sse"]
 
 _BOM = b"\xef\xbb\xbf"
+# Byte values, not one-byte strings: "13 in chunk" is a plain memchr, several
+# times faster than a substring search, and it runs once per chunk.
+_CR = 13
+_LF = 10
 
 
 class SSEFrame(Protocol):
@@ -33,30 +37,47 @@ class SSEFrame(Protocol):
 
 
 def _lf_only(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Yield ``chunks`` with CRLF and lone CR turned into LF.
+    """Yield ``chunks`` with CRLF and lone CR turned into LF, each ending at
+    a line end (or the end of the body).
 
-    Most streams never contain a CR: they pass through untouched until the
-    first one appears, and only then is each chunk rewritten.
+    Most streams never contain a CR: their chunks pass through untouched
+    until the first one appears, and only then is each chunk rewritten.
+    Pieces of one long line are joined before they are passed on: framing
+    them one by one would copy the line over and over (sseclient-py grows a
+    line by concatenation).
     """
     source = iter(chunks)
+    pending: List[bytes] = []
     for chunk in source:
         if chunk.startswith(_BOM):
             chunk = chunk[len(_BOM) :]
-        if b"\r" in chunk:
+        if _CR in chunk:
             yield from _rewrite_cr(chunk, source)
             return
-        if chunk:
+        if _LF in chunk:
             yield chunk
+        elif chunk:
+            pending.append(chunk)
         break
     for chunk in source:
-        if b"\r" in chunk:
-            yield from _rewrite_cr(chunk, source)
+        if _CR in chunk:
+            yield from _rewrite_cr(b"".join(pending) + chunk, source)
             return
-        yield chunk
+        if _LF in chunk:
+            if pending:
+                pending.append(chunk)
+                chunk = b"".join(pending)
+                pending = []
+            yield chunk
+        else:
+            pending.append(chunk)
+    if pending:
+        yield b"".join(pending)
 
 
 def _rewrite_cr(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     carry_cr = False
+    pending: List[bytes] = []
     chunk = first
     while True:
         if carry_cr:
@@ -66,12 +87,21 @@ def _rewrite_cr(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
         if carry_cr:
             chunk = chunk[:-1]
         chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if chunk:
-            yield chunk
+        if b"\n" in chunk or carry_cr:
+            if pending:
+                pending.append(chunk)
+                chunk = b"".join(pending)
+                pending = []
+            if chunk:
+                yield chunk
+        elif chunk:
+            pending.append(chunk)
         try:
             chunk = next(rest)
         except StopIteration:
             break
+    if pending:
+        yield b"".join(pending)
     if carry_cr:
         yield b"\n"
 

@@ -51,13 +51,29 @@ class Ledger:
             return sum((c.usd for c, _ in self._records if c.usd is not None), Decimal(0))
 
     def totals_by(self, key: str) -> Dict[Any, Decimal]:
-        """Known money summed per value of ``meta[key]`` (None when absent)."""
+        """Known money summed per value of ``meta[key]`` (None when absent).
+
+        Only bookings with known money count: a group whose every booking is
+        ``UNKNOWN`` or ``UNPRICED`` is absent rather than shown as a fake
+        ``0`` (see :meth:`unresolved`). A value that cannot be a dict key is
+        grouped by its ``repr``.
+        """
         totals: Dict[Any, Decimal] = {}
         with self._lock:
             for cost, meta in self._records:
+                if cost.usd is None:
+                    continue
                 group = meta.get(key)
-                totals[group] = totals.get(group, Decimal(0)) + (cost.usd or Decimal(0))
+                try:
+                    hash(group)
+                except TypeError:
+                    group = repr(group)
+                totals[group] = totals.get(group, Decimal(0)) + cost.usd
         return totals
+
+    def unresolved(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
+        """The bookings whose money is not known (``UNKNOWN``, ``UNPRICED``)."""
+        return [(cost, meta) for cost, meta in self.records if cost.usd is None]
 
     def __repr__(self) -> str:
         return f"Ledger(count={self.count}, total={self.total()})"

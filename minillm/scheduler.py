@@ -109,7 +109,7 @@ class Scheduler:
                     when, _, item = self._heap[0]
                     delay = when - time.monotonic()
                     if delay > 0:
-                        self._cond.wait(delay)
+                        self._cond.wait(min(delay, threading.TIMEOUT_MAX))
                         continue
                     heapq.heappop(self._heap)
                     if item.cancelled:

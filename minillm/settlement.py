@@ -24,7 +24,6 @@ this module makes it correct.
 from __future__ import annotations
 
 import enum
-import json
 import logging
 from typing import Any, Callable, Dict, Optional
 
@@ -86,7 +85,12 @@ class Decision:
 
 
 def _deliver(booking: Booking, cost: CostInfo) -> None:
+    deliver(booking.sink, cost, booking.meta)
     if log.isEnabledFor(logging.DEBUG):
+        try:
+            shown = repr(booking.meta)
+        except Exception:  # a log line must never cost a booking
+            shown = "<meta that cannot be shown>"
         log.debug(
             "booked %s %s/%s %s usd=%s meta=%s",
             cost.resolution.value,
@@ -94,9 +98,8 @@ def _deliver(booking: Booking, cost: CostInfo) -> None:
             cost.model,
             cost.response_id,
             cost.usd,
-            json.dumps(booking.meta, default=repr, sort_keys=True),
+            shown,
         )
-    deliver(booking.sink, cost, booking.meta)
 
 
 def decide(
@@ -116,7 +119,8 @@ def decide(
     if ending is Ending.FAILED or ending is Ending.REJECTED:
         return Decision(booking)
     cancelled = ending is Ending.EARLY
-    response_id = state.id or generation_id
+    # The id is taken from the first place it appears: the header, else the body.
+    response_id = generation_id or state.id
     if state.usage is not None:
         cost = cost_from_usage(
             state.usage,
@@ -127,7 +131,7 @@ def decide(
             cancelled=cancelled,
         )
         return Decision(booking, now=cost)
-    lookup_id = generation_id or state.id
+    lookup_id = response_id
     if booking.lookup is not None and lookup_id:
         fetch = booking.lookup
 

@@ -60,4 +60,8 @@ def deliver(sink: Optional[SinkFunction], cost: CostInfo, meta: Dict[str, Any]) 
             fields = cost_to_json(cost)
         except Exception:  # pragma: no cover - the log must still be written
             fields = repr(cost)
-        log.exception("the on_cost sink raised; this booking was NOT recorded there: %s meta=%r", fields, meta)
+        try:
+            shown = repr(meta)
+        except Exception:
+            shown = "<meta that cannot be shown>"
+        log.exception("the on_cost sink raised; this booking was NOT recorded there: %s meta=%s", fields, shown)

@@ -86,6 +86,8 @@ class _StreamCore:
         self.stop_reason: Optional[str] = None
         self.result: Optional[Response] = None
         self.cost: Optional[CostInfo] = None
+        #: what made the stream fail, to raise again from collect()
+        self.error: Optional[MiniLLMError] = None
         self.booked = False
         #: collect() drains without settling
         self.deferred = False
@@ -201,6 +203,7 @@ class _StreamCore:
     # -- the generator's side -------------------------------------------------
 
     def fail(self, exc: MiniLLMError) -> None:
+        self.error = exc
         if isinstance(exc, StreamError):
             exc.partial_text = self.state.text
             exc.partial_response = self.state.to_response(finish_reason="error")
@@ -287,18 +290,20 @@ class TrackedStream:
         self._finalizer = weakref.finalize(self, core.finish)
 
     @classmethod
-    def _stopped(cls, booking: Booking, reason: str, *, model: str, sent: bool) -> TrackedStream:
+    def _stopped(
+        cls, booking: Booking, reason: str, *, model: str, sent: bool, generation_id: Optional[str] = None
+    ) -> TrackedStream:
         """An empty stream whose call was stopped before a response arrived.
 
         Nothing was spent if the request never went out: it books nothing.
         A request that did go out may cost: it is booked as an early end
-        (``UNKNOWN``, as no generation id was seen).
+        (looked up by its generation id when there is one, else ``UNKNOWN``).
         """
         core = _StreamCore(
             events=iter(()),
             booking=booking,
             response=None,
-            generation_id=None,
+            generation_id=generation_id,
             to_error=_no_errors,
         )
         if not sent:
@@ -318,8 +323,13 @@ class TrackedStream:
         gen = self._core.gen
         if gen is None:
             return
-        for chunk in gen:  # noqa: UP028 - "yield from" would end the stream on break
-            yield chunk
+        try:
+            for chunk in gen:  # noqa: UP028 - "yield from" would end the stream on break
+                yield chunk
+        except ValueError as exc:
+            # The generator turns every failure into a StreamError; this can
+            # only be "generator already executing".
+            raise MiniLLMError("a stream is being read by another thread: read it from one thread at a time") from exc
 
     def text_stream(self) -> Iterator[str]:
         """The text pieces only."""
@@ -337,6 +347,8 @@ class TrackedStream:
         core.deferred = True
         for _ in self:
             pass
+        if core.error is not None:
+            raise core.error
         result = core.result
         assert result is not None
         return result

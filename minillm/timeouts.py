@@ -18,11 +18,22 @@ from .errors import InvalidArgumentError
 __all__ = ["Timeout"]
 
 
+#: The longest deadline accepted (a year): beyond it, sockets and timers overflow.
+MAX_SECONDS = 365 * 24 * 3600.0
+
+
 def _seconds(instance: Any, attribute: attrs.Attribute[Any], value: Optional[float]) -> None:
     if value is None and attribute.name == "total":
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(f"Timeout.{attribute.name} must be a positive number of seconds, not {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_SECONDS
+    ):
+        raise InvalidArgumentError(
+            f"Timeout.{attribute.name} must be a positive number of seconds up to a year, not {value!r}"
+        )
 
 
 @attrs.frozen

@@ -63,7 +63,8 @@ def endpoint_of(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url.split("?", 1)[0].split("#", 1)[0]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    host = parts.netloc.rsplit("@", 1)[-1]  # never credentials
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 #: Loopback never goes through a proxy (a local server, the demo, tests).

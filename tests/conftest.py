@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, List
 import pytest
 
 import minillm
+from minillm.providers.openai_chat import SERVERS
 from minillm.testing import ScriptedServer
 
 PROVIDER_ENV = (
@@ -34,12 +35,17 @@ CONFORMANCE = Path(
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's keys, and loopback never goes through a proxy."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's keys, loopback never goes through a
+    proxy, and no test inherits what another taught the process about its
+    server (scripted servers reuse ports)."""
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    SERVERS.forget()
+    yield
+    SERVERS.forget()
 
 
 @pytest.fixture

@@ -441,3 +441,18 @@ def test_an_unusable_fallback_is_skipped_with_a_warning(
         client = make_client(fallbacks=["xai/grok-4"])  # no XAI_API_KEY here
     assert "fallback xai/grok-4 is unusable: no API key for xai" in caplog.text
     assert client.complete("Hi").text == "primary answers"
+
+
+def test_a_stream_answered_with_a_json_error_raises_from_stream_itself_and_may_fall_back(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    error = Reply.json({"error": {"message": "Upstream overloaded", "code": 503}})
+    server.reply(error, error, error, path="/a/chat/completions")
+    server.reply(Reply.sse(chat_stream(["ok"], usage=chat_usage(1, 1))), path="/b/chat/completions")
+    with pytest.raises(minillm.ServerError, match="Upstream overloaded"):
+        make_client(base_url=server.url + "/a", retry=minillm.RetryPolicy(max_attempts=1)).stream("Hi")
+    backup = minillm.Client("openai/b", base_url=server.url + "/b", on_cost=ledger)
+    client = make_client(base_url=server.url + "/a", retry=minillm.RetryPolicy(max_attempts=1), fallbacks=[backup])
+    with client.stream("Hi") as stream:
+        assert "".join(stream.text_stream()) == "ok"
+    assert ledger.count == 1

@@ -77,3 +77,11 @@ def test_ndjson_lines_split_anywhere_come_out_whole() -> None:
 def test_ndjson_invalid_utf8_is_a_stream_error() -> None:
     with pytest.raises(StreamError):
         list(iter_ndjson([b'{"a":"\xff"}\n']))
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
+def test_a_long_line_in_many_small_pieces_arrives_whole(ending: bytes) -> None:
+    payload = "x" * 300_000
+    body = f"data: {payload}".encode() + ending + ending + b"data: next" + ending + ending
+    pieces = [body[i : i + 97] for i in range(0, len(body), 97)]
+    assert frames(pieces) == [("message", payload), ("message", "next")]

@@ -22,10 +22,19 @@ def test_totals_count_only_known_money_and_group_by_meta() -> None:
     ledger.record(PAID, {"user": "a"})
     ledger.record(PAID, {"user": "b"})
     ledger.record(UNKNOWN, {"user": "a"})
+    ledger.record(UNKNOWN, {"user": "only-unknown"})
     ledger.record(PAID, {})
-    assert ledger.count == len(ledger) == 4
-    assert ledger.total() == Decimal("0.75")
-    assert ledger.totals_by("user") == {"a": Decimal("0.25"), "b": Decimal("0.25"), None: Decimal("0.25")}
+    ledger.record(PAID, {"user": ["not", "hashable"]})
+    assert ledger.count == len(ledger) == 6
+    assert ledger.total() == Decimal("1.00")
+    # A group with no known money is absent, never a fake 0.
+    assert ledger.totals_by("user") == {
+        "a": Decimal("0.25"),
+        "b": Decimal("0.25"),
+        None: Decimal("0.25"),
+        "['not', 'hashable']": Decimal("0.25"),
+    }
+    assert [meta["user"] for _, meta in ledger.unresolved()] == ["a", "only-unknown"]
 
 
 def test_records_are_copies_that_callers_cannot_corrupt() -> None:

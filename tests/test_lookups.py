@@ -77,27 +77,39 @@ def test_a_job_that_never_finds_its_record_books_the_fallback_and_says_so(
     assert "no cost for generation gen-1" in caplog.text
 
 
-def test_backoff_grows_by_the_multiplier_up_to_the_cap() -> None:
-    policy = LookupPolicy(timeout=60, initial_delay=0.0, max_delay=0.0, multiplier=2.0)
-    delays: List[float] = []
+def test_backoff_grows_by_the_multiplier_up_to_the_cap_and_gives_up_at_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import minillm.lookups
+
+    class Clock:
+        now = 1000.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(minillm.lookups, "time", clock)
     service, booked = LookupService(), []  # type: ignore[var-annotated]
-    the_job = job(answers(None, None, None, FOUND), booked, policy)
-    original = the_job.delay
+    attempts: List[float] = []
 
     def fetch() -> Optional[CostInfo]:
-        delays.append(the_job.delay)
-        return answers(None)() if len(delays) < 4 else FOUND
+        attempts.append(clock.now - 1000)
+        return None
 
-    the_job.fetch = fetch
+    the_job = job(fetch, booked, LookupPolicy(timeout=30, initial_delay=1, max_delay=8, multiplier=2))
+    monkeypatch.setattr(service, "_schedule", lambda j: None)  # attempts are driven by hand below
     service.submit(the_job)
-    assert service.flush(timeout=10)
-    assert original == 0.0 and delays == [0.0, 0.0, 0.0, 0.0]
-    grown = job(answers(None), [], LookupPolicy(initial_delay=1, max_delay=4, multiplier=2))
-    steps = []
-    for _ in range(4):
-        steps.append(grown.delay)
-        grown.delay = min(grown.delay * grown.policy.multiplier, grown.policy.max_delay)
-    assert steps == [1, 2, 4, 4]
+    while not the_job.done:
+        clock.now = the_job.due
+        service._attempt(the_job)
+    assert attempts == [1, 2, 4, 8, 16, 24]  # then the next would land after 30 s: give up
+    assert booked == [UNKNOWN]
+
+
+def test_the_default_look_up_policy_backs_off_for_about_thirty_seconds() -> None:
+    policy = LookupPolicy()
+    assert (policy.timeout, policy.initial_delay, policy.max_delay, policy.exit_wait) == (30.0, 1.0, 8.0, 10.0)
 
 
 def test_flush_waits_only_for_its_owners_jobs() -> None:

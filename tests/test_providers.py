@@ -67,25 +67,43 @@ def test_xai_completion_tokens_are_made_to_include_reasoning_and_ticks_become_do
         "cost_in_usd_ticks": 37756000,
     }
     usage = adapter("xai").usage(raw)
+    assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (213, 198, 411)
     assert (usage.cached_tokens, usage.reasoning_tokens) == (192, 175)
     assert usage.cost == Decimal("0.0037756")
     # The same object read as plain OpenAI keeps completion_tokens as sent.
-    assert adapter("openai").usage(raw).completion_tokens == 23
+    plain = adapter("openai").usage(raw)
+    assert plain is not None and plain.completion_tokens == 23
+
+
+def usage_of(data: Dict[str, Any]) -> minillm.Usage:
+    usage = usage_from_chat(data)
+    assert usage is not None
+    return usage
 
 
 def test_deepseek_cache_hits_count_as_cached_tokens() -> None:
-    usage = usage_from_chat({"prompt_tokens": 100, "completion_tokens": 5, "prompt_cache_hit_tokens": 64})
+    usage = usage_of({"prompt_tokens": 100, "completion_tokens": 5, "prompt_cache_hit_tokens": 64})
     assert (usage.cached_tokens, usage.total_tokens) == (64, 105)
 
 
-def test_missing_or_odd_usage_fields_read_as_zero_never_as_errors() -> None:
-    usage = usage_from_chat({"prompt_tokens": None, "completion_tokens": "7", "total_tokens": 3.0, "cost": "n/a"})
-    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cost) == (0, 0, 3, None)
+def test_counts_sent_as_numbers_in_any_form_are_read_and_odd_ones_are_zero() -> None:
+    usage = usage_of({"prompt_tokens": "12", "completion_tokens": 7.0, "total_tokens": None, "cost": "n/a"})
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, usage.cost) == (12, 7, 19, None)
+    assert usage_of({"prompt_tokens": 3, "completion_tokens": -1}).completion_tokens == 0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"queue_time": 0.01}, {"prompt_tokens": None, "completion_tokens": None}, {"prompt_tokens": "ten"}, {}],
+)
+def test_a_usage_object_without_token_counts_is_no_usage_at_all(data: Dict[str, Any]) -> None:
+    # Priced, it would be a fake $0.
+    assert usage_from_chat(data) is None
 
 
 def test_openrouter_byok_usage_keeps_both_money_fields() -> None:
-    usage = usage_from_chat(
+    usage = usage_of(
         {"prompt_tokens": 1, "completion_tokens": 1, "cost": 0.0001, "is_byok": True,
          "cost_details": {"upstream_inference_cost": 0.002}}
     )  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import time
 from typing import Any, Callable, List, Tuple
 
 import pytest
@@ -196,8 +195,6 @@ def test_no_retry_starts_that_would_end_after_the_total_deadline(
 ) -> None:
     server.reply(overloaded("30"), Reply.json(chat_completion("never reached")))
     client = make_client(timeout=minillm.Timeout(total=5))
-    started = time.monotonic()
     with pytest.raises(minillm.ServerError):
         client.complete("Hi")
     assert sleeps.calls == [] and len(server.requests) == 1
-    assert time.monotonic() - started < 5

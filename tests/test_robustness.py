@@ -381,3 +381,57 @@ def test_a_tunnelled_tls_socket_is_shut_down_through_the_socket_it_wraps() -> No
     _shutdown(Tunnel())
     _shutdown(object())  # nothing to shut down: no error either
     assert len(calls) == 1
+
+
+# -- bad input is a minillm error, never a foreign one ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"base_url": 5}, "base_url must be a string"),
+        ({"base_url": "http://127.0.0.1:9/v1?api_key=sk-canary-q"}, "query string"),
+        ({"base_url": "http://user:sk-canary-u@127.0.0.1:9/v1"}, "credentials"),
+        ({"base_url": "http://127.0.0.1:9/v1#frag"}, "fragment"),
+        ({"timeout": 1e12}, "up to a year"),
+        ({"timeout": minillm.Timeout}, "timeout must be"),
+    ],
+)
+def test_bad_client_arguments_are_configuration_errors_that_never_show_a_key(kwargs: Any, match: str) -> None:
+    with pytest.raises(minillm.ConfigurationError, match=match) as caught:
+        minillm.Client("openai/m", api_key="sk-canary-q", **kwargs)
+    assert "canary" not in str(caught.value)
+
+
+def test_deadlines_beyond_a_year_are_refused_before_they_reach_a_timer() -> None:
+    with pytest.raises(minillm.InvalidArgumentError):
+        minillm.Timeout(total=1e300)
+
+
+def test_flush_wants_a_number(make_client: Callable[..., minillm.Client]) -> None:
+    with pytest.raises(minillm.InvalidArgumentError):
+        make_client().flush("soon")  # type: ignore[arg-type]
+
+
+def test_two_threads_reading_one_stream_get_a_clear_error(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client]
+) -> None:
+    gate = Gate()
+    server.reply(Reply.sse([sse(chat_chunk(content="a")), gate, *chat_stream(["b"], usage=USAGE)]))
+    stream = make_client().stream("Hi")
+    first = iter(stream)
+    assert next(first).text == "a"
+    reader = threading.Thread(target=lambda: list(first))
+    reader.start()
+    generator = stream._core.gen
+    assert generator is not None
+    try:
+        # Wait (bounded) until the reader is inside the generator, blocked at the gate.
+        deadline = time.monotonic() + 10
+        while not generator.gi_running and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.001)
+        with pytest.raises(minillm.MiniLLMError, match="another thread"):
+            list(iter(stream))
+    finally:
+        gate.open()
+        reader.join(10)

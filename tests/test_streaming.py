@@ -606,3 +606,91 @@ def test_a_completed_stream_returns_its_connection_to_the_pool(
     ports = [r.client_address[1] for r in server.requests]
     assert ports[0] == ports[1]
     assert ports[3] != ports[2]
+
+
+# -- which id, which usage ---------------------------------------------------------------------------
+
+
+def test_the_header_generation_id_wins_over_the_bodys_everywhere(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    server.reply(
+        Reply.sse(
+            chat_stream(["a"], id="gen-body", usage=chat_usage(1, 1, cost=0.001)),
+            headers=[("X-Generation-Id", "gen-header")],
+        )
+    )
+    with make_client("openrouter/x/y").stream("Hi") as stream:
+        list(stream)
+    assert stream.id == "gen-header"
+    assert ledger.records[0][0].response_id == "gen-header"
+
+
+def test_an_id_that_first_appears_in_a_later_chunk_is_still_found(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    first = chat_chunk(content="a")
+    del first["id"]
+    server.reply(Reply.sse([sse(first), sse(chat_chunk(id="gen-late", content="b")), Hang()]))
+    generation_route(server, [Reply.json(openrouter_generation("gen-late", total_cost=0.002))])
+    client = make_client("openrouter/x/y")
+    with client.stream("Hi") as stream:
+        for chunk in stream:
+            if chunk.text == "b":
+                break
+    assert stream.id == "gen-late"
+    assert client.flush(timeout=10)
+    assert only_record(ledger).usd == Decimal("0.002")
+
+
+def test_a_usage_object_without_counts_is_not_priced_as_zero(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    server.reply(Reply.sse(chat_stream(["a"], usage={"queue_time": 0.01})))
+    with make_client(price=PRICE).stream("Hi") as stream:
+        list(stream)
+    cost = only_record(ledger)
+    assert (cost.resolution, cost.usd) == (Resolution.UNKNOWN, None)
+
+
+def test_an_abandoned_stream_that_had_seen_usage_books_that_usage(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    server.reply(Reply.sse([sse(chat_chunk(content="a", usage=USAGE)), Hang()]))
+    stream = make_client(price=PRICE).stream("Hi")
+    next(iter(stream))
+    del stream  # dropped mid-stream: the finalizer settles it
+    cost = only_record(ledger)
+    assert (cost.usd, cost.cancelled) == (EXPECTED_USD, True)
+
+
+def test_settling_with_debug_logging_and_any_meta_still_books(
+    server: ScriptedServer,
+    make_client: Callable[..., minillm.Client],
+    ledger: minillm.Ledger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    server.reply(full_reply(), full_reply())
+    with caplog.at_level(logging.DEBUG, logger="minillm"):
+        with make_client(meta={"team": "a"}).stream("Hi", meta={7: "mixed keys"}) as stream:  # type: ignore[dict-item]
+            list(stream)
+        with make_client().stream("Hi", meta={"odd": Unprintable()}) as stream:
+            list(stream)
+    assert ledger.count == 2
+
+
+def test_collect_after_a_failure_raises_the_failure_again(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    server.reply(Reply.sse([sse(chat_chunk(content="a")), Drop()]))
+    stream = make_client().stream("Hi")
+    with pytest.raises(minillm.StreamError) as first:
+        stream.collect()
+    with pytest.raises(minillm.StreamError) as second:
+        stream.collect()
+    assert second.value is first.value
+    assert ledger.count == 0

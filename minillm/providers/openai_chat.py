@@ -54,23 +54,35 @@ _EMPTY: Dict[str, Any] = {}
 _SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 
-def _int(value: Any) -> int:
+def _count(value: Any) -> Optional[int]:
+    """A token count from the wire: an int, an integral float or a numeric
+    string; None when it is none of these."""
     if isinstance(value, bool):
-        return 0
+        return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    return 0
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
-def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool = True) -> Usage:
+def _int(value: Any) -> int:
+    return _count(value) or 0
+
+
+def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool = True) -> Optional[Usage]:
     """Normalise a Chat Completions ``usage`` object.
 
     :param reasoning_in_completion: False for hosts (xAI) whose
         ``completion_tokens`` leaves reasoning out; it is added back so that
         ``completion_tokens`` means every output token billed.
+    :returns: None when the object carries no token counts at all: pricing
+        it would book a fake $0.
     """
+    if _count(data.get("prompt_tokens")) is None and _count(data.get("completion_tokens")) is None:
+        return None
     prompt = _int(data.get("prompt_tokens"))
     completion = _int(data.get("completion_tokens"))
     prompt_details = data.get("prompt_tokens_details") or {}
@@ -118,6 +130,11 @@ class ServerMemory:
             new = base_url not in self._rejects_stream_options
             self._rejects_stream_options.add(base_url)
             return new
+
+    def forget(self) -> None:
+        """Forget every lesson (for tests, whose servers reuse ports)."""
+        with self._lock:
+            self._rejects_stream_options.clear()
 
 
 #: The one memory of this process (a registry, filled as servers answer).
@@ -260,7 +277,7 @@ class ChatCompletionsAdapter(Adapter):
 
     # -- responses --------------------------------------------------------
 
-    def usage(self, data: Dict[str, Any]) -> Usage:
+    def usage(self, data: Dict[str, Any]) -> Optional[Usage]:
         return usage_from_chat(data, reasoning_in_completion=self.reasoning_in_completion)
 
     def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
@@ -276,7 +293,7 @@ class ChatCompletionsAdapter(Adapter):
         loads = json.loads
         finish_reasons = FINISH_REASONS
         usage_of = self.usage
-        identified = False
+        have_id = False
         for frame in frames:
             data = frame.data
             if data == "[DONE]":
@@ -291,8 +308,10 @@ class ChatCompletionsAdapter(Adapter):
                 if obj.get("error") or frame.event == "error":
                     yield self.in_band_error(obj.get("error") or obj)
                     return
-                if not identified and (obj.get("id") or obj.get("model")):
-                    identified = True
+                if not have_id and (obj.get("id") or obj.get("model")):
+                    # Until an id is seen (some hosts send it late); the fold
+                    # keeps the first id and the first model.
+                    have_id = bool(obj.get("id"))
                     yield ResponseInfo(id=_text_or_none(obj.get("id")), model=_text_or_none(obj.get("model")))
                 raw_usage = obj.get("usage")
                 usage = usage_of(raw_usage) if raw_usage else None
