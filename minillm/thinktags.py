@@ -1,17 +1,20 @@
-"""Splitting a leading ``<think>...</think>`` block out of streamed text.
+"""Splitting ``<think>...</think>`` blocks out of streamed text.
 
-Open-weight reasoning models served through OpenAI-compatible servers often
-put their reasoning inline, wrapped in ``<think>`` tags, at the start of the
-answer. :func:`split_think_tags` moves it into ``Chunk.thinking``, also when
-a tag is split across chunks. Only a block that opens the response (after
-optional whitespace) is recognised, so a literal ``<think>`` later in an
-answer is left alone; once the answer proper has started the splitter gets
-out of the way entirely.
+Open-weight reasoning models served through OpenAI-compatible servers (and
+Ollama) often put their reasoning inline, wrapped in ``<think>`` tags.
+:func:`split_think_tags` moves every such block into ``Chunk.thinking``:
+tags split across chunks at any byte, several blocks, text before and after.
+The state lives in one splitter per stream.
+
+Whitespace that only separates reasoning from the answer (before the first
+block, or right after a block while no answer text has appeared) is not
+part of the answer and is dropped. A chunk that cannot touch a tag passes
+through as the very same object.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from .events import Event, StreamDone
 from .models import Chunk
@@ -20,8 +23,6 @@ __all__ = ["split_think_tags"]
 
 _OPEN = "<think>"
 _CLOSE = "</think>"
-
-_START, _THINKING, _AFTER, _PASS = range(4)
 
 
 def _partial_suffix(text: str, tag: str) -> int:
@@ -33,65 +34,73 @@ def _partial_suffix(text: str, tag: str) -> int:
 
 
 class _Splitter:
-    __slots__ = ("mode", "pending")
+    __slots__ = ("answered", "lead", "pending", "seen_block", "thinking")
 
     def __init__(self) -> None:
-        self.mode = _START
-        self.pending = ""  # text held back until we know which side it is on
+        self.thinking = False  # inside a block
+        self.pending = ""  # a possible partial tag, held back
+        self.lead = ""  # whitespace before any answer text and any block, held back
+        self.answered = False  # answer text (not only whitespace) has gone out
+        self.seen_block = False  # a block has opened
 
-    def feed(self, text: str) -> tuple[str, str]:
-        """Return the (text, thinking) this piece resolves to."""
-        out_text, out_thinking = "", ""
-        buf = self.pending + text
+    def quiet(self) -> bool:
+        """Whether a chunk without "<" passes through untouched."""
+        return self.answered and not self.thinking and not self.pending
+
+    def feed(self, piece: str) -> Tuple[str, str]:
+        """The (text, thinking) that ``piece`` resolves to now."""
+        texts: List[str] = []
+        thoughts: List[str] = []
+        buf = self.pending + piece
         self.pending = ""
         while buf:
-            if self.mode == _START:
-                stripped = buf.lstrip()
-                if not stripped:
-                    self.pending = buf
-                    return out_text, out_thinking
-                if stripped.startswith(_OPEN):
-                    self.mode = _THINKING
-                    buf = stripped[len(_OPEN) :]
-                elif _OPEN.startswith(stripped):
-                    self.pending = buf
-                    return out_text, out_thinking
+            tag = _CLOSE if self.thinking else _OPEN
+            at = buf.find(tag)
+            if at < 0:
+                keep = _partial_suffix(buf, tag)
+                self.pending = buf[len(buf) - keep :]
+                buf = buf[: len(buf) - keep]
+                if self.thinking:
+                    thoughts.append(buf)
                 else:
-                    self.mode = _PASS
-                    return out_text + buf, out_thinking
-            elif self.mode == _THINKING:
-                end = buf.find(_CLOSE)
-                if end >= 0:
-                    out_thinking += buf[:end]
-                    buf = buf[end + len(_CLOSE) :]
-                    self.mode = _AFTER
-                else:
-                    keep = _partial_suffix(buf, _CLOSE)
-                    out_thinking += buf[: len(buf) - keep]
-                    self.pending = buf[len(buf) - keep :]
-                    return out_text, out_thinking
-            elif self.mode == _AFTER:
-                # The blank line models put between reasoning and answer is
-                # not part of the answer.
-                stripped = buf.lstrip()
-                if not stripped:
-                    return out_text, out_thinking
-                self.mode = _PASS
-                return out_text + stripped, out_thinking
+                    self._text(buf, texts)
+                break
+            if self.thinking:
+                thoughts.append(buf[:at])
             else:
-                return out_text + buf, out_thinking
-        return out_text, out_thinking
+                self._text(buf[:at], texts)
+                self.seen_block = True
+                self.lead = ""  # it only led up to the reasoning
+            self.thinking = not self.thinking
+            buf = buf[at + len(tag) :]
+        return "".join(texts), "".join(thoughts)
 
-    def flush(self) -> tuple[str, str]:
+    def _text(self, text: str, out: List[str]) -> None:
+        if self.answered:
+            out.append(text)
+        elif text.strip():
+            # The answer begins: after reasoning, without the blank lines
+            # that separated it; otherwise exactly as sent.
+            out.append(text.lstrip() if self.seen_block else self.lead + text)
+            self.lead = ""
+            self.answered = True
+        elif not self.seen_block:
+            self.lead += text
+
+    def flush(self) -> Tuple[str, str]:
+        """What is still held back, at the end of the stream."""
         pending, self.pending = self.pending, ""
-        if self.mode == _THINKING:
+        if self.thinking:
             return "", pending
-        if self.mode == _START:
-            return pending, ""
-        return "", ""
+        texts: List[str] = []
+        self._text(pending, texts)
+        lead, self.lead = self.lead, ""
+        return lead + "".join(texts), ""
 
 
 def _rebuild(chunk: Chunk, text: str, thinking: str) -> Optional[Chunk]:
+    if text == chunk.text and not thinking:
+        return chunk  # untouched: hand the provider's object on
     thinking = chunk.thinking + thinking
     if not (text or thinking or chunk.finish_reason is not None or chunk.usage is not None):
         return None
@@ -99,28 +108,24 @@ def _rebuild(chunk: Chunk, text: str, thinking: str) -> Optional[Chunk]:
 
 
 def split_think_tags(events: Iterator[Event]) -> Iterator[Event]:
-    """Yield ``events`` with a leading ``<think>`` block moved to ``thinking``."""
+    """Yield ``events`` with every ``<think>`` block moved to ``thinking``."""
     splitter = _Splitter()
     for event in events:
         if type(event) is Chunk:
             chunk = event
-            if chunk.text:
-                text, thinking = splitter.feed(chunk.text)
-            else:
-                text, thinking = "", ""
+            text = chunk.text
+            if text and splitter.quiet() and "<" not in text:
+                yield chunk
+                continue
+            thinking = ""
+            if text:
+                text, thinking = splitter.feed(text)
             if chunk.finish_reason is not None:
                 tail_text, tail_thinking = splitter.flush()
                 text, thinking = text + tail_text, thinking + tail_thinking
-            if text == chunk.text and not thinking:
-                yield chunk  # untouched: hand the provider's object on
-            else:
-                rebuilt = _rebuild(chunk, text, thinking)
-                if rebuilt is not None:
-                    yield rebuilt
-            if splitter.mode == _PASS:
-                # The answer proper has begun: hand the rest through untouched.
-                yield from events
-                return
+            rebuilt = _rebuild(chunk, text, thinking)
+            if rebuilt is not None:
+                yield rebuilt
         else:
             if type(event) is StreamDone:
                 text, thinking = splitter.flush()
