@@ -11,12 +11,17 @@ running dry is not completion.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from .events import Event, ProviderError, ResponseInfo, StreamDone, ToolCallDelta
+from .events import Event, ProviderError, ReasoningDetail, ResponseInfo, StreamDone, ToolCallDelta
 from .models import Chunk, Response, ToolCall, Usage
 
 __all__ = ["StreamState", "accumulate"]
+
+
+#: The fields of a reasoning record that arrive in pieces; the rest are
+#: labels (type, format, index, id): the first value given is kept.
+_STREAMED_FIELDS = frozenset({"text", "summary", "thinking", "data", "signature"})
 
 
 class _ToolCallBuilder:
@@ -57,6 +62,7 @@ class StreamState:
     :func:`accumulate`; read by the stream and by settlement."""
 
     __slots__ = (
+        "_reasoning",
         "_text",
         "_thinking",
         "_tool_calls",
@@ -77,6 +83,7 @@ class StreamState:
         self.text_parts = self._text.parts
         self.thinking_parts = self._thinking.parts
         self._tool_calls: Dict[int, _ToolCallBuilder] = {}
+        self._reasoning: List[Tuple[Any, Dict[str, Any]]] = []
         self.finish_reason: Optional[str] = None
         self.usage: Optional[Usage] = None
         self.id: Optional[str] = None
@@ -111,6 +118,9 @@ class StreamState:
             for _, b in sorted(self._tool_calls.items())
         ]
 
+    def reasoning_details(self) -> List[Dict[str, Any]]:
+        return [dict(detail) for _, detail in self._reasoning]
+
     def to_response(self, finish_reason: Optional[str] = None, raw: object = None) -> Response:
         """Snapshot the state as a :class:`~minillm.Response`.
 
@@ -131,6 +141,7 @@ class StreamState:
             id=self.id,
             model=self.model,
             raw=raw,
+            reasoning_details=self.reasoning_details(),
         )
 
 
@@ -164,6 +175,18 @@ def accumulate(state: StreamState, event: Event) -> None:
             state.id = info.id
         if state.model is None and info.model:
             state.model = info.model
+    elif kind is ReasoningDetail:
+        record: ReasoningDetail = event  # type: ignore[assignment]
+        last = state._reasoning[-1] if state._reasoning else None
+        if record.merge_key is not None and last is not None and last[0] == record.merge_key:
+            merged = last[1]
+            for key, value in record.detail.items():
+                if key in _STREAMED_FIELDS and isinstance(value, str) and isinstance(merged.get(key), str):
+                    merged[key] += value
+                elif merged.get(key) is None:
+                    merged[key] = value
+        else:
+            state._reasoning.append((record.merge_key, dict(record.detail)))
     elif kind is StreamDone:
         state.done = True
     elif kind is ProviderError:

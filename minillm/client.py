@@ -36,6 +36,7 @@ from .lookups import LookupPolicy, lookups
 from .models import CostInfo, Response
 from .pricing import TokenPrice, cost_from_usage
 from .providers import Adapter, ProviderConfig, adapter_class, split_model
+from .providers.base import overflow_counts
 from .redaction import Redactor
 from .request import ChatRequest, Messages, build_chat_request, request_options
 from .retry import RetryPolicy
@@ -110,7 +111,7 @@ class Client:
         lookup: Optional[LookupPolicy] = None,
     ) -> None:
         provider, name = split_model(model)
-        cls = adapter_class(provider, api)
+        cls = adapter_class(provider, api, name)
         if price is not None and not isinstance(price, TokenPrice):
             raise ConfigurationError(f"price must be a minillm.TokenPrice, not {type(price).__name__}")
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -146,6 +147,8 @@ class Client:
         if base_url is not None and not isinstance(base_url, str):
             raise ConfigurationError(f"base_url must be a string, not {type(base_url).__name__}")
         env_base = os.environ.get(cls.base_url_env) if cls.base_url_env else None
+        if env_base:
+            env_base = cls.base_url_from_env(env_base)
         root = (base_url or env_base or cls.default_base_url).rstrip("/")
         _check_base_url(root, Redactor([api_key if isinstance(api_key, str) else None]))
         official = root == cls.default_base_url.rstrip("/")
@@ -496,7 +499,7 @@ class Client:
 
     def _stream_events(self, response: HTTPResponse) -> Iterator[Event]:
         content_type = response.content_type
-        if content_type == "application/json":
+        if content_type == "application/json" and not self._adapter.streams_json:
             # The server ignored stream=true and sent the whole answer (or an
             # error with a success status): read it as a body, and raise its
             # error from stream() itself, as complete() would.
@@ -534,13 +537,15 @@ class Client:
         body = json.dumps({"error": error.body}).encode() if error.body is not None else b""
         api_error = self._adapter.api_error(status, response.headers, body, response.endpoint, self._redactor)
         if error.overflow and not isinstance(api_error, ContextOverflowError):
-            return ContextOverflowError(
+            overflow = ContextOverflowError(
                 api_error.message,
                 status_code=status,
                 body=api_error.body,
                 provider=self.provider,
                 endpoint=response.endpoint,
             )
+            overflow.requested_tokens, overflow.limit_tokens = overflow_counts(error.message)
+            return overflow
         return api_error
 
     def _stream_error(self, error: ProviderError, state: StreamState) -> MiniLLMError:
@@ -551,7 +556,9 @@ class Client:
             message = self._redactor.scrub(f"{self.provider} reported an error mid-stream: {error.message}")
         body = self._redactor.scrub_obj(error.body)
         if error.overflow:
-            return StreamContextOverflowError(message, body=body, provider=self.provider)
+            overflow = StreamContextOverflowError(message, body=body, provider=self.provider)
+            overflow.requested_tokens, overflow.limit_tokens = overflow_counts(error.message)
+            return overflow
         return StreamError(message, body=body, provider=self.provider)
 
     # -- cost look-ups -----------------------------------------------------------

@@ -117,7 +117,14 @@ class BadRequestError(APIError):
 
 
 class ContextOverflowError(BadRequestError):
-    """The prompt (plus the requested output) does not fit the model's context."""
+    """The prompt (plus the requested output) does not fit the model's context.
+
+    :ivar requested_tokens: the tokens the request needed, when the provider said.
+    :ivar limit_tokens: the model's limit, when the provider said.
+    """
+
+    requested_tokens: Optional[int] = None
+    limit_tokens: Optional[int] = None
 
 
 class ServerError(APIError):

@@ -10,13 +10,13 @@ adapter.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import attrs
 
 from .models import Chunk
 
-__all__ = ["Event", "ProviderError", "ResponseInfo", "StreamDone", "ToolCallDelta"]
+__all__ = ["Event", "ProviderError", "ReasoningDetail", "ResponseInfo", "StreamDone", "ToolCallDelta"]
 
 
 @attrs.frozen
@@ -43,6 +43,18 @@ class ResponseInfo:
 
 
 @attrs.frozen
+class ReasoningDetail:
+    """A provider's own reasoning record (a signed thinking block, a thought
+    signature, an OpenRouter ``reasoning_details`` entry), kept on the
+    response so the next turn can send it back. ``merge_key`` joins a record
+    streamed in pieces: pieces with the same key are concatenated field by
+    field (text fields only)."""
+
+    detail: Dict[str, Any]
+    merge_key: Any = None
+
+
+@attrs.frozen
 class StreamDone:
     """The provider's explicit terminal signal (``data: [DONE]`` and the like)."""
 
@@ -66,4 +78,4 @@ class ProviderError:
 #: A single instance suffices: the terminal signal carries no data.
 STREAM_DONE = StreamDone()
 
-Event = Union[Chunk, ToolCallDelta, ResponseInfo, StreamDone, ProviderError]
+Event = Union[Chunk, ToolCallDelta, ResponseInfo, ReasoningDetail, StreamDone, ProviderError]

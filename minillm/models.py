@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from decimal import Decimal
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import attrs
 
@@ -135,3 +135,22 @@ class Response:
     id: Optional[str] = None
     model: Optional[str] = None
     raw: Any = attrs.field(default=None, repr=False)
+    #: the provider's own reasoning records (signed thinking blocks, thought
+    #: signatures, OpenRouter's reasoning_details), to send back next turn
+    reasoning_details: List[Dict[str, Any]] = attrs.field(factory=list, repr=False)
+
+    def to_message(self) -> Dict[str, Any]:
+        """This answer as an OpenAI-shaped assistant message, for the next
+        turn of a conversation -- tool calls and reasoning records included,
+        so that every provider can continue it."""
+        message: Dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                for call in self.tool_calls
+            ]
+        elif message["content"] is None:
+            message["content"] = ""
+        if self.reasoning_details:
+            message["reasoning_details"] = [dict(detail) for detail in self.reasoning_details]
+        return message

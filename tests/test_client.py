@@ -99,7 +99,7 @@ def test_the_repr_names_the_model_and_base_url_but_never_the_key() -> None:
         ({"on_cost": 42}, "on_cost"),
         ({"timeout": "slow"}, "timeout"),
         ({"fallbacks": [3]}, "fallback"),
-        ({"api": "responses"}, "api='responses'"),
+        ({"api": "completions"}, "api='completions'"),
     ],
 )
 def test_bad_client_settings_are_configuration_errors(kwargs: Any, match: str) -> None:

@@ -9,18 +9,28 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple, Type
 
 from ..errors import ConfigurationError
+from .anthropic import AnthropicAdapter
 from .base import Adapter, ProviderConfig
-from .openai import OpenAIAdapter
-from .openrouter import OpenRouterAdapter
+from .gemini import GeminiAdapter
+from .ollama import OllamaAdapter
+from .openai import OpenAIAdapter, OpenAIResponsesAdapter
+from .openrouter import OpenRouterAdapter, OpenRouterResponsesAdapter
 from .xai import XAIAdapter
 
-__all__ = ["Adapter", "PROVIDERS", "ProviderConfig", "adapter_class", "split_model"]
+__all__ = ["APIS", "Adapter", "PROVIDERS", "ProviderConfig", "adapter_class", "split_model"]
 
-#: provider name -> adapter class
-PROVIDERS: Dict[str, Type[Adapter]] = {cls.name: cls for cls in (OpenAIAdapter, OpenRouterAdapter, XAIAdapter)}
+#: provider name -> its protocols, the default first (``api=`` picks another)
+APIS: Dict[str, Tuple[Type[Adapter], ...]] = {
+    "openai": (OpenAIAdapter, OpenAIResponsesAdapter),
+    "openrouter": (OpenRouterAdapter, OpenRouterResponsesAdapter),
+    "xai": (XAIAdapter,),
+    "anthropic": (AnthropicAdapter,),
+    "gemini": (GeminiAdapter,),
+    "ollama": (OllamaAdapter,),
+}
 
-#: the values of ``api=`` each provider understands (None picks per model)
-APIS: Dict[str, Tuple[str, ...]] = {"openai": ("chat",)}
+#: provider name -> its default adapter class
+PROVIDERS: Dict[str, Type[Adapter]] = {name: classes[0] for name, classes in APIS.items()}
 
 
 def split_model(model: str) -> Tuple[str, str]:
@@ -38,18 +48,23 @@ def split_model(model: str) -> Tuple[str, str]:
     return provider, name
 
 
-def adapter_class(provider: str, api: Optional[str] = None) -> Type[Adapter]:
-    """The adapter class for ``provider`` (and ``api``).
+def adapter_class(provider: str, api: Optional[str] = None, model: str = "") -> Type[Adapter]:
+    """The adapter class for ``provider``: the one named by ``api``, else the
+    one that alone serves ``model``, else the provider's default.
 
     :raises ConfigurationError: unknown provider, or an ``api`` it does not have.
     """
-    cls = PROVIDERS.get(provider)
-    if cls is None:
-        known = ", ".join(sorted(PROVIDERS))
+    classes = APIS.get(provider)
+    if classes is None:
+        known = ", ".join(sorted(APIS))
         raise ConfigurationError(f"unknown provider {provider!r}; known providers: {known}")
     if api is not None:
-        supported = APIS.get(provider, ())
-        if api not in supported:
-            choices = ", ".join(repr(a) for a in supported) or "none"
-            raise ConfigurationError(f"provider {provider!r} does not offer api={api!r} (supported: {choices})")
-    return cls
+        for cls in classes:
+            if cls.api == api:
+                return cls
+        choices = ", ".join(repr(cls.api) for cls in classes)
+        raise ConfigurationError(f"provider {provider!r} does not offer api={api!r} (it offers {choices})")
+    for cls in classes:
+        if any(model.startswith(prefix) for prefix in cls.only_models):
+            return cls
+    return classes[0]

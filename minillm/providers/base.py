@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import abc
 import json
-from typing import Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, Tuple
+import re
+from typing import Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, Pattern, Tuple
 
 import attrs
 
@@ -32,10 +33,11 @@ from ..request import ChatRequest
 from ..retry import RETRYABLE_STATUSES, parse_retry_after
 from ..transport import HTTPRequest
 
-__all__ = ["Adapter", "ProviderConfig"]
+__all__ = ["OVERFLOW_COUNTS", "OVERFLOW_MARKERS", "Adapter", "ProviderConfig", "overflow_counts"]
 
-#: Fragments of provider messages that mean "the prompt does not fit".
-OVERFLOW_MARKERS = (
+#: Fragments of provider messages that mean "the prompt does not fit"
+#: (OpenAI, OpenRouter, Groq, DeepSeek, vLLM, Anthropic, Gemini, Ollama).
+OVERFLOW_MARKERS: Tuple[str, ...] = (
     "context_length_exceeded",
     "maximum context length",
     "context window",
@@ -44,7 +46,46 @@ OVERFLOW_MARKERS = (
     "input tokens exceed",
     "too many tokens",
     "reduce the length of the messages",
+    "exceeds the maximum number of tokens",
+    "input length exceeds",
 )
+
+#: Where the requested size and the limit are in those messages.
+OVERFLOW_COUNTS: Tuple[Pattern[str], ...] = tuple(
+    re.compile(pattern, re.IGNORECASE | re.DOTALL)
+    for pattern in (
+        r"maximum context length is (?P<limit>[\d,]+) tokens.*?"
+        r"(?:resulted in|requested(?: about)?) (?P<requested>[\d,]+) tokens",
+        r"prompt is too long: (?P<requested>[\d,]+) tokens > (?P<limit>[\d,]+) maximum",
+        r"input token count \((?P<requested>[\d,]+)\) exceeds the maximum number of tokens allowed "
+        r"\((?P<limit>[\d,]+)\)",
+        r"configured limit of (?P<limit>[\d,]+) tokens.*?resulted in (?P<requested>[\d,]+) tokens",
+        r"current length is (?P<requested>[\d,]+) while limit is (?P<limit>[\d,]+)",
+    )
+)
+
+
+def effort_for_budget(budget: int) -> str:
+    """The reasoning effort nearest a thinking budget, for APIs that take an
+    effort level rather than a token budget."""
+    if budget == 0:
+        return "minimal"
+    if budget <= 2048:
+        return "low"
+    if budget <= 8192:
+        return "medium"
+    return "high"
+
+
+def overflow_counts(
+    message: str, patterns: Tuple[Pattern[str], ...] = OVERFLOW_COUNTS
+) -> Tuple[Optional[int], Optional[int]]:
+    """``(requested, limit)`` token counts from an overflow message, when it gives them."""
+    for pattern in patterns:
+        match = pattern.search(message)
+        if match:
+            return int(match.group("requested").replace(",", "")), int(match.group("limit").replace(",", ""))
+    return None, None
 
 
 @attrs.frozen
@@ -76,9 +117,25 @@ class Adapter(abc.ABC):
     key_required: ClassVar[bool] = True
     #: whether :meth:`lookup_request` / :meth:`parse_lookup` are implemented
     has_cost_lookup: ClassVar[bool] = False
+    #: the ``api=`` name of this protocol (a provider may offer several)
+    api: ClassVar[str] = "chat"
+    #: model name prefixes that only this protocol serves (chosen for them
+    #: when ``api=`` is not given)
+    only_models: ClassVar[Tuple[str, ...]] = ()
+    #: whether a JSON Content-Type on a streaming request is still the stream
+    #: (NDJSON served as application/json) rather than one whole answer
+    streams_json: ClassVar[bool] = False
+    #: what "the prompt does not fit" looks like in this provider's errors
+    overflow_markers: ClassVar[Tuple[str, ...]] = OVERFLOW_MARKERS
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
+
+    @classmethod
+    def base_url_from_env(cls, value: str) -> str:
+        """The base URL an environment variable names (a host may use its own
+        form, such as ``OLLAMA_HOST``'s optional scheme)."""
+        return value
 
     # -- requests ---------------------------------------------------------
 
@@ -132,7 +189,7 @@ class Adapter(abc.ABC):
         haystack = message.lower()
         if isinstance(error, dict):
             haystack += " " + str(error.get("code", "")).lower() + " " + str(error.get("type", "")).lower()
-        return any(marker in haystack for marker in OVERFLOW_MARKERS)
+        return any(marker in haystack for marker in self.overflow_markers)
 
     def api_error(
         self,
@@ -162,8 +219,8 @@ class Adapter(abc.ABC):
         cls = error_class_for_status(status)
         if status in (400, 413, 422) and self.is_overflow(error, detail):
             cls = ContextOverflowError
-        message = redactor.scrub(f"{self.name} returned HTTP {status}: {detail} ({endpoint})")
-        return cls(
+        message = redactor.scrub(f"{self.name} returned HTTP {status}: {self.explain(status, detail)} ({endpoint})")
+        error_ = cls(
             message,
             status_code=status,
             body=redactor.scrub_obj(data) if data is not None else redactor.scrub(excerpt(text, 1000)),
@@ -171,6 +228,14 @@ class Adapter(abc.ABC):
             endpoint=endpoint,
             retry_after=parse_retry_after(headers),
         )
+        if isinstance(error_, ContextOverflowError):
+            error_.requested_tokens, error_.limit_tokens = overflow_counts(detail)
+        return error_
+
+    def explain(self, status: int, detail: str) -> str:
+        """The provider's error message, with a hint when minillm knows what
+        to do about it."""
+        return detail
 
     def malformed(self, status: int, body: bytes, endpoint: str, redactor: Redactor, why: str) -> APIError:
         """The error for a success status whose body cannot be used."""
@@ -207,6 +272,10 @@ class Adapter(abc.ABC):
         """The usage (with native cost) from a look-up answer, or None when
         the provider does not have it yet."""
         raise NotImplementedError(f"{self.name} has no cost look-up")
+
+    def host_headers(self) -> Dict[str, str]:
+        """Headers a host adds to every request (attribution, say)."""
+        return {}
 
     # -- helpers for subclasses -------------------------------------------
 

@@ -26,7 +26,7 @@ from ..pricing import to_decimal
 from ..redaction import excerpt
 from ..request import ChatRequest
 from ..transport import HTTPRequest
-from .base import Adapter
+from .base import Adapter, effort_for_budget
 
 __all__ = ["SERVERS", "ChatCompletionsAdapter", "ServerMemory", "usage_from_chat"]
 
@@ -195,6 +195,9 @@ class ChatCompletionsAdapter(Adapter):
     max_tokens_field: ClassVar[str] = "max_tokens"
     #: False when the host's completion_tokens excludes reasoning tokens
     reasoning_in_completion: ClassVar[bool] = True
+    #: whether assistant turns may carry ``reasoning_details`` back (others
+    #: would reject the unknown field)
+    accepts_reasoning_details: ClassVar[bool] = False
 
     # -- requests ---------------------------------------------------------
 
@@ -205,6 +208,7 @@ class ChatCompletionsAdapter(Adapter):
         }
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
+        headers.update(self.host_headers())
         return headers
 
     def thinking_options(self, budget: int) -> Dict[str, Any]:
@@ -213,16 +217,15 @@ class ChatCompletionsAdapter(Adapter):
         Chat Completions has no budget, only an effort level; map the budget
         onto it.
         """
-        if budget == 0:
-            return {"reasoning_effort": "minimal"}
-        if budget <= 2048:
-            return {"reasoning_effort": "low"}
-        if budget <= 8192:
-            return {"reasoning_effort": "medium"}
-        return {"reasoning_effort": "high"}
+        return {"reasoning_effort": effort_for_budget(budget)}
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         messages = list(request.messages)
+        if not self.accepts_reasoning_details:
+            messages = [
+                {k: v for k, v in m.items() if k != "reasoning_details"} if "reasoning_details" in m else m
+                for m in messages
+            ]
         if request.system is not None:
             messages.insert(0, {"role": "system", "content": request.system})
         body: Dict[str, Any] = {"model": request.model, "messages": messages}

@@ -3,43 +3,45 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from ..models import Usage
 from ..pricing import to_decimal
 from ..transport import HTTPRequest
+from .base import ProviderConfig
 from .openai_chat import ChatCompletionsAdapter, _int
+from .openai_responses import ResponsesAdapter
 
-__all__ = ["OpenRouterAdapter"]
+__all__ = ["OpenRouterAdapter", "OpenRouterResponsesAdapter"]
 
 
-class OpenRouterAdapter(ChatCompletionsAdapter):
-    """``openrouter/<vendor>/<model>``.
+class OpenRouterHost:
+    """What OpenRouter adds to either protocol: attribution headers, its
+    generation id, and the out-of-band ``/generation`` cost look-up.
 
     The generation id comes from the ``X-Generation-Id`` response header when
     present (so a stream cancelled before its first chunk can still be looked
     up), else from the first chunk that carries an id.
     """
 
+    config: ProviderConfig
     name = "openrouter"
     default_base_url = "https://openrouter.ai/api/v1"
     key_env: ClassVar[Tuple[str, ...]] = ("OPENROUTER_API_KEY",)
-    base_url_env = "OPENROUTER_BASE_URL"
+    base_url_env: ClassVar[Optional[str]] = "OPENROUTER_BASE_URL"
     has_cost_lookup = True
 
-    def headers(self, *, stream: bool) -> Dict[str, str]:
-        headers = super().headers(stream=stream)
+    def host_headers(self) -> Dict[str, str]:
+        headers = {}
         if self.config.app_url:
             headers["HTTP-Referer"] = self.config.app_url
         if self.config.app_title:
             headers["X-Title"] = self.config.app_title
         return headers
 
-    def thinking_options(self, budget: int) -> Dict[str, Any]:
-        # OpenRouter takes a token budget and translates it per upstream.
-        if budget == 0:
-            return {"reasoning": {"enabled": False}}
-        return {"reasoning": {"max_tokens": budget}}
+    if TYPE_CHECKING:  # pragma: no cover - provided by the protocol class
+
+        def url(self, path: str) -> str: ...
 
     def generation_id(self, headers: Mapping[str, str]) -> Optional[str]:
         return headers.get("x-generation-id") or None
@@ -78,3 +80,20 @@ class OpenRouterAdapter(ChatCompletionsAdapter):
             upstream_inference_cost=to_decimal(record.get("upstream_inference_cost")),
             is_byok=record.get("is_byok") is True,
         )
+
+
+class OpenRouterAdapter(OpenRouterHost, ChatCompletionsAdapter):
+    """``openrouter/<vendor>/<model>``: Chat Completions."""
+
+    #: OpenRouter takes its reasoning records back on assistant turns.
+    accepts_reasoning_details = True
+
+    def thinking_options(self, budget: int) -> Dict[str, Any]:
+        # OpenRouter takes a token budget and translates it per upstream.
+        if budget == 0:
+            return {"reasoning": {"enabled": False}}
+        return {"reasoning": {"max_tokens": budget}}
+
+
+class OpenRouterResponsesAdapter(OpenRouterHost, ResponsesAdapter):
+    """``openrouter/<vendor>/<model>`` with ``api="responses"``."""

@@ -1,0 +1,376 @@
+"""Anthropic's Messages API (``POST {base}/v1/messages``).
+
+Differences from Chat Completions that matter here: the system prompt is a
+top-level field; ``max_tokens`` is required; tool calls and results are
+content blocks; the stream is a sequence of named block events; and usage
+is split -- input (with cache reads and writes) in ``message_start``, the
+cumulative output in ``message_delta`` (assigned, never added). With
+context compaction, ``usage.iterations`` lists every sampling iteration and
+the billed total is their sum.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+
+from ..events import STREAM_DONE, Event, ProviderError, ReasoningDetail, ResponseInfo, ToolCallDelta
+from ..framing import iter_sse
+from ..models import Chunk, Usage
+from ..redaction import excerpt
+from ..request import ChatRequest
+from ..transport import HTTPRequest
+from .base import Adapter
+from .messages import Image, arguments_object, content_parts, split_system
+
+__all__ = ["AnthropicAdapter", "usage_from_anthropic"]
+
+API_VERSION = "2023-06-01"
+#: Sent when the caller gives no max_tokens (the API requires one).
+DEFAULT_MAX_TOKENS = 4096
+#: The smallest thinking budget Anthropic accepts.
+MIN_THINKING_BUDGET = 1024
+
+FINISH_REASONS: Dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+#: Errors worth sending the same request again for.
+RETRYABLE_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
+
+_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def usage_from_anthropic(data: Mapping[str, Any]) -> Optional[Usage]:
+    """Normalise an Anthropic ``usage`` object (as merged from the stream).
+
+    ``prompt_tokens`` is every input token billed: ``input_tokens`` plus
+    cache reads plus cache writes; ``cached_tokens`` the reads. With
+    ``iterations`` (context compaction) the top level leaves the compaction
+    out, and the billed total is the sum of the iterations.
+    """
+    iterations = data.get("iterations")
+    parts: Iterable[Mapping[str, Any]]
+    if isinstance(iterations, list) and iterations:
+        parts = [i for i in iterations if isinstance(i, Mapping)]
+    else:
+        if not any(key in data for key in ("input_tokens", "output_tokens")):
+            return None
+        parts = [data]
+    prompt = cached = completion = 0
+    for part in parts:
+        reads = _count(part.get("cache_read_input_tokens"))
+        prompt += _count(part.get("input_tokens")) + reads + _count(part.get("cache_creation_input_tokens"))
+        cached += reads
+        completion += _count(part.get("output_tokens"))
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cached_tokens=cached,
+    )
+
+
+class AnthropicAdapter(Adapter):
+    """``anthropic/<model>``."""
+
+    name = "anthropic"
+    api = "messages"
+    default_base_url = "https://api.anthropic.com"
+    key_env: ClassVar[Tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
+    base_url_env = "ANTHROPIC_BASE_URL"
+
+    # -- requests ---------------------------------------------------------
+
+    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "anthropic-version": API_VERSION,
+        }
+        if self.config.api_key:
+            headers["x-api-key"] = self.config.api_key
+        if request.extra_headers:
+            headers.update(request.extra_headers)
+        return HTTPRequest(
+            method="POST",
+            url=self.url("/v1/messages"),
+            headers=headers,
+            body=self.encode(self.body(request, stream=stream)),
+            stream=stream,
+        )
+
+    def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
+        system, turns = split_system(request.messages, request.system)
+        budget = request.thinking_budget
+        thinking = budget is not None and budget > 0
+        if thinking:
+            budget = max(budget or 0, MIN_THINKING_BUDGET)
+        max_tokens = request.max_tokens
+        if max_tokens is None:
+            max_tokens = DEFAULT_MAX_TOKENS + (budget or 0 if thinking else 0)
+        body: Dict[str, Any] = {"model": request.model, "max_tokens": max_tokens, "messages": self.messages(turns)}
+        if system:
+            body["system"] = system
+        if stream:
+            body["stream"] = True
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.stop is not None:
+            body["stop_sequences"] = list(request.stop)
+        if thinking:
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if request.tools is not None:
+            body["tools"] = [
+                {
+                    "name": tool["function"]["name"],
+                    "description": tool["function"].get("description", ""),
+                    "input_schema": tool["function"].get("parameters") or {"type": "object", "properties": {}},
+                }
+                for tool in request.tools
+            ]
+        if request.tool_choice is not None:
+            body["tool_choice"] = self.tool_choice(request.tool_choice)
+        if request.extra_body:
+            body.update(request.extra_body)
+        return body
+
+    @staticmethod
+    def tool_choice(choice: Any) -> Dict[str, Any]:
+        if choice == "auto":
+            return {"type": "auto"}
+        if choice == "required":
+            return {"type": "any"}
+        if choice == "none":
+            return {"type": "none"}
+        return {"type": "tool", "name": choice["function"]["name"]}
+
+    def messages(self, turns: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+        """OpenAI-shaped turns as Anthropic messages: tool results become
+        ``tool_result`` blocks in a user turn (consecutive ones share it)."""
+        out: List[Dict[str, Any]] = []
+        for turn in turns:
+            role = turn["role"]
+            if role == "tool":
+                block = {
+                    "type": "tool_result",
+                    "tool_use_id": str(turn["tool_call_id"]),
+                    "content": self.blocks(turn.get("content")),
+                }
+                if out and out[-1]["role"] == "user" and _all_tool_results(out[-1]["content"]):
+                    out[-1]["content"].append(block)
+                else:
+                    out.append({"role": "user", "content": [block]})
+            elif role == "assistant":
+                blocks: List[Dict[str, Any]] = [
+                    dict(detail)
+                    for detail in turn.get("reasoning_details") or ()
+                    if isinstance(detail, Mapping) and detail.get("type") in ("thinking", "redacted_thinking")
+                ]
+                blocks += self.blocks(turn.get("content"))
+                for call in turn.get("tool_calls") or ():
+                    function = call.get("function") or {}
+                    blocks.append(
+                        {
+                            "type": "tool_use",
+                            "id": str(call.get("id")),
+                            "name": function.get("name"),
+                            "input": arguments_object(function.get("arguments"), call.get("id")),
+                        }
+                    )
+                out.append({"role": "assistant", "content": blocks})
+            else:
+                out.append({"role": "user", "content": self.blocks(turn.get("content"))})
+        return out
+
+    @staticmethod
+    def blocks(content: Any) -> List[Dict[str, Any]]:
+        blocks: List[Dict[str, Any]] = []
+        for part in content_parts(content):
+            if isinstance(part, Image):
+                source = (
+                    {"type": "url", "url": part.url}
+                    if part.url
+                    else {"type": "base64", "media_type": part.media_type, "data": part.data}
+                )
+                blocks.append({"type": "image", "source": source})
+            elif part:
+                blocks.append({"type": "text", "text": part})
+        return blocks
+
+    # -- responses --------------------------------------------------------
+
+    def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
+        return self.decode_frames(iter_sse(body))
+
+    def decode_frames(self, frames: Iterable[Any]) -> Iterator[Event]:
+        """Events from Anthropic's named SSE events (any object with
+        ``.event`` and ``.data``). The event's ``type`` field decides, so a
+        stream without ``event:`` lines decodes the same."""
+        blocks: Dict[int, Dict[str, Any]] = {}  # index -> {"type", "tool" index, "text" pieces, ...}
+        tools = 0
+        usage_seen: Dict[str, Any] = {}
+        for frame in frames:
+            data = frame.data
+            if not data:
+                continue
+            try:
+                obj = json.loads(data)
+                kind = obj.get("type") if isinstance(obj, dict) else None
+                if kind == "content_block_delta":
+                    block = blocks.get(obj["index"])
+                    delta = obj["delta"]
+                    delta_type = delta.get("type")
+                    if delta_type == "text_delta":
+                        yield Chunk(delta["text"], "", None, None)
+                    elif delta_type == "thinking_delta":
+                        if delta["thinking"]:
+                            yield Chunk("", delta["thinking"], None, None)
+                            if block is not None:
+                                block["pieces"].append(delta["thinking"])
+                    elif delta_type == "signature_delta" and block is not None:
+                        block["signature"] = block.get("signature", "") + delta["signature"]
+                    elif (
+                        delta_type == "input_json_delta"
+                        and block is not None
+                        and "tool" in block
+                        and delta.get("partial_json")
+                    ):
+                        block["arguments"] = True
+                        yield ToolCallDelta(index=block["tool"], arguments=delta["partial_json"])
+                    # citations, compaction and unknown deltas carry nothing to accumulate
+                elif kind == "content_block_start":
+                    index, start = obj["index"], obj["content_block"]
+                    block_type = start.get("type")
+                    block = blocks[index] = {"type": block_type, "pieces": []}
+                    if block_type == "tool_use":
+                        block["tool"] = tools
+                        tools += 1
+                        yield ToolCallDelta(index=block["tool"], id=start.get("id"), name=start.get("name"))
+                        if start.get("input"):
+                            block["arguments"] = True
+                            yield ToolCallDelta(index=block["tool"], arguments=json.dumps(start["input"]))
+                    elif block_type == "text" and start.get("text"):
+                        yield Chunk(start["text"], "", None, None)
+                    elif block_type == "thinking" and start.get("thinking"):
+                        block["pieces"].append(start["thinking"])
+                        yield Chunk("", start["thinking"], None, None)
+                    elif block_type == "redacted_thinking":
+                        yield ReasoningDetail({"type": "redacted_thinking", "data": start.get("data", "")})
+                elif kind == "content_block_stop":
+                    block = blocks.get(obj["index"])
+                    if block is None:
+                        continue
+                    if "tool" in block and not block.get("arguments"):
+                        # A tool without arguments streams "" (or nothing): that is {}.
+                        yield ToolCallDelta(index=block["tool"], arguments="{}")
+                    elif block["type"] == "thinking":
+                        yield ReasoningDetail(
+                            {
+                                "type": "thinking",
+                                "thinking": "".join(block["pieces"]),
+                                "signature": block.get("signature", ""),
+                            }
+                        )
+                elif kind == "message_start":
+                    message = obj["message"]
+                    yield ResponseInfo(id=message.get("id"), model=message.get("model"))
+                    if isinstance(message.get("usage"), dict):
+                        usage_seen = dict(message["usage"])
+                        usage = usage_from_anthropic(usage_seen)
+                        if usage is not None:
+                            yield Chunk("", "", None, usage)
+                elif kind == "message_delta":
+                    reason = (obj.get("delta") or {}).get("stop_reason")
+                    usage = None
+                    if isinstance(obj.get("usage"), dict):
+                        # Cumulative figures: assign over what message_start said.
+                        usage_seen.update(obj["usage"])
+                        usage = usage_from_anthropic(usage_seen)
+                    yield Chunk("", "", FINISH_REASONS.get(reason, "stop") if reason else None, usage)
+                elif kind == "message_stop":
+                    yield STREAM_DONE
+                elif kind == "error":
+                    yield self.in_band_error(obj.get("error") or obj)
+                    return
+                # ping and unknown events carry nothing
+            except _SHAPE_ERRORS as exc:
+                yield ProviderError(
+                    message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(data, 120)}",
+                    type="malformed",
+                )
+                return
+
+    def parse_body(self, data: Any) -> Iterator[Event]:
+        try:
+            events = list(self._body_events(data))
+        except _SHAPE_ERRORS as exc:
+            events = [
+                ProviderError(
+                    message=f"the response has an unexpected shape ({type(exc).__name__}: {exc})", type="malformed"
+                )
+            ]
+        return iter(events)
+
+    def _body_events(self, data: Any) -> Iterator[Event]:
+        if not isinstance(data, dict):
+            raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
+        if data.get("type") == "error" or "error" in data:
+            yield self.in_band_error(data.get("error") or data)
+            return
+        if not isinstance(data.get("content"), list):
+            raise TypeError("the response has no content")
+        yield ResponseInfo(id=data.get("id"), model=data.get("model"))
+        tools = 0
+        for block in data["content"]:
+            block_type = block.get("type")
+            if block_type == "text":
+                yield Chunk(block.get("text", ""), "", None, None)
+            elif block_type == "thinking":
+                yield Chunk("", block.get("thinking", ""), None, None)
+                yield ReasoningDetail(
+                    {"type": "thinking", "thinking": block.get("thinking", ""), "signature": block.get("signature", "")}
+                )
+            elif block_type == "redacted_thinking":
+                yield ReasoningDetail({"type": "redacted_thinking", "data": block.get("data", "")})
+            elif block_type == "tool_use":
+                yield ToolCallDelta(
+                    index=tools,
+                    id=block.get("id"),
+                    name=block.get("name"),
+                    arguments=json.dumps(block.get("input") or {}),
+                )
+                tools += 1
+        reason = data.get("stop_reason")
+        usage = usage_from_anthropic(data["usage"]) if isinstance(data.get("usage"), dict) else None
+        yield Chunk("", "", FINISH_REASONS.get(reason, "stop") if reason else None, usage)
+        yield STREAM_DONE
+
+    # -- errors -----------------------------------------------------------
+
+    def in_band_error(self, error: Any) -> ProviderError:
+        event = super().in_band_error(error)
+        if event.type in RETRYABLE_ERRORS and not event.retryable:
+            event = ProviderError(
+                message=event.message,
+                code=event.code,
+                type=event.type,
+                overflow=event.overflow,
+                retryable=True,
+                body=event.body,
+            )
+        return event
+
+
+def _all_tool_results(blocks: List[Dict[str, Any]]) -> bool:
+    return all(block.get("type") == "tool_result" for block in blocks)

@@ -1,0 +1,212 @@
+"""Ollama (``POST {base}/api/chat``), local or Ollama Cloud.
+
+The stream is NDJSON -- one JSON object per line, the last with
+``done: true``, the finish reason and the token counts. It is read as
+NDJSON because the request asked for a stream, whatever the Content-Type
+says: Ollama Cloud sends it as ``application/json``. Tool calls arrive
+whole, with arguments as an object. No key is needed locally; Ollama Cloud
+takes one as a bearer token (``OLLAMA_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+
+from ..errors import InvalidArgumentError
+from ..events import STREAM_DONE, Event, ProviderError, ResponseInfo, ToolCallDelta
+from ..framing import iter_ndjson
+from ..models import Chunk, Usage
+from ..redaction import excerpt
+from ..request import ChatRequest
+from ..transport import HTTPRequest
+from .base import Adapter
+from .messages import Image, arguments_object, content_parts, text_of, tool_names
+
+__all__ = ["OllamaAdapter", "ollama_host"]
+
+_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
+
+FINISH_REASONS: Dict[str, str] = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
+
+
+def ollama_host(value: str) -> str:
+    """An ``OLLAMA_HOST`` value as a base URL: the scheme is optional
+    (``0.0.0.0:11434``, ``localhost``), and so is the port (11434 without a
+    scheme)."""
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        host = value or "127.0.0.1"
+        if host.startswith("0.0.0.0"):
+            host = "127.0.0.1" + host[len("0.0.0.0") :]  # a bind address, not a destination
+        return f"http://{host}" if ":" in host.rsplit("]", 1)[-1] else f"http://{host}:11434"
+    return value
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+class OllamaAdapter(Adapter):
+    """``ollama/<model>``."""
+
+    name = "ollama"
+    default_base_url = "http://localhost:11434"
+    key_env: ClassVar[Tuple[str, ...]] = ("OLLAMA_API_KEY",)
+    base_url_env = "OLLAMA_HOST"
+    key_required = False
+    streams_json = True
+
+    @classmethod
+    def base_url_from_env(cls, value: str) -> str:
+        return ollama_host(value)
+
+    # -- requests ---------------------------------------------------------
+
+    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
+        headers = {"Content-Type": "application/json", "Accept": "application/x-ndjson, application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        if request.extra_headers:
+            headers.update(request.extra_headers)
+        return HTTPRequest(
+            method="POST",
+            url=self.url("/api/chat"),
+            headers=headers,
+            body=self.encode(self.body(request, stream=stream)),
+            stream=stream,
+        )
+
+    def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
+        messages = self.messages(request)
+        body: Dict[str, Any] = {"model": request.model, "messages": messages, "stream": stream}
+        options: Dict[str, Any] = {}
+        if request.max_tokens is not None:
+            options["num_predict"] = request.max_tokens
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        if request.stop is not None:
+            options["stop"] = list(request.stop)
+        if options:
+            body["options"] = options
+        if request.thinking_budget is not None:
+            body["think"] = request.thinking_budget > 0
+        if request.tools is not None:
+            body["tools"] = list(request.tools)
+        if request.extra_body:
+            body.update(request.extra_body)
+        return body
+
+    @staticmethod
+    def messages(request: ChatRequest) -> List[Dict[str, Any]]:
+        turns: List[Mapping[str, Any]] = list(request.messages)
+        names = tool_names(turns)
+        out: List[Dict[str, Any]] = []
+        if request.system:
+            out.append({"role": "system", "content": request.system})
+        for turn in turns:
+            role = turn["role"]
+            message: Dict[str, Any] = {"role": "system" if role == "developer" else role}
+            texts: List[str] = []
+            images: List[str] = []
+            for part in content_parts(turn.get("content")):
+                if isinstance(part, Image):
+                    if part.data is None:
+                        raise InvalidArgumentError("Ollama takes images as data: URLs (base64), not as links")
+                    images.append(part.data)
+                else:
+                    texts.append(part)
+            message["content"] = "".join(texts)
+            if images:
+                message["images"] = images
+            if role == "assistant" and turn.get("tool_calls"):
+                message["tool_calls"] = [
+                    {
+                        "function": {
+                            "name": (call.get("function") or {}).get("name"),
+                            "arguments": arguments_object(
+                                (call.get("function") or {}).get("arguments"), call.get("id")
+                            ),
+                        }
+                    }
+                    for call in turn["tool_calls"]
+                ]
+            if role == "tool":
+                message["tool_name"] = names.get(str(turn.get("tool_call_id")), "")
+                message["content"] = text_of(turn.get("content"))
+            out.append(message)
+        return out
+
+    # -- responses --------------------------------------------------------
+
+    def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
+        identified = False
+        calls = 0
+        for line in iter_ndjson(body):
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise TypeError(f"a line is a JSON {type(obj).__name__}, not an object")
+                if "error" in obj:
+                    yield self.in_band_error(obj["error"])
+                    return
+                if not identified:
+                    identified = True
+                    yield ResponseInfo(id=None, model=obj.get("model"))
+                events, calls = self._message(obj, calls)
+                yield from events
+            except _SHAPE_ERRORS as exc:
+                yield ProviderError(
+                    message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(line, 120)}",
+                    type="malformed",
+                )
+                return
+
+    def _message(self, obj: Mapping[str, Any], calls: int) -> Tuple[List[Event], int]:
+        events: List[Event] = []
+        message = obj.get("message") or {}
+        text = message.get("content") or ""
+        thinking = message.get("thinking") or ""
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            arguments = function.get("arguments")
+            events.append(
+                ToolCallDelta(
+                    index=calls,
+                    id=call.get("id") or f"ollama-call-{calls}",
+                    name=function.get("name"),
+                    arguments=arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
+                )
+            )
+            calls += 1
+        reason: Optional[str] = None
+        usage: Optional[Usage] = None
+        if obj.get("done"):
+            reason = FINISH_REASONS.get(obj.get("done_reason") or "stop", "stop")
+            if calls and reason == "stop":
+                reason = "tool_calls"
+            prompt, completion = _count(obj.get("prompt_eval_count")), _count(obj.get("eval_count"))
+            usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+        if text or thinking or reason or usage:
+            events.append(Chunk(text, thinking, reason, usage))
+        if obj.get("done"):
+            events.append(STREAM_DONE)
+        return events, calls
+
+    def parse_body(self, data: Any) -> Iterator[Event]:
+        try:
+            if not isinstance(data, dict):
+                raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
+            if "error" in data:
+                return iter([self.in_band_error(data["error"])])
+            events, _ = self._message({**data, "done": True}, 0)
+            return iter([ResponseInfo(id=None, model=data.get("model")), *events])
+        except _SHAPE_ERRORS as exc:
+            return iter(
+                [
+                    ProviderError(
+                        message=f"the response has an unexpected shape ({type(exc).__name__}: {exc})",
+                        type="malformed",
+                    )
+                ]
+            )
