@@ -16,7 +16,18 @@ Example::
 """
 
 from .server import Drop, Gate, Hang, Pause, RecordedRequest, Reply, ScriptedServer, Step
-from .transcripts import chat_chunk, chat_completion, chat_stream, chat_usage, openrouter_generation, sse
+from .transcripts import (
+    anthropic_stream,
+    chat_chunk,
+    chat_completion,
+    chat_stream,
+    chat_usage,
+    gemini_stream,
+    ollama_stream,
+    openrouter_generation,
+    responses_stream,
+    sse,
+)
 
 __all__ = [
     "Drop",
@@ -27,10 +38,14 @@ __all__ = [
     "Reply",
     "ScriptedServer",
     "Step",
+    "anthropic_stream",
     "chat_chunk",
     "chat_completion",
     "chat_stream",
     "chat_usage",
+    "gemini_stream",
+    "ollama_stream",
     "openrouter_generation",
+    "responses_stream",
     "sse",
 ]

@@ -11,11 +11,15 @@ import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 __all__ = [
+    "anthropic_stream",
     "chat_chunk",
     "chat_completion",
     "chat_stream",
     "chat_usage",
+    "gemini_stream",
+    "ollama_stream",
     "openrouter_generation",
+    "responses_stream",
     "sse",
 ]
 
@@ -160,3 +164,184 @@ def openrouter_generation(
             "streamed": True,
         }
     }
+
+
+# -- other wire formats ----------------------------------------------------------------------------
+
+
+def _named(data: Dict[str, Any]) -> bytes:
+    """An SSE event named after its ``type``, as Anthropic and OpenAI send them."""
+    return sse(data, event=data["type"])
+
+
+def anthropic_stream(
+    pieces: Sequence[str],
+    *,
+    id: str = "msg_test",  # noqa: A002 - the wire name
+    model: str = "claude-test",
+    input_tokens: int = 10,
+    output_tokens: Optional[int] = None,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    stop_reason: str = "end_turn",
+    thinking: Optional[str] = None,
+    tool_calls: Sequence[Dict[str, Any]] = (),
+    done: bool = True,
+) -> List[bytes]:
+    """An Anthropic Messages stream: ``message_start`` (with input usage),
+    an optional thinking block, a text block, ``tool_use`` blocks
+    (``{"id", "name", "input"}``), ``message_delta`` and ``message_stop``."""
+    usage = {
+        "input_tokens": input_tokens,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_write,
+        "output_tokens": 1,
+    }
+    message = {"id": id, "model": model, "role": "assistant", "usage": usage}
+    events = [_named({"type": "message_start", "message": message}), _named({"type": "ping"})]
+    index = 0
+
+    def block(start: Dict[str, Any], *deltas: Dict[str, Any]) -> None:
+        nonlocal index
+        events.append(_named({"type": "content_block_start", "index": index, "content_block": start}))
+        for delta in deltas:
+            events.append(_named({"type": "content_block_delta", "index": index, "delta": delta}))
+        events.append(_named({"type": "content_block_stop", "index": index}))
+        index += 1
+
+    if thinking is not None:
+        block(
+            {"type": "thinking", "thinking": ""},
+            {"type": "thinking_delta", "thinking": thinking},
+            {"type": "signature_delta", "signature": "sig"},
+        )
+    if pieces:
+        block({"type": "text", "text": ""}, *({"type": "text_delta", "text": piece} for piece in pieces))
+    for call in tool_calls:
+        block(
+            {"type": "tool_use", "id": call["id"], "name": call["name"], "input": {}},
+            {"type": "input_json_delta", "partial_json": json.dumps(call.get("input", {}))},
+        )
+    output = output_tokens if output_tokens is not None else len(pieces)
+    events.append(
+        _named({"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": {"output_tokens": output}})
+    )
+    if done:
+        events.append(_named({"type": "message_stop"}))
+    return events
+
+
+def gemini_stream(
+    pieces: Sequence[str],
+    *,
+    response_id: str = "resp-test",
+    model: str = "gemini-test",
+    prompt_tokens: int = 10,
+    thoughts: Optional[str] = None,
+    function_calls: Sequence[Dict[str, Any]] = (),
+    finish_reason: str = "STOP",
+) -> List[bytes]:
+    """A Gemini ``streamGenerateContent?alt=sse`` stream: one chunk per text
+    piece, each with a running ``usageMetadata`` snapshot, the last with
+    ``finishReason``; ``function_calls`` are ``{"name", "args"}``."""
+    events: List[bytes] = []
+    parts_so_far = 0
+
+    def chunk(parts: List[Dict[str, Any]], last: bool) -> bytes:
+        thought_tokens = len((thoughts or "").split())
+        usage = {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": parts_so_far,
+            "totalTokenCount": prompt_tokens + parts_so_far + thought_tokens,
+        }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thought_tokens
+        candidate: Dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+        if last:
+            candidate["finishReason"] = finish_reason
+        return sse(
+            {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": response_id}
+        ).replace(b"\n", b"\r\n")
+
+    if thoughts:
+        events.append(chunk([{"text": thoughts, "thought": True}], False))
+    for n, piece in enumerate(pieces):
+        parts_so_far += 1
+        events.append(chunk([{"text": piece}], n == len(pieces) - 1 and not function_calls))
+    if function_calls:
+        parts_so_far += len(function_calls)
+        events.append(chunk([{"functionCall": dict(call), "thoughtSignature": "sig"} for call in function_calls], True))
+    if not pieces and not function_calls:
+        events.append(chunk([{"text": ""}], True))
+    return events
+
+
+def ollama_stream(
+    pieces: Sequence[str],
+    *,
+    model: str = "llama-test",
+    prompt_tokens: int = 10,
+    thinking: Optional[str] = None,
+    tool_calls: Sequence[Dict[str, Any]] = (),
+    done_reason: str = "stop",
+    done: bool = True,
+) -> List[bytes]:
+    """An Ollama ``/api/chat`` NDJSON stream ending in a ``done: true`` line."""
+
+    def line(message: Dict[str, Any], **fields: Any) -> bytes:
+        data = {"model": model, "created_at": "2026-01-01T00:00:00.000000Z", "message": message, **fields}
+        return json.dumps(data).encode("utf-8") + b"\n"
+
+    lines: List[bytes] = []
+    if thinking is not None:
+        lines.append(line({"role": "assistant", "content": "", "thinking": thinking}, done=False))
+    for piece in pieces:
+        lines.append(line({"role": "assistant", "content": piece}, done=False))
+    if tool_calls:
+        calls = [{"function": dict(call)} for call in tool_calls]
+        lines.append(line({"role": "assistant", "content": "", "tool_calls": calls}, done=False))
+    if done:
+        counts = {"prompt_eval_count": prompt_tokens, "eval_count": len(pieces)}
+        lines.append(line({"role": "assistant", "content": ""}, done=True, done_reason=done_reason, **counts))
+    return lines
+
+
+def responses_stream(
+    pieces: Sequence[str],
+    *,
+    id: str = "resp_test",  # noqa: A002 - the wire name
+    model: str = "gpt-test",
+    input_tokens: int = 10,
+    function_calls: Sequence[Dict[str, Any]] = (),
+    status: str = "completed",
+) -> List[bytes]:
+    """An OpenAI Responses stream: created, text deltas, function calls
+    (``{"call_id", "name", "arguments"}``) with argument deltas, and
+    ``response.completed`` (or ``response.incomplete``) with usage."""
+    response = {"id": id, "object": "response", "model": model, "status": "in_progress", "output": []}
+    events = [_named({"type": "response.created", "response": response})]
+    for piece in pieces:
+        events.append(
+            _named({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "delta": piece})
+        )
+    for n, call in enumerate(function_calls, start=1):
+        item = {"type": "function_call", "id": f"fc_{n}", "call_id": call["call_id"], "name": call["name"]}
+        item.update(arguments="", status="in_progress")
+        arguments = {"item_id": f"fc_{n}", "output_index": n}
+        events += [
+            _named({"type": "response.output_item.added", "output_index": n, "item": item}),
+            _named({"type": "response.function_call_arguments.delta", **arguments, "delta": call["arguments"]}),
+            _named({"type": "response.function_call_arguments.done", **arguments, "arguments": call["arguments"]}),
+        ]
+    usage = {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": len(pieces),
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + len(pieces),
+    }
+    final = {**response, "status": status, "usage": usage}
+    if status == "incomplete":
+        final["incomplete_details"] = {"reason": "max_output_tokens"}
+    events.append(_named({"type": f"response.{status}", "response": final}))
+    return events
