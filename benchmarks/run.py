@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: check that the benchmarks run")
     args = parser.parse_args()
     quick = args.quick
-    bench_stream.main(["--chunks", "2000" if quick else "20000", "--repeats", "1" if quick else "5"])
+    bench_stream.main(["--chunks", "2000" if quick else "20000", "--repeats", "1" if quick else "7"])
     print()
     bench_import.main(repeats=1 if quick else 7)
     print()

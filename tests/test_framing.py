@@ -85,3 +85,27 @@ def test_a_long_line_in_many_small_pieces_arrives_whole(ending: bytes) -> None:
     body = f"data: {payload}".encode() + ending + ending + b"data: next" + ending + ending
     pieces = [body[i : i + 97] for i in range(0, len(body), 97)]
     assert frames(pieces) == [("message", payload), ("message", "next")]
+
+
+NAMED = (
+    b"event: message_start\ndata: {\"type\": \"message_start\"}\n\n"
+    b": comment\n\n"
+    b"event: ping\ndata: {\"type\": \"ping\", \"note\": \"event: inside data\"}\n\n"
+    b"data: {\"type\": \"unnamed\"}\n\n"
+    b"event:content_block_delta\ndata: {\"type\": \"content_block_delta\"}\n\n"
+)
+NAMED_DATA = [
+    '{"type": "message_start"}',
+    '{"type": "ping", "note": "event: inside data"}',
+    '{"type": "unnamed"}',
+    '{"type": "content_block_delta"}',
+]
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
+def test_dropping_event_names_keeps_every_data_payload_at_every_split_point(ending: bytes) -> None:
+    body = NAMED.replace(b"\n", ending)
+    for cut in range(1, len(body)):
+        got = [(f.event, f.data) for f in iter_sse([body[:cut], body[cut:]], keep_event_names=False)]
+        assert got == [("message", d) for d in NAMED_DATA], cut
+    assert [f.event for f in iter_sse([body])][0] == "message_start"  # kept by default

@@ -211,7 +211,7 @@ class AnthropicAdapter(Adapter):
     # -- responses --------------------------------------------------------
 
     def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
-        return self.decode_frames(iter_sse(body))
+        return self.decode_frames(iter_sse(body, keep_event_names=False))
 
     def decode_frames(self, frames: Iterable[Any]) -> Iterator[Event]:
         """Events from Anthropic's named SSE events (any object with

@@ -200,7 +200,7 @@ class ResponsesAdapter(Adapter):
     # -- responses --------------------------------------------------------
 
     def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
-        return self.decode_frames(iter_sse(body))
+        return self.decode_frames(iter_sse(body, keep_event_names=False))
 
     def decode_frames(self, frames: Iterable[Any]) -> Iterator[Event]:
         """Events from Responses SSE frames (anything with ``.data``)."""

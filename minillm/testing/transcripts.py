@@ -197,7 +197,16 @@ def anthropic_stream(
         "cache_creation_input_tokens": cache_write,
         "output_tokens": 1,
     }
-    message = {"id": id, "model": model, "role": "assistant", "usage": usage}
+    message: Dict[str, Any] = {
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": model,
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
     events = [_named({"type": "message_start", "message": message}), _named({"type": "ping"})]
     index = 0
 
@@ -224,7 +233,13 @@ def anthropic_stream(
         )
     output = output_tokens if output_tokens is not None else len(pieces)
     events.append(
-        _named({"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": {"output_tokens": output}})
+        _named(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": output},
+            }
+        )
     )
     if done:
         events.append(_named({"type": "message_stop"}))
