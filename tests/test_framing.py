@@ -108,4 +108,4 @@ def test_dropping_event_names_keeps_every_data_payload_at_every_split_point(endi
     for cut in range(1, len(body)):
         got = [(f.event, f.data) for f in iter_sse([body[:cut], body[cut:]], keep_event_names=False)]
         assert got == [("message", d) for d in NAMED_DATA], cut
-    assert [f.event for f in iter_sse([body])][0] == "message_start"  # kept by default
+    assert next(f.event for f in iter_sse([body])) == "message_start"  # kept by default
