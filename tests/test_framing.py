@@ -88,11 +88,11 @@ def test_a_long_line_in_many_small_pieces_arrives_whole(ending: bytes) -> None:
 
 
 NAMED = (
-    b"event: message_start\ndata: {\"type\": \"message_start\"}\n\n"
+    b'event: message_start\ndata: {"type": "message_start"}\n\n'
     b": comment\n\n"
-    b"event: ping\ndata: {\"type\": \"ping\", \"note\": \"event: inside data\"}\n\n"
-    b"data: {\"type\": \"unnamed\"}\n\n"
-    b"event:content_block_delta\ndata: {\"type\": \"content_block_delta\"}\n\n"
+    b'event: ping\ndata: {"type": "ping", "note": "event: inside data"}\n\n'
+    b'data: {"type": "unnamed"}\n\n'
+    b'event:content_block_delta\ndata: {"type": "content_block_delta"}\n\n'
 )
 NAMED_DATA = [
     '{"type": "message_start"}',
