@@ -37,13 +37,13 @@ from .models import CostInfo, Response
 from .pricing import TokenPrice, cost_from_usage
 from .providers import Adapter, ProviderConfig, adapter_class, split_model
 from .providers.base import overflow_counts
-from .redaction import Redactor
+from .redaction import Redactor, excerpt
 from .request import ChatRequest, Messages, build_chat_request, request_options
 from .retry import RetryPolicy
 from .scheduler import Scheduler
 from .settlement import Booking, Ending, settle
 from .sinks import CostSink, SinkFunction, as_sink
-from .streaming import TrackedStream, _StreamCore
+from .streaming import Opened, TrackedStream, _StreamCore
 from .thinktags import split_think_tags
 from .timeouts import Timeout
 from .transport import HTTPResponse, RequestInterruptedError, RequestSlot, Transport
@@ -60,6 +60,15 @@ _ERROR_BODY_LIMIT = 1 << 20
 
 RetryCallback = Callable[[int, BaseException, float], None]
 T = TypeVar("T")
+
+
+class _Attempts:
+    """How many attempts one call has made, across its re-sends."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 class Client:
@@ -285,42 +294,45 @@ class Client:
         if token is not None and token.is_cancelled:
             return TrackedStream._stopped(booking, token.disposition, model=self.model, sent=False)
         deadline = self._deadline()
+        attempts = _Attempts()
         slot = RequestSlot()
         unsubscribe = token._subscribe(lambda: slot.interrupt(token.disposition)) if token is not None else None
         try:
-            try:
-                response = self._open(request, stream=True, deadline=deadline, slot=slot)
-            except RequestInterruptedError as stopped:
-                return TrackedStream._stopped(booking, slot.reason or "cancelled", model=self.model, sent=stopped.sent)
-            slot.attach_response(response)  # a whole JSON answer read here can be interrupted too
-            try:
-                events = self._stream_events(response)
-            except BaseException:
-                response.close()
-                raise
+            opened = self._send(
+                request,
+                stream=True,
+                deadline=deadline,
+                slot=slot,
+                attempts=attempts,
+                receive=lambda response: self._receive_stream(response, slot),
+            )
+        except RequestInterruptedError as stopped:
+            return TrackedStream._stopped(booking, slot.reason or "cancelled", model=self.model, sent=stopped.sent)
         finally:
             if unsubscribe is not None:
                 unsubscribe()  # from here on the stream itself listens
+        response = opened.response
         if response.interrupted == "cancel":
             response.close()
             return TrackedStream._stopped(
-                booking,
-                slot.reason or "cancelled",
-                model=self.model,
-                sent=True,
-                generation_id=self._adapter.generation_id(response.headers),
+                booking, slot.reason or "cancelled", model=self.model, sent=True, generation_id=opened.generation_id
             )
+
+        def reopen(core: _StreamCore, error: ProviderError) -> Optional[Opened]:
+            return self._reopen(core, request, error, deadline, attempts)
+
         core = _StreamCore(
-            events=events,
+            events=opened.events,
             booking=booking,
             response=response,
-            generation_id=self._adapter.generation_id(response.headers),
+            generation_id=opened.generation_id,
             to_error=self._stream_error,
             scrub=self._redactor.scrub,
+            reopen=reopen,
         )
         stream = TrackedStream(core, model=self.model)
         if deadline is not None:
-            handle = _deadlines.call_at(deadline, lambda: response.interrupt("deadline"))
+            handle = _deadlines.call_at(deadline, lambda: core.interrupt("deadline"))
             if handle is not None:
                 core.on_release(handle.cancel)
         if token is not None:
@@ -332,6 +344,56 @@ class Client:
 
             core.on_release(token._subscribe(on_token))
         return stream
+
+    def _receive_stream(self, response: HTTPResponse, slot: RequestSlot) -> Opened:
+        slot.attach_response(response)  # a whole JSON answer read here can be interrupted too
+        try:
+            events = self._stream_events(response)
+        except BaseException:
+            response.close()
+            raise
+        return Opened(response, events, self._adapter.generation_id(response.headers))
+
+    def _reopen(
+        self,
+        core: _StreamCore,
+        request: ChatRequest,
+        error: ProviderError,
+        deadline: Optional[float],
+        attempts: _Attempts,
+    ) -> Optional[Opened]:
+        """Send a stream's request again after ``error``, a retryable error
+        the provider reported before any output; None if the stream was
+        stopped meanwhile.
+
+        :raises MiniLLMError: the retries ran out (the error of the last).
+        """
+        slot = RequestSlot()
+        core.on_release(lambda: slot.interrupt("cancelled"))
+
+        def receive(response: HTTPResponse) -> Opened:
+            opened = self._receive_stream(response, slot)
+            slot.attach_response(None)  # from here on the stream interrupts it
+            return opened
+
+        try:
+            opened = self._send(
+                request,
+                stream=True,
+                deadline=deadline,
+                slot=slot,
+                attempts=attempts,
+                receive=receive,
+                resume_after=self._stream_error(error, core.state),
+                before_attempt=core.sending,
+                after_failure=core.attempt_failed,
+            )
+        except RequestInterruptedError:
+            return None
+        if opened.response.interrupted == "cancel":
+            opened.response.close()
+            return None
+        return opened
 
     def _complete_once(
         self,
@@ -347,39 +409,32 @@ class Client:
             return Response(finish_reason=token.disposition, model=self.model_name)
         deadline = self._deadline()
         slot = RequestSlot()
-        cleanups: List[Callable[[], None]] = []
-        if token is not None:
-            cleanups.append(token._subscribe(lambda: slot.interrupt(token.disposition)))
+        unsubscribe = token._subscribe(lambda: slot.interrupt(token.disposition)) if token is not None else None
         try:
-            try:
-                response = self._open(request, stream=False, deadline=deadline, slot=slot)
-            except RequestInterruptedError as stopped:
-                return self._stopped_early(booking, slot.reason or "cancelled", sent=stopped.sent)
-            slot.attach_response(response)
-            if deadline is not None:
-                handle = _deadlines.call_at(deadline, lambda: response.interrupt("deadline"))
-                if handle is not None:
-                    cleanups.append(handle.cancel)
-            try:
-                body = response.read()
-            finally:
-                response.close()
+            response, body = self._send(
+                request,
+                stream=False,
+                deadline=deadline,
+                slot=slot,
+                attempts=_Attempts(),
+                receive=lambda response: self._receive_body(response, slot, deadline),
+            )
+        except RequestInterruptedError as stopped:
+            return self._stopped_early(booking, slot.reason or "cancelled", sent=stopped.sent)
         finally:
-            for cleanup in cleanups:
-                cleanup()
+            if unsubscribe is not None:
+                unsubscribe()
         state = StreamState()
-        if response.interrupted == "cancel":
+        if body is None:
             result = state.to_response(finish_reason=slot.reason or "cancelled")
             ending = Ending.EARLY
         else:
-            data = self._json_body(response, body)
-            for event in self._pipeline(self._adapter.parse_body(data)):
+            data, events = body
+            for event in events:
                 accumulate(state, event)
-                if state.error is not None:
-                    raise self._body_error(state.error, response)
             if not state.is_terminal:  # pragma: no cover - parse_body always ends the body
                 raise self._adapter.malformed(
-                    response.status, body, response.endpoint, self._redactor, "an incomplete response"
+                    response.status, b"", response.endpoint, self._redactor, "an incomplete response"
                 )
             result = state.to_response(raw=data)
             ending = Ending.COMPLETED
@@ -395,6 +450,32 @@ class Client:
             on_booked=on_booked,
         )
         return result
+
+    def _receive_body(
+        self, response: HTTPResponse, slot: RequestSlot, deadline: Optional[float]
+    ) -> Tuple[HTTPResponse, Optional[Tuple[Any, List[Event]]]]:
+        """Read and parse a whole answer: its JSON and its events, or None
+        when the call was cancelled meanwhile.
+
+        An error object inside a success body raises here, within the
+        attempt, so a retryable one is retried like an HTTP error.
+        """
+        slot.attach_response(response)
+        handle = _deadlines.call_at(deadline, lambda: response.interrupt("deadline")) if deadline is not None else None
+        try:
+            body = response.read()
+        finally:
+            if handle is not None:
+                handle.cancel()
+            response.close()
+        if response.interrupted == "cancel":
+            return response, None
+        data = self._json_body(response, body)
+        events = list(self._pipeline(self._adapter.parse_body(data)))
+        for event in events:
+            if isinstance(event, ProviderError):
+                raise self._body_error(event, response)
+        return response, (data, events)
 
     def _stopped_early(self, booking: Booking, reason: str, *, sent: bool) -> Response:
         """The result of a call stopped before its response arrived: booked
@@ -414,22 +495,38 @@ class Client:
         total = self._timeout.total
         return None if total is None else time.monotonic() + total
 
-    def _open(
-        self, request: ChatRequest, *, stream: bool, deadline: Optional[float], slot: RequestSlot
-    ) -> HTTPResponse:
-        """Send with retries; return a response with a success status.
+    def _send(
+        self,
+        request: ChatRequest,
+        *,
+        stream: bool,
+        deadline: Optional[float],
+        slot: RequestSlot,
+        attempts: _Attempts,
+        receive: Callable[[HTTPResponse], T],
+        resume_after: Optional[MiniLLMError] = None,
+        before_attempt: Optional[Callable[[], None]] = None,
+        after_failure: Optional[Callable[[], None]] = None,
+    ) -> T:
+        """Send with retries, and ``receive`` the first response with a
+        success status: what ``receive`` raises is an attempt's failure too.
 
+        :param attempts: counts the attempts made, across re-sends.
+        :param resume_after: the error that ended the previous attempt, when
+            this carries on after one (a retryable in-band error).
+        :param before_attempt: called as each attempt starts.
+        :param after_failure: called when an attempt fails.
         :raises RequestInterruptedError: ``slot`` was interrupted first.
         """
         if self._config_error is not None:
             raise self._config_error
         adapter = self._adapter
 
-        def attempt() -> HTTPResponse:
+        def attempt() -> T:
             http_request = adapter.build_request(request, stream=stream)
             response = self._transport.send(http_request, timeouts=self._timeouts(deadline), slot=slot)
             if response.status < 300:
-                return response
+                return receive(response)
             try:
                 body = self._read_error_body(response)
             finally:
@@ -446,14 +543,33 @@ class Client:
                 )
             raise adapter.api_error(response.status, response.headers, body, response.endpoint, self._redactor)
 
-        def attempt_and_learn() -> HTTPResponse:
+        def attempt_and_learn() -> T:
+            attempts.count += 1
+            if before_attempt is not None:
+                before_attempt()
             try:
-                return attempt()
-            except APIError as exc:
-                if adapter.learn_from(exc):
-                    return attempt()  # once: the rebuilt request leaves the option out
+                try:
+                    return attempt()
+                except APIError as exc:
+                    if adapter.learn_from(exc):
+                        return attempt()  # once: the rebuilt request leaves the option out
+                    raise
+            except RequestInterruptedError:
+                raise
+            except MiniLLMError:
+                if after_failure is not None:
+                    after_failure()
                 raise
 
+        if resume_after is not None:
+            return self._retry.resume(
+                attempt_and_learn,
+                failed=attempts.count,
+                error=resume_after,
+                deadline=deadline,
+                on_retry=self._retrying,
+                wake=slot.woken,
+            )
         return self._retry.call(attempt_and_learn, deadline=deadline, on_retry=self._retrying, wake=slot.woken)
 
     def _timeouts(self, deadline: Optional[float]) -> Tuple[float, float]:
@@ -467,12 +583,18 @@ class Client:
 
     def _retrying(self, attempt: int, exc: BaseException, delay: float) -> None:
         status = getattr(exc, "status_code", None)
+        if status:
+            why = f"HTTP {status}"
+        elif isinstance(exc, StreamError):
+            why = f"an error in the response body: {excerpt(str(exc), 120)}"
+        else:
+            why = type(exc).__name__
         log.warning(
             "retrying %s request (attempt %d of %d failed: %s) in %.2fs",
             self.provider,
             attempt,
             self._retry.max_attempts,
-            f"HTTP {status}" if status else type(exc).__name__,
+            why,
             delay,
         )
         if self._on_retry is not None:

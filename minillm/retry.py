@@ -1,9 +1,14 @@
 """Retries: :class:`RetryPolicy`, built on tenacity, and ``Retry-After`` parsing.
 
-What is retried: connection errors, timeouts before the first byte, and the
-statuses in :data:`RETRYABLE_STATUSES`. Nothing is retried once any output
-has reached the caller -- the policy only ever wraps the part of a request
-that happens before the body is handed out.
+What is retried: connection errors, timeouts before the first byte, the
+statuses in :data:`RETRYABLE_STATUSES`, and errors a provider reports inside
+a response before any output -- an Anthropic ``overloaded_error``, an
+OpenRouter ``error`` frame, Groq's ``event: error``, or an error object in a
+200 body. A stream hit by such an error sends its request again and carries
+on reading the new response, invisibly to the caller (:meth:`RetryPolicy.resume`);
+the failed attempt books nothing. Nothing is retried once any output has
+reached the caller: that is a :class:`~minillm.StreamError` with
+``.partial_text``.
 
 How long to wait: the provider's own hint (``retry-after-ms``, then
 ``Retry-After`` in seconds or as an HTTP date) read from the failed
@@ -132,6 +137,7 @@ class RetryPolicy:
         deadline: Optional[float] = None,
         on_retry: Optional[Callable[[int, BaseException, float], None]] = None,
         wake: Optional[threading.Event] = None,
+        attempts_made: int = 0,
     ) -> T:
         """Run ``fn`` under this policy and return its result.
 
@@ -142,6 +148,8 @@ class RetryPolicy:
         :param wake: an event that ends a backoff early (a cancellation);
             used with the default sleep -- an injected ``sleep`` is trusted
             to do its own waiting.
+        :param attempts_made: attempts of the same request already spent
+            (see :meth:`resume`): they count against ``max_attempts``.
         :raises: the last attempt's own minillm error.
         """
         import tenacity
@@ -152,32 +160,64 @@ class RetryPolicy:
         delays: Dict[int, float] = {}
 
         def wait(state: tenacity.RetryCallState) -> float:
-            attempt = state.attempt_number
+            attempt = state.attempt_number + attempts_made
             if attempt not in delays:
                 exc = state.outcome.exception() if state.outcome else None
                 delays[attempt] = self.delay(attempt, exc)
             return delays[attempt]
 
         def stop(state: tenacity.RetryCallState) -> bool:
-            if state.attempt_number >= self.max_attempts:
+            if state.attempt_number + attempts_made >= self.max_attempts:
                 return True
             return deadline is not None and time.monotonic() + wait(state) >= deadline
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             if on_retry is not None and exc is not None:
-                on_retry(state.attempt_number, exc, wait(state))
-
-        def interruptible_sleep(seconds: float) -> None:
-            assert wake is not None
-            wake.wait(seconds)
+                on_retry(state.attempt_number + attempts_made, exc, wait(state))
 
         retrying = tenacity.Retrying(
             stop=stop,
             wait=wait,
             retry=tenacity.retry_if_exception(self.should_retry),
             reraise=True,
-            sleep=interruptible_sleep if wake is not None and self.sleep is time.sleep else self.sleep,
+            sleep=lambda seconds: self._pause(seconds, wake),
             before_sleep=before_sleep,
         )
         return retrying(fn)
+
+    def resume(
+        self,
+        fn: Callable[[], T],
+        *,
+        failed: int,
+        error: BaseException,
+        deadline: Optional[float] = None,
+        on_retry: Optional[Callable[[int, BaseException, float], None]] = None,
+        wake: Optional[threading.Event] = None,
+    ) -> T:
+        """Carry on after attempt number ``failed`` ended in ``error``
+        outside :meth:`call` -- a retryable error that the provider reported
+        inside a response body, before any output reached the caller.
+
+        Waits as :meth:`call` would have, then runs ``fn`` under the policy
+        with the attempts left.
+
+        :raises: ``error`` itself when no attempt is left or the wait would
+            pass ``deadline``; else as :meth:`call`.
+        """
+        wait = self.delay(failed, error)
+        if failed >= self.max_attempts or (deadline is not None and time.monotonic() + wait >= deadline):
+            raise error
+        if on_retry is not None:
+            on_retry(failed, error, wait)
+        self._pause(wait, wake)
+        return self.call(fn, deadline=deadline, on_retry=on_retry, wake=wake, attempts_made=failed)
+
+    def _pause(self, seconds: float, wake: Optional[threading.Event]) -> None:
+        # The default sleep waits on ``wake`` so a cancellation ends it
+        # early; an injected sleep is trusted to do its own waiting.
+        if wake is not None and self.sleep is time.sleep:
+            wake.wait(seconds)
+        else:
+            self.sleep(seconds)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Any, Callable, Iterator, List, Optional, Set
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Set
 
 from .accumulate import StreamState, accumulate
 from .errors import MiniLLMError, StreamError
@@ -33,7 +33,7 @@ from .events import Event, ProviderError
 from .lookups import run_before_exit
 from .models import Chunk, CostInfo, Response
 from .settlement import Booking, Ending, decide
-from .transport import HTTPResponse
+from .transport import HTTPResponse, RequestInterruptedError
 
 __all__ = ["TrackedStream"]
 
@@ -57,6 +57,19 @@ run_before_exit(_settle_open_streams)
 RaiseProviderError = Callable[[ProviderError, StreamState], MiniLLMError]
 
 
+class Opened(NamedTuple):
+    """One attempt's response, ready to be read."""
+
+    response: HTTPResponse
+    events: Iterator[Event]
+    generation_id: Optional[str]
+
+
+#: Sends the request again after a retryable in-band error that came before
+#: any output; None when the stream was stopped meanwhile.
+Reopen = Callable[["_StreamCore", ProviderError], Optional[Opened]]
+
+
 class _StreamCore:
     """The state of one tracked stream, shared by its generator, its
     finalizer, and whichever threads stop or settle it."""
@@ -70,6 +83,7 @@ class _StreamCore:
         generation_id: Optional[str],
         to_error: RaiseProviderError,
         scrub: Callable[[str], str] = str,
+        reopen: Optional[Reopen] = None,
     ) -> None:
         self.lock = threading.RLock()
         self.state = StreamState()
@@ -79,6 +93,10 @@ class _StreamCore:
         self.header_id = generation_id
         self.to_error = to_error
         self.scrub = scrub
+        self.reopen = reopen
+        #: between attempts, no request of this stream is out: stopping now
+        #: costs nothing
+        self.unsent = False
         self._release_hooks: List[Callable[[], object]] = []
         #: how the stream ended; None while it runs
         self.ending: Optional[Ending] = None
@@ -120,6 +138,12 @@ class _StreamCore:
         the connection. A no-op once the stream has ended."""
         if self.end(ending, reason):
             self.release(interrupt=True)
+
+    def interrupt(self, reason: str) -> None:
+        """Interrupt the response being read (a total deadline passed)."""
+        http = self.http
+        if http is not None:
+            http.interrupt(reason)
 
     def on_release(self, hook: Callable[[], object]) -> None:
         """Run ``hook`` when the stream releases its connection (at once if
@@ -170,9 +194,8 @@ class _StreamCore:
             if self.ending is None:
                 return None
             self.booked = True
-            decision = decide(
-                self.booking, self.state, self.ending, generation_id=self.header_id, on_booked=self._on_booked
-            )
+            ending = Ending.REJECTED if self.unsent and self.ending is Ending.EARLY else self.ending
+            decision = decide(self.booking, self.state, ending, generation_id=self.header_id, on_booked=self._on_booked)
             if decision.now is not None:
                 self._on_booked(decision.now)
         with _open_lock:
@@ -202,6 +225,56 @@ class _StreamCore:
 
     # -- the generator's side -------------------------------------------------
 
+    def try_again(self, error: ProviderError) -> bool:
+        """After a retryable in-band error that came before any output, send
+        the request again and carry on reading the new response.
+
+        The failed attempt is forgotten: it books nothing (an in-band error
+        is a failure), and nothing of it reached the caller.
+
+        :returns: False when the stream cannot go on (no retry is possible,
+            or it was stopped meanwhile).
+        :raises MiniLLMError: the retries ran out.
+        """
+        if self.reopen is None:
+            return False
+        with self.lock:
+            if self.ending is not None:
+                return False
+            old_http, old_events = self.http, self.events
+            self.http, self.events, self.header_id = None, iter(()), None
+            self.state = StreamState()
+            self.unsent = True
+        _close_events(old_events)
+        if old_http is not None:
+            old_http.close()
+        opened = self.reopen(self, error)
+        if opened is None:
+            return False
+        with self.lock:
+            if not self.released:
+                self.http, self.events, self.header_id = opened
+                return True
+        opened.response.close()
+        _close_events(opened.events)
+        return False
+
+    def sending(self) -> None:
+        """A retry is about to go out: from now on stopping may cost.
+
+        :raises RequestInterruptedError: the stream was stopped during the wait.
+        """
+        with self.lock:
+            if self.ending is not None:
+                raise RequestInterruptedError("the stream was stopped before its retry", sent=False)
+            self.unsent = False
+
+    def attempt_failed(self) -> None:
+        """A retry failed with an error (a failed attempt costs nothing)."""
+        with self.lock:
+            if self.ending is None:
+                self.unsent = True
+
     def fail(self, exc: MiniLLMError) -> None:
         self.error = exc
         if isinstance(exc, StreamError):
@@ -226,16 +299,24 @@ def _run(core: _StreamCore) -> Iterator[Chunk]:
     """The stream's one generator: fold every event, yield the chunks."""
     state = core.state
     try:
-        for event in core.events:
-            accumulate(state, event)
-            if type(event) is Chunk:
-                if core.ending is not None:
-                    break  # stopped from another thread
-                yield event
-            elif state.error is not None:
-                raise core.to_error(state.error, state)
-        else:
-            core.body_ended()
+        again = True
+        while again:
+            again = False
+            state = core.state
+            for event in core.events:
+                accumulate(state, event)
+                if type(event) is Chunk:
+                    if core.ending is not None:
+                        break  # stopped from another thread
+                    yield event
+                elif state.error is not None:
+                    reported = state.error
+                    if reported.retryable and not state.content_seen and core.try_again(reported):
+                        again = True
+                        break
+                    raise core.to_error(reported, state)
+            else:
+                core.body_ended()
     except Exception as exc:
         if core.ending is not None:
             return  # stopped first (we shut the connection down): not a failure
@@ -260,12 +341,7 @@ def _run(core: _StreamCore) -> Iterator[Chunk]:
         core.gen = None
         core.end(Ending.EARLY, "cancelled")  # closed by the caller before the end
         core.release(interrupt=False)
-        close = getattr(core.events, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:  # pragma: no cover - the events are being dropped anyway
-                log.debug("closing a stream's events failed", exc_info=True)
+        _close_events(core.events)
         if not core.deferred:
             core.book()
 
@@ -416,6 +492,15 @@ class TrackedStream:
         core = self._core
         status = core.ending.value if core.ending is not None else "open"
         return f"<TrackedStream {self._model} id={self.id!r} {status}>"
+
+
+def _close_events(events: Iterator[Event]) -> None:
+    close = getattr(events, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # pragma: no cover - the events are being dropped anyway
+            log.debug("closing a stream's events failed", exc_info=True)
 
 
 def _no_errors(error: ProviderError, state: StreamState) -> MiniLLMError:  # pragma: no cover

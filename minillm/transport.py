@@ -304,12 +304,13 @@ class RequestSlot:
         if response is not None:
             response.interrupt("cancel")
 
-    def attach_response(self, response: HTTPResponse) -> None:
-        """From now on an interrupt stops reading ``response``."""
+    def attach_response(self, response: Optional[HTTPResponse]) -> None:
+        """From now on an interrupt stops reading ``response`` (None: no
+        response any more)."""
         with self._lock:
             self._response = response
             interrupted = self.reason is not None
-        if interrupted:
+        if interrupted and response is not None:
             response.interrupt("cancel")
 
     def _attach(self, sock: Any) -> None:

@@ -15,6 +15,8 @@ import minillm
 from minillm import Resolution
 from minillm.testing import Reply, ScriptedServer, chat_completion, chat_stream, chat_usage
 
+from .conftest import SleepRecorder
+
 PRICE = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="2")
 
 # -- configuration ----------------------------------------------------------------------------
@@ -295,9 +297,34 @@ def test_an_unusable_success_body_is_a_malformed_response_error(
 def test_an_error_object_in_a_success_body_raises_its_status_class(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
+    server.reply(Reply.json({"error": {"message": "Invalid model", "code": 400}}))
+    with pytest.raises(minillm.BadRequestError, match="Invalid model"):
+        make_client().complete("Hi")
+    assert len(server.requests) == 1
+    assert ledger.count == 0
+
+
+def test_a_retryable_error_object_in_a_success_body_is_retried(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger, sleeps: SleepRecorder
+) -> None:
     server.reply(Reply.json({"error": {"message": "Rate limit exceeded", "code": 429}}))
+    server.reply(Reply.json({"error": {"message": "Upstream failed", "code": 502}}))
+    server.reply(Reply.json(chat_completion("third time", usage=chat_usage(4, 2))))
+    response = make_client(price=PRICE).complete("Hi")
+    assert response.text == "third time"
+    assert len(server.requests) == 3
+    assert len(sleeps.calls) == 2 and sleeps.calls[0] >= 5.0  # the 429 waited at least the floor
+    assert [cost.usd for cost, _ in ledger.records] == [Decimal("0.000008")]
+
+
+def test_a_retryable_error_object_in_a_success_body_raises_once_exhausted(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    for _ in range(3):
+        server.reply(Reply.json({"error": {"message": "Rate limit exceeded", "code": 429}}))
     with pytest.raises(minillm.RateLimitError, match="Rate limit exceeded"):
         make_client().complete("Hi")
+    assert len(server.requests) == 3
     assert ledger.count == 0
 
 

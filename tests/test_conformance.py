@@ -28,6 +28,8 @@ from minillm.providers import APIS, ProviderConfig
 from minillm.redaction import Redactor
 from minillm.testing import Reply
 
+from .conftest import SleepRecorder
+
 # -- which adapter reads which file -------------------------------------------------------------
 
 FORMATS: Dict[str, tuple] = {  # directory -> (provider, api) of the adapter that reads it
@@ -305,15 +307,21 @@ SERVED_AS = {  # directory -> model string the end-to-end test uses
 }
 
 
+#: Recorded errors that come before any output and are worth another attempt.
+RETRIED_BEFORE_OUTPUT = {"anthropic/error-overloaded.FRAGMENT.txt"}
+
+
 @pytest.mark.parametrize("name", [n for n in corpus_files() if not n.endswith((".json", ".chunks.txt"))])
 def test_every_recorded_stream_end_to_end_through_a_client(
-    conformance: Path, name: str, server: Any, ledger: minillm.Ledger
+    conformance: Path, name: str, server: Any, ledger: minillm.Ledger, sleeps: SleepRecorder
 ) -> None:
     directory = name.split("/", 1)[0]
     body = (conformance / name).read_bytes()
     expected = expected_of(conformance, name)
     content_type = "application/x-ndjson" if directory == "ollama" else "text/event-stream"
-    server.reply(Reply(headers=(("Content-Type", content_type),), body=random_pieces(body, 7)))
+    policy = minillm.RetryPolicy(sleep=sleeps)
+    for _ in range(policy.max_attempts):
+        server.reply(Reply(headers=(("Content-Type", content_type),), body=random_pieces(body, 7)))
     client = minillm.Client(
         SERVED_AS[directory],
         base_url=server.url,
@@ -321,6 +329,7 @@ def test_every_recorded_stream_end_to_end_through_a_client(
         on_cost=ledger,
         think_tags=False,
         api=FORMATS[directory][1],
+        retry=policy,
         lookup=minillm.LookupPolicy(timeout=0.1, initial_delay=0.0),
     )
     if expected.error is not None:
@@ -331,6 +340,11 @@ def test_every_recorded_stream_end_to_end_through_a_client(
         assert expected.error in str(caught.value)
         assert caught.value.partial_text == expected.text
         assert ledger.count == 0
+        # A retryable error before any output is sent again until the
+        # attempts run out; after output, never.
+        attempts = policy.max_attempts if name in RETRIED_BEFORE_OUTPUT else 1
+        assert len(server.requests) == attempts
+        assert len(sleeps.calls) == attempts - 1
         return
     with client.stream("replay") as stream:
         text = "".join(stream.text_stream())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -62,7 +63,9 @@ class Gate:
 
 @attrs.frozen
 class Drop:
-    """Close the connection abruptly, mid-body (no terminating chunk)."""
+    """Close the connection abruptly: mid-body (no terminating chunk), or --
+    as a reply's ``before_headers`` -- before any response at all, with a
+    TCP reset."""
 
 
 @attrs.frozen
@@ -94,7 +97,8 @@ class Reply:
     :param coalesce: send all byte pieces in one write (still one HTTP chunk
         each): for benchmarks, where the server must not be the bottleneck.
     :param before_headers: a :class:`Pause` or :class:`Gate` to wait on before
-        even the status line is sent (for timeouts before the first byte).
+        even the status line is sent (for timeouts before the first byte),
+        or :class:`Drop` to reset the connection instead of answering.
     :param chunked: False sends the byte pieces as one body with a
         ``Content-Length`` instead of chunked transfer encoding (control
         steps are then ignored).
@@ -104,12 +108,13 @@ class Reply:
     headers: Tuple[Tuple[str, str], ...] = ()
     body: Tuple[Step, ...] = attrs.field(default=(), converter=_steps)
     coalesce: bool = False
-    before_headers: Union[Pause, Gate, None] = None
+    before_headers: Union[Pause, Gate, Drop, None] = None
     chunked: bool = True
 
-    def held(self, until: Union[Pause, Gate]) -> Reply:
+    def held(self, until: Union[Pause, Gate, Drop]) -> Reply:
         """This reply, sent only after ``until`` (a :class:`Pause` or an
-        opened :class:`Gate`): not even the status line goes out before."""
+        opened :class:`Gate`): not even the status line goes out before.
+        ``Drop`` never sends it: the connection is reset instead."""
         return attrs.evolve(self, before_headers=until)
 
     @classmethod
@@ -316,6 +321,12 @@ class ScriptedServer:
             self._stopping.wait(reply.before_headers.seconds)
         elif isinstance(reply.before_headers, Gate):
             self._wait_for_gate(reply.before_headers)
+        elif isinstance(reply.before_headers, Drop):
+            # Linger 0: closing sends a reset, not an orderly end.
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.close_connection = True
+            request.disconnected.set()
+            return
         handler.send_response(reply.status)
         for name, value in reply.headers:
             handler.send_header(name, value)

@@ -1,0 +1,531 @@
+"""The fault-injection matrix: every way a provider can fail, for the
+Chat Completions and the Anthropic wire formats, against the loopback
+server.
+
+Each case asserts the exception class, the number of attempts the server
+saw, the waits between them (recorded, never slept), and exactly what was
+booked.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import threading
+import time
+from decimal import Decimal
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+
+import attrs
+import pytest
+
+import minillm
+from minillm.testing import (
+    Drop,
+    Gate,
+    Hang,
+    Pause,
+    Reply,
+    ScriptedServer,
+    anthropic_stream,
+    chat_chunk,
+    chat_stream,
+    chat_usage,
+    sse,
+)
+
+from .conftest import SleepRecorder, finishes
+
+PRICE = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="2")
+PIECES = ["Hel", "lo"]
+#: 10 prompt tokens at $1/M and one output token per piece at $2/M
+FULL_COST = Decimal("0.000014")
+
+
+@attrs.frozen
+class Format:
+    """How one wire format says each thing the matrix needs."""
+
+    name: str
+    model: str
+    path: str
+    #: a whole successful stream of ``pieces`` (10 prompt tokens, one output token a piece)
+    whole: Callable[[Sequence[str], str], List[bytes]]
+    #: what comes before any output
+    opening: List[bytes]
+    #: output without the terminal event
+    partial: Callable[[Sequence[str]], List[bytes]]
+    #: a retryable error reported inside the body
+    error_event: bytes
+    #: an HTTP 400 saying the prompt is too long: (body, requested, limit)
+    overflow: Tuple[Any, int, int]
+    #: what a stream cancelled before its end books: the usage it had seen, if any
+    early_cost: Optional[Decimal]
+
+
+def chat_whole(pieces: Sequence[str], id: str = "chatcmpl-1") -> List[bytes]:  # noqa: A002
+    return chat_stream(pieces, id=id, usage=chat_usage(10, len(pieces)))
+
+
+def anthropic_whole(pieces: Sequence[str], id: str = "msg_1") -> List[bytes]:  # noqa: A002
+    return anthropic_stream(pieces, id=id, input_tokens=10)
+
+
+CHAT = Format(
+    name="chat",
+    model="openai/test-model",
+    path="/chat/completions",
+    whole=chat_whole,
+    opening=[sse(chat_chunk(content=""))],
+    partial=lambda pieces: chat_stream(pieces, finish_reason=None, done=False),
+    # OpenRouter's shape of an upstream failure, sent with a 200 status.
+    error_event=sse({"error": {"code": 502, "message": "Upstream overloaded"}}),
+    overflow=(
+        {
+            "error": {
+                "message": "This model's maximum context length is 8192 tokens. "
+                "However, your messages resulted in 9000 tokens.",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+        },
+        9000,
+        8192,
+    ),
+    early_cost=None,  # Chat Completions sends usage only at the end
+)
+
+ANTHROPIC = Format(
+    name="anthropic",
+    model="anthropic/claude-test",
+    path="/v1/messages",
+    whole=anthropic_whole,
+    opening=anthropic_stream([])[:2],  # message_start (input usage), ping
+    partial=lambda pieces: anthropic_stream(pieces, input_tokens=10)[:-2],
+    error_event=sse({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, event="error"),
+    overflow=(
+        {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": "prompt is too long: 208000 tokens > 200000 maximum"},
+        },
+        208000,
+        200000,
+    ),
+    # message_start carried the input usage and one output token
+    early_cost=Decimal("0.000012"),
+)
+
+FORMATS = [CHAT, ANTHROPIC]
+
+
+def other(fmt: Format) -> Format:
+    return ANTHROPIC if fmt is CHAT else CHAT
+
+
+@pytest.fixture(params=FORMATS, ids=lambda f: f.name)
+def fmt(request: pytest.FixtureRequest) -> Format:
+    return request.param  # type: ignore[no-any-return]
+
+
+class Harness:
+    """A client of one format talking to the loopback server, with its
+    attempts, waits and bookings on record."""
+
+    def __init__(self, fmt: Format, server: ScriptedServer, ledger: minillm.Ledger, sleeps: SleepRecorder) -> None:
+        self.fmt = fmt
+        self.server = server
+        self.ledger = ledger
+        self.sleeps = sleeps
+        self.retries: List[Tuple[int, BaseException, float]] = []
+        #: called after each retry is recorded
+        self.on_retry: Callable[[], object] = lambda: None
+        self.clients: List[minillm.Client] = []
+
+    def _record_retry(self, attempt: int, exc: BaseException, delay: float) -> None:
+        self.retries.append((attempt, exc, delay))
+        self.on_retry()
+
+    def client(self, url: Optional[str] = None, **kwargs: Any) -> minillm.Client:
+        kwargs.setdefault("retry", minillm.RetryPolicy(sleep=self.sleeps))
+        kwargs.setdefault("timeout", minillm.Timeout(connect=5, read=10))
+        client = minillm.Client(
+            self.fmt.model,
+            base_url=url or self.server.url,
+            api_key="sk-test",
+            on_cost=self.ledger,
+            price=PRICE,
+            on_retry=self._record_retry,
+            **kwargs,
+        )
+        self.clients.append(client)
+        return client
+
+    def reply(self, *replies: Reply) -> None:
+        self.server.reply(*replies, path=self.fmt.path)
+
+    @staticmethod
+    def stream_reply(events: Sequence[Any]) -> Reply:
+        return Reply.sse(events)
+
+    @property
+    def attempts(self) -> int:
+        return sum(1 for r in self.server.requests if r.path == self.fmt.path)
+
+    def read(self, client: minillm.Client, **kwargs: Any) -> minillm.TrackedStream:
+        with client.stream("Hi", **kwargs) as stream:
+            for _ in stream:
+                pass
+        return stream
+
+    def only_booking(self) -> minillm.CostInfo:
+        assert self.ledger.count == 1, self.ledger.records
+        return self.ledger.records[0][0]
+
+
+@pytest.fixture
+def h(fmt: Format, server: ScriptedServer, ledger: minillm.Ledger, sleeps: SleepRecorder) -> Iterator[Harness]:
+    harness = Harness(fmt, server, ledger, sleeps)
+    yield harness
+    for client in harness.clients:
+        client.close()
+
+
+def assert_backoff(waits: List[float]) -> None:
+    """The default policy's exponential waits: 0.5s then 1s, each with up to 0.25s of jitter."""
+    assert len(waits) == 2
+    assert 0.5 <= waits[0] <= 0.75
+    assert 1.0 <= waits[1] <= 1.25
+
+
+# -- before the response ---------------------------------------------------------------------
+
+
+def test_a_refused_connection_is_retried_then_raised(h: Harness) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connecting is refused
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        with pytest.raises(minillm.APIConnectionError) as caught:
+            h.client(url).stream("Hi")
+    assert not isinstance(caught.value, minillm.APITimeoutError)
+    assert len(h.retries) == 2 and all(isinstance(exc, minillm.APIConnectionError) for _, exc, _ in h.retries)
+    assert_backoff(h.sleeps.calls)
+    assert h.ledger.count == 0
+
+
+def test_a_connection_reset_before_the_headers_is_retried(h: Harness) -> None:
+    h.reply(Reply().held(Drop()), Reply().held(Drop()), h.stream_reply(h.fmt.whole(PIECES, "id-3")))
+    stream = h.read(h.client())
+    assert stream.text == "Hello"
+    assert h.attempts == 3
+    assert_backoff(h.sleeps.calls)
+    assert h.only_booking().usd == FULL_COST
+
+
+def http_date(seconds_from_now: float) -> str:
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "low", "high"),
+    [
+        ("Retry-After", lambda: "2", 2.0, 2.0),
+        ("retry-after-ms", lambda: "1500", 1.5, 1.5),
+        # an HTTP date has whole seconds: 30s from now is 29 to 30s away
+        ("Retry-After", lambda: http_date(30), 28.0, 30.5),
+    ],
+    ids=["seconds", "milliseconds", "http-date"],
+)
+def test_a_429_waits_as_long_as_each_response_asks(
+    h: Harness, header: str, value: Callable[[], str], low: float, high: float
+) -> None:
+    h.reply(
+        Reply.json({"error": {"message": "slow down"}}, status=429, headers=[(header, value())]),
+        h.stream_reply(h.fmt.whole(PIECES, "id-2")),
+    )
+    stream = h.read(h.client())
+    assert stream.text == "Hello"
+    assert h.attempts == 2
+    assert len(h.sleeps.calls) == 1 and low <= h.sleeps.calls[0] <= high
+    assert h.only_booking().usd == FULL_COST
+
+
+def test_a_429_asking_for_too_long_a_wait_raises_at_once(h: Harness) -> None:
+    h.reply(Reply.json({"error": {"message": "quota"}}, status=429, headers=[("Retry-After", "3600")]))
+    with pytest.raises(minillm.RateLimitError) as caught:
+        h.client().stream("Hi")
+    assert caught.value.retry_after == 3600.0
+    assert h.attempts == 1
+    assert h.sleeps.calls == []
+    assert h.ledger.count == 0
+
+
+def test_server_errors_then_success_books_the_success_once(h: Harness) -> None:
+    h.reply(
+        Reply.json({"error": {"message": "boom"}}, status=500),
+        Reply.json({"error": {"message": "overloaded"}}, status=529 if h.fmt is ANTHROPIC else 503),
+        h.stream_reply(h.fmt.whole(PIECES, "id-3")),
+    )
+    stream = h.read(h.client())
+    assert stream.text == "Hello"
+    assert h.attempts == 3
+    assert_backoff(h.sleeps.calls)
+    cost = h.only_booking()
+    assert (cost.usd, cost.response_id, cost.cancelled) == (FULL_COST, "id-3", False)
+
+
+def test_server_errors_until_the_attempts_run_out(h: Harness) -> None:
+    h.reply(*[Reply.json({"error": {"message": "bad gateway"}}, status=502)] * 3)
+    with pytest.raises(minillm.ServerError) as caught:
+        h.client().stream("Hi")
+    assert caught.value.status_code == 502
+    assert h.attempts == 3
+    assert_backoff(h.sleeps.calls)
+    assert h.ledger.count == 0
+
+
+def test_an_html_error_page_is_a_server_error_with_a_short_excerpt(h: Harness) -> None:
+    page = "<html><head><title>502 Bad Gateway</title></head><body>" + "nginx " * 2000 + "</body></html>"
+    h.reply(*[Reply.text(page, status=502, content_type="text/html")] * 3)
+    with pytest.raises(minillm.ServerError) as caught:
+        h.client().stream("Hi")
+    assert caught.value.status_code == 502
+    assert "502 Bad Gateway" in str(caught.value) and len(str(caught.value)) < 1000
+    assert h.attempts == 3
+    assert h.ledger.count == 0
+
+
+def test_an_html_page_with_a_success_status_is_malformed_and_not_retried(h: Harness) -> None:
+    h.reply(Reply.text("<html><body>Please log in</body></html>", content_type="text/html"))
+    with pytest.raises(minillm.MalformedResponseError, match="Please log in"):
+        h.client().stream("Hi")
+    assert h.attempts == 1
+    assert h.ledger.count == 0
+
+
+def test_a_stall_before_the_first_byte_is_a_timeout_that_is_retried(h: Harness) -> None:
+    gate = Gate()  # never opened: the server says nothing
+    h.reply(*[h.stream_reply(h.fmt.whole(PIECES, "id-1")).held(gate)] * 3)
+    with pytest.raises(minillm.APITimeoutError) as caught:
+        h.client(timeout=minillm.Timeout(read=0.2)).stream("Hi")
+    assert not isinstance(caught.value, minillm.StreamError)
+    assert isinstance(caught.value, TimeoutError)
+    assert h.attempts == 3
+    assert_backoff(h.sleeps.calls)
+    assert h.ledger.count == 0
+
+
+# -- errors reported inside the body ------------------------------------------------------------
+
+
+def test_an_in_band_error_before_any_output_is_retried_transparently(h: Harness) -> None:
+    h.reply(
+        h.stream_reply([*h.fmt.opening, h.fmt.error_event]),
+        h.stream_reply(h.fmt.whole(PIECES, "id-2")),
+    )
+    stream = h.read(h.client())
+    assert stream.text == "Hello"
+    assert stream.response is not None and stream.response.finish_reason == "stop"
+    assert h.attempts == 2
+    assert len(h.sleeps.calls) == 1 and 0.5 <= h.sleeps.calls[0] <= 0.75
+    assert [(attempt, type(exc)) for attempt, exc, _ in h.retries] == [(1, minillm.StreamError)]
+    cost = h.only_booking()  # the failed attempt books nothing; the id is the retry's own
+    assert (cost.usd, cost.response_id, cost.cancelled) == (FULL_COST, "id-2", False)
+
+
+def test_in_band_errors_before_any_output_until_the_attempts_run_out(h: Harness) -> None:
+    h.reply(*[h.stream_reply([*h.fmt.opening, h.fmt.error_event])] * 3)
+    with pytest.raises(minillm.StreamError) as caught:
+        h.read(h.client())
+    assert caught.value.partial_text == ""
+    assert h.attempts == 3
+    assert_backoff(h.sleeps.calls)
+    assert h.ledger.count == 0
+
+
+def test_an_in_band_error_after_output_is_never_retried(h: Harness) -> None:
+    h.reply(h.stream_reply([*h.fmt.partial(PIECES), h.fmt.error_event]), h.stream_reply(h.fmt.whole(PIECES, "id-1")))
+    with pytest.raises(minillm.StreamError) as caught:
+        h.read(h.client())
+    assert caught.value.partial_text == "Hello"
+    assert h.attempts == 1
+    assert h.sleeps.calls == []
+    assert h.ledger.count == 0
+
+
+def test_a_body_dropped_mid_stream_is_a_stream_error_and_books_nothing(h: Harness) -> None:
+    h.reply(h.stream_reply([*h.fmt.partial(PIECES), Drop()]))
+    with pytest.raises(minillm.StreamError) as caught:
+        h.read(h.client())
+    assert caught.value.partial_text == "Hello"
+    assert h.attempts == 1
+    assert h.ledger.count == 0
+
+
+def test_a_body_that_ends_without_the_terminal_event_is_incomplete(h: Harness) -> None:
+    h.reply(h.stream_reply(h.fmt.partial(PIECES)))
+    with pytest.raises(minillm.StreamError, match="terminal event") as caught:
+        h.read(h.client())
+    assert caught.value.partial_text == "Hello"
+    assert h.attempts == 1
+    assert h.ledger.count == 0
+
+
+def test_a_malformed_json_line_is_a_stream_error(h: Harness) -> None:
+    h.reply(h.stream_reply([*h.fmt.partial(PIECES), b'data: {"half an object\n\n']))
+    with pytest.raises(minillm.StreamError, match="could not be parsed") as caught:
+        h.read(h.client())
+    assert caught.value.partial_text == "Hello"
+    assert h.attempts == 1
+    assert h.ledger.count == 0
+
+
+# -- deadlines --------------------------------------------------------------------------------
+
+
+def test_silence_mid_stream_longer_than_read_is_a_timeout_and_books_nothing(h: Harness) -> None:
+    h.reply(h.stream_reply([*h.fmt.partial(PIECES), Hang()]))
+    with pytest.raises(minillm.APITimeoutError) as caught:
+        h.read(h.client(timeout=minillm.Timeout(read=0.2)))
+    assert isinstance(caught.value, minillm.StreamError) and caught.value.partial_text == "Hello"
+    assert h.attempts == 1
+    assert h.ledger.count == 0
+
+
+def test_a_drip_that_outlasts_the_total_deadline_is_a_timeout_and_books_nothing(h: Harness) -> None:
+    drip: List[Any] = list(h.fmt.partial(PIECES))
+    for _ in range(400):
+        drip += [Pause(0.01), h.fmt.partial(["."])[-1]]  # bytes keep coming, well within read
+    h.reply(h.stream_reply(drip))
+    with pytest.raises(minillm.APITimeoutError, match="total deadline") as caught:
+        h.read(h.client(timeout=minillm.Timeout(read=5, total=0.5)))
+    assert isinstance(caught.value, minillm.StreamError)
+    assert h.attempts == 1
+    assert h.ledger.count == 0
+
+
+# -- cancellation -----------------------------------------------------------------------------
+
+
+def after(ready: Callable[[float], bool], action: Callable[[], None]) -> None:
+    """Run ``action`` once ``ready`` (waited on for at most 10s) is true."""
+    if ready(10):
+        action()
+
+
+@pytest.mark.parametrize("how", ["cancel", "pause", "stream.cancel"])
+def test_stopping_from_another_thread_during_a_stall(h: Harness, how: str) -> None:
+    h.reply(h.stream_reply([*h.fmt.partial(PIECES), Hang()]))
+    token = minillm.CancellationToken()
+    client = h.client()
+    got_output = threading.Event()
+    with client.stream("Hi", cancel=token) as stream:
+        stopper = {
+            "cancel": token.cancel,
+            "pause": token.pause,
+            "stream.cancel": stream.cancel,
+        }[how]
+        threading.Thread(target=after, args=(got_output.wait, stopper), daemon=True).start()
+
+        def read() -> None:
+            for _ in stream:
+                if stream.text == "Hello":  # all the output before the stall
+                    got_output.set()
+
+        finishes(read)
+    reason = "paused" if how == "pause" else "cancelled"
+    assert stream.response is not None and stream.response.finish_reason == reason
+    assert stream.text == "Hello"
+    assert h.server.requests[0].disconnected.wait(10)
+    assert h.attempts == 1
+    cost = h.only_booking()
+    assert cost.cancelled and cost.usd == h.fmt.early_cost
+    assert cost.resolution is (minillm.Resolution.RESOLVED if h.fmt.early_cost else minillm.Resolution.UNKNOWN)
+
+
+def test_cancelling_during_the_wait_before_an_in_band_retry_books_nothing(h: Harness) -> None:
+    h.reply(h.stream_reply([*h.fmt.opening, h.fmt.error_event]), h.stream_reply(h.fmt.whole(PIECES, "id-1")))
+    token = minillm.CancellationToken()
+    # The real sleep, which the token interrupts: cancelled as the wait begins.
+    client = h.client(retry=minillm.RetryPolicy(initial_delay=60, max_delay=60))
+    h.on_retry = token.cancel
+    with client.stream("Hi", cancel=token) as stream:
+        finishes(lambda: list(stream))
+    assert stream.response is not None and stream.response.finish_reason == "cancelled"
+    assert h.attempts == 1  # the retry was never sent
+    assert h.ledger.count == 0  # the failed attempt costs nothing, and nothing else went out
+
+
+def test_cancelling_a_retry_that_awaits_its_headers_books_it_as_unknown(h: Harness) -> None:
+    gate = Gate()
+    h.reply(h.stream_reply([*h.fmt.opening, h.fmt.error_event]), h.stream_reply(h.fmt.whole(PIECES, "id-1")).held(gate))
+    client = h.client()
+    try:
+        with client.stream("Hi") as stream:
+            threading.Thread(
+                target=after, args=(lambda timeout: h.server.wait_for_requests(2, timeout), stream.cancel), daemon=True
+            ).start()
+            finishes(lambda: list(stream))
+    finally:
+        gate.open()
+    assert stream.response is not None and stream.response.finish_reason == "cancelled"
+    assert h.attempts == 2
+    cost = h.only_booking()  # the retry went out and may cost: booked, money unknown
+    assert cost.cancelled and cost.usd is None and cost.resolution is minillm.Resolution.UNKNOWN
+
+
+# -- fallbacks and overflow ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def second_server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as running:
+        yield running
+
+
+def fallback_client(h: Harness, server: ScriptedServer) -> minillm.Client:
+    """A client of the other format on ``server``, ready to answer."""
+    fmt = other(h.fmt)
+    server.reply(Reply.sse(fmt.whole(["Fall", "back"], "fallback-id")), path=fmt.path)
+    client = minillm.Client(fmt.model, base_url=server.url, api_key="sk-test", price=PRICE)
+    h.clients.append(client)
+    return client
+
+
+def test_a_fallback_answers_once_the_primary_is_exhausted(h: Harness, second_server: ScriptedServer) -> None:
+    h.reply(*[Reply.json({"error": {"message": "down"}}, status=503)] * 3)
+    stream = h.read(h.client(fallbacks=[fallback_client(h, second_server)]))
+    assert stream.text == "Fallback"
+    assert h.attempts == 3 and len(second_server.requests) == 1
+    cost = h.only_booking()  # once, against the model and provider that answered
+    fallback = other(h.fmt)
+    assert (cost.provider, cost.model) == tuple(fallback.model.split("/", 1))
+    assert (cost.usd, cost.response_id) == (FULL_COST, "fallback-id")
+
+
+def test_an_unconfigured_primary_goes_straight_to_its_fallback(h: Harness, second_server: ScriptedServer) -> None:
+    # No key and the provider's real address: nothing may be sent to it.
+    primary = minillm.Client(
+        h.fmt.model,
+        on_cost=h.ledger,
+        retry=minillm.RetryPolicy(sleep=h.sleeps),
+        fallbacks=[fallback_client(h, second_server)],
+    )
+    h.clients.append(primary)
+    with primary.stream("Hi") as stream:
+        assert "".join(stream.text_stream()) == "Fallback"
+    assert h.sleeps.calls == []
+    assert len(second_server.requests) == 1
+    assert h.only_booking().provider == other(h.fmt).model.split("/", 1)[0]
+
+
+def test_a_context_overflow_is_raised_at_once_without_retry_or_fallback(
+    h: Harness, second_server: ScriptedServer
+) -> None:
+    body, requested, limit = h.fmt.overflow
+    h.reply(Reply.json(body, status=400))
+    with pytest.raises(minillm.ContextOverflowError) as caught:
+        h.client(fallbacks=[fallback_client(h, second_server)]).stream("Hi")
+    assert (caught.value.requested_tokens, caught.value.limit_tokens) == (requested, limit)
+    assert h.attempts == 1 and h.sleeps.calls == []
+    assert second_server.requests == []
+    assert h.ledger.count == 0
