@@ -621,7 +621,9 @@ class Client:
 
     def _stream_events(self, response: HTTPResponse) -> Iterator[Event]:
         content_type = response.content_type
-        if content_type == "application/json" and not self._adapter.streams_json:
+        if not content_type or content_type in self._adapter.stream_content_types:
+            return self._pipeline(self._adapter.stream_events(response.iter_bytes()))
+        if content_type == "application/json":
             # The server ignored stream=true and sent the whole answer (or an
             # error with a success status): read it as a body, and raise its
             # error from stream() itself, as complete() would.
@@ -633,12 +635,11 @@ class Client:
                 if isinstance(event, ProviderError):
                     raise self._body_error(event, response)
             return self._pipeline(iter(events))
-        if "html" in content_type:
-            body = response.read()
-            raise self._adapter.malformed(
-                response.status, body, response.endpoint, self._redactor, "an HTML page instead of an event stream"
-            )
-        return self._pipeline(self._adapter.stream_events(response.iter_bytes()))
+        body = self._read_error_body(response)
+        what = "an HTML page" if "html" in content_type else f"Content-Type {content_type}"
+        raise self._adapter.malformed(
+            response.status, body, response.endpoint, self._redactor, f"{what} instead of a stream"
+        )
 
     def _json_body(self, response: HTTPResponse, body: bytes) -> Any:
         if not body.strip():

@@ -294,10 +294,21 @@ def test_an_html_error_page_is_a_server_error_with_a_short_excerpt(h: Harness) -
     assert h.ledger.count == 0
 
 
-def test_an_html_page_with_a_success_status_is_malformed_and_not_retried(h: Harness) -> None:
-    h.reply(Reply.text("<html><body>Please log in</body></html>", content_type="text/html"))
-    with pytest.raises(minillm.MalformedResponseError, match="Please log in"):
+@pytest.mark.parametrize(
+    ("content_type", "body", "shown"),
+    [
+        ("text/html", "<html><body>Please log in</body></html>", "an HTML page"),
+        ("text/plain", "upstream connect error or disconnect/reset before headers", "Content-Type text/plain"),
+    ],
+)
+def test_a_success_status_with_something_other_than_a_stream_is_malformed_and_not_retried(
+    h: Harness, content_type: str, body: str, shown: str
+) -> None:
+    h.reply(Reply.text(body, content_type=content_type))
+    with pytest.raises(minillm.MalformedResponseError) as caught:
         h.client().stream("Hi")
+    assert caught.value.status_code == 200
+    assert shown in str(caught.value) and body[:20] in str(caught.value)
     assert h.attempts == 1
     assert h.ledger.count == 0
 

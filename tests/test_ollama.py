@@ -41,7 +41,7 @@ def test_a_stream_is_read_as_ndjson_whatever_its_content_type(
 def test_think_tags_and_native_thinking_both_become_thinking(
     server: ScriptedServer, ollama: Callable[..., minillm.Client]
 ) -> None:
-    server.reply(Reply.sse(ollama_stream(["<think>inline</think>", "Answer"], thinking="native ")))
+    server.reply(Reply.ndjson(ollama_stream(["<think>inline</think>", "Answer"], thinking="native ")))
     with ollama().stream("Hi", thinking_budget=1000) as stream:
         list(stream)
     assert stream.response is not None
@@ -53,7 +53,7 @@ def test_tool_calls_round_trip_with_object_arguments_and_tool_names(
     server: ScriptedServer, ollama: Callable[..., minillm.Client]
 ) -> None:
     calls = [{"name": "weather", "arguments": {"city": "Paris"}}]
-    server.reply(Reply.sse(ollama_stream([], tool_calls=calls)), Reply.sse(ollama_stream(["Sunny"])))
+    server.reply(Reply.ndjson(ollama_stream([], tool_calls=calls)), Reply.ndjson(ollama_stream(["Sunny"])))
     client = ollama()
     with client.stream("Weather?", tools=[{"name": "weather"}]) as stream:
         list(stream)
@@ -76,7 +76,7 @@ def test_tool_calls_round_trip_with_object_arguments_and_tool_names(
 def test_an_error_line_is_a_stream_error_and_an_error_body_an_api_error(
     server: ScriptedServer, ollama: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
-    server.reply(Reply(headers=(("Content-Type", "application/x-ndjson"),), body=[b'{"error":"model crashed"}\n']))
+    server.reply(Reply.ndjson([b'{"error":"model crashed"}\n']))
     with pytest.raises(minillm.StreamError, match="model crashed"):
         list(ollama().stream("Hi"))
     server.reply(Reply.json({"error": "llama-test does not support tools"}, status=400))
@@ -118,7 +118,7 @@ def test_ollama_host_from_the_environment_and_a_cloud_key(
 ) -> None:
     monkeypatch.setenv("OLLAMA_HOST", server.url.replace("http://", ""))
     monkeypatch.setenv("OLLAMA_API_KEY", "ollama-cloud-key")
-    server.reply(Reply.sse(ollama_stream(["ok"])))
+    server.reply(Reply.ndjson(ollama_stream(["ok"])))
     with minillm.Client("ollama/llama-test").stream("Hi") as stream:
         list(stream)
     assert server.requests[0].headers["authorization"] == "Bearer ollama-cloud-key"

@@ -122,9 +122,9 @@ class Adapter(abc.ABC):
     #: model name prefixes that only this protocol serves (chosen for them
     #: when ``api=`` is not given)
     only_models: ClassVar[Tuple[str, ...]] = ()
-    #: whether a JSON Content-Type on a streaming request is still the stream
-    #: (NDJSON served as application/json) rather than one whole answer
-    streams_json: ClassVar[bool] = False
+    #: the Content-Types of this protocol's streams; any other (but JSON,
+    #: which is one whole answer, and none at all) is not a stream
+    stream_content_types: ClassVar[Tuple[str, ...]] = ("text/event-stream",)
     #: what "the prompt does not fit" looks like in this provider's errors
     overflow_markers: ClassVar[Tuple[str, ...]] = OVERFLOW_MARKERS
 

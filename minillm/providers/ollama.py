@@ -55,7 +55,8 @@ class OllamaAdapter(Adapter):
     key_env: ClassVar[Tuple[str, ...]] = ("OLLAMA_API_KEY",)
     base_url_env = "OLLAMA_HOST"
     key_required = False
-    streams_json = True
+    # NDJSON, which some versions label as JSON
+    stream_content_types: ClassVar[Tuple[str, ...]] = ("application/x-ndjson", "application/json")
 
     @classmethod
     def base_url_from_env(cls, value: str) -> str:

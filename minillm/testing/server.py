@@ -136,6 +136,14 @@ class Reply:
         )
 
     @classmethod
+    def ndjson(
+        cls, lines: Iterable[Union[Step, str]], *, status: int = 200, headers: Iterable[Tuple[str, str]] = ()
+    ) -> Reply:
+        """A newline-delimited JSON stream (Ollama's): ``lines`` are already
+        framed pieces (see :func:`~minillm.testing.ollama_stream`) and control steps."""
+        return cls(status=status, headers=(("Content-Type", "application/x-ndjson"), *headers), body=tuple(lines))
+
+    @classmethod
     def json(cls, data: Any, *, status: int = 200, headers: Iterable[Tuple[str, str]] = ()) -> Reply:
         """A JSON document."""
         return cls(
