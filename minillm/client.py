@@ -46,7 +46,7 @@ from .sinks import CostSink, SinkFunction, as_sink
 from .streaming import Opened, TrackedStream, _StreamCore
 from .thinktags import split_think_tags
 from .timeouts import Timeout
-from .transport import HTTPResponse, RequestInterruptedError, RequestSlot, Transport
+from .transport import HTTPResponse, RequestInterruptedError, RequestSlot
 
 __all__ = ["Client"]
 
@@ -180,7 +180,7 @@ class Client:
                 official=official,
             )
         )
-        self._transport = Transport(redactor=self._redactor)
+        self._transport = self._adapter.transport(self._redactor)
         self._fallbacks = self._resolve_fallbacks()
 
     # -- public API -----------------------------------------------------------

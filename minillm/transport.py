@@ -1,10 +1,15 @@
-"""HTTP: the only module that imports ``requests``.
+"""Transports: how a request reaches a model and its response comes back.
 
-:class:`Transport` sends an :class:`HTTPRequest` and returns an
-:class:`HTTPResponse` whose body has not been read yet. Foreign exceptions
-are translated here, in exactly two places: :meth:`Transport.send` (before
+:class:`Transport` is the one seam between the client and the world: it
+sends an :class:`HTTPRequest` and returns an :class:`HTTPResponse` whose
+body has not been read yet. :class:`HTTPTransport` goes over the network;
+an in-process engine has its own transport (:mod:`minillm.serve.inprocess`)
+that answers the same requests without a socket.
+
+This is the only module that imports ``requests``. Foreign exceptions are
+translated here, in exactly two places: :meth:`HTTPTransport.send` (before
 the body: :class:`~minillm.APIConnectionError`,
-:class:`~minillm.APITimeoutError`) and :meth:`HTTPResponse.iter_bytes`
+:class:`~minillm.APITimeoutError`) and :meth:`WireResponse.iter_bytes`
 (while reading it: :class:`~minillm.StreamError`).
 
 Interrupting a blocked read from another thread
@@ -23,6 +28,8 @@ the wrong order.
 
 from __future__ import annotations
 
+import abc
+import functools
 import logging
 import threading
 import time
@@ -47,7 +54,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import requests
 
-__all__ = ["HTTPRequest", "HTTPResponse", "RequestInterruptedError", "RequestSlot", "Transport", "endpoint_of"]
+__all__ = [
+    "HTTPRequest",
+    "HTTPResponse",
+    "HTTPTransport",
+    "RequestInterruptedError",
+    "RequestSlot",
+    "Transport",
+    "WireResponse",
+    "endpoint_of",
+]
 
 log = logging.getLogger("minillm.transport")
 
@@ -103,12 +119,60 @@ class HTTPRequest:
     stream: bool = False
 
 
-class HTTPResponse:
+class HTTPResponse(abc.ABC):
     """A response whose headers have arrived and whose body is unread.
 
     Not shared: one thread reads it. :meth:`interrupt` and :meth:`close` may
     be called from any thread.
     """
+
+    status: int
+    #: case-insensitive
+    headers: Mapping[str, str]
+    #: the URL without its query string: safe to show
+    endpoint: str
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    @abc.abstractmethod
+    def interrupted(self) -> Optional[str]:
+        """Why the response was interrupted (``"cancel"``, ``"deadline"``), or None."""
+
+    @abc.abstractmethod
+    def interrupt(self, reason: str = "cancel") -> bool:
+        """Stop the body from any thread, waking a blocked reader.
+
+        Returns False when there was nothing to interrupt (the body was
+        already complete).
+        """
+
+    @abc.abstractmethod
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body as it arrives, in pieces of whatever size was read.
+
+        After :meth:`interrupt` the iterator simply ends (or raises
+        :class:`~minillm.APITimeoutError` when the interrupt was a deadline).
+
+        :raises StreamError: the body could not be read to its end.
+        """
+
+    def read(self) -> bytes:
+        """The whole body.
+
+        :raises StreamError: the body could not be read to its end.
+        """
+        return b"".join(self.iter_bytes())
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Let the response go. Idempotent; any thread."""
+
+
+class WireResponse(HTTPResponse):
+    """A response arriving over a socket (through ``requests``)."""
 
     def __init__(
         self,
@@ -119,9 +183,8 @@ class HTTPResponse:
     ) -> None:
         self._response = response
         self._redactor = redactor
-        self.status: int = response.status_code
-        #: case-insensitive
-        self.headers: Mapping[str, str] = response.headers
+        self.status = response.status_code
+        self.headers = response.headers
         self.endpoint = endpoint_of(request.url)
         self._read_timeout = read_timeout
         # Re-entrant: urllib3 may release the connection from inside close().
@@ -154,20 +217,11 @@ class HTTPResponse:
         raw.release_conn = release_conn  # type: ignore[method-assign]
 
     @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-    @property
     def interrupted(self) -> Optional[str]:
-        """Why the response was interrupted (``"cancel"``, ``"deadline"``), or None."""
         return self._interrupt_reason
 
     def interrupt(self, reason: str = "cancel") -> bool:
-        """Stop the body from any thread, waking a reader blocked on the socket.
-
-        Returns False when there was nothing to interrupt (the body was
-        complete and the connection already back in the pool).
-        """
+        # Shutting the socket down wakes a reader blocked in recv().
         with self._lock:
             if self._released or self._interrupt_reason is not None:
                 return False
@@ -177,13 +231,6 @@ class HTTPResponse:
         return True
 
     def iter_bytes(self) -> Iterator[bytes]:
-        """The body as it arrives, in pieces of whatever size was read.
-
-        After :meth:`interrupt` the iterator simply ends (or raises
-        :class:`~minillm.APITimeoutError` when the interrupt was a deadline).
-
-        :raises StreamError: the connection failed mid-body.
-        """
         raw = self._response.raw
         source: Iterator[bytes]
         if raw.chunked and raw.supports_chunked_reads():
@@ -212,13 +259,6 @@ class HTTPResponse:
                 return
             yield data
 
-    def read(self) -> bytes:
-        """The whole body.
-
-        :raises StreamError: the connection failed mid-body.
-        """
-        return b"".join(self.iter_bytes())
-
     def _check_interrupt(self) -> None:
         if self._interrupt_reason == "deadline":
             raise StreamTimeoutError("the total deadline passed while reading the response")
@@ -237,7 +277,7 @@ class HTTPResponse:
 
     def close(self) -> None:
         """Release the connection: back to the pool when the body was read to
-        the end, otherwise closed. Idempotent; any thread.
+        the end, otherwise closed.
 
         Under the same lock as the release, so a close can never reach a
         connection that has already gone back to the pool.
@@ -286,7 +326,8 @@ class RequestSlot:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sock: Any = None
+        #: stops the wait for the response headers (shuts the socket down)
+        self._stop_wait: Optional[Callable[[], None]] = None
         self._response: Optional[HTTPResponse] = None
         #: set once interrupted: what a retry's backoff waits on
         self.woken = threading.Event()
@@ -297,10 +338,10 @@ class RequestSlot:
             if self.reason is not None:
                 return
             self.reason = reason
-            sock, response = self._sock, self._response
+            stop_wait, response = self._stop_wait, self._response
             self.woken.set()
-        if sock is not None:
-            _shutdown(sock)
+        if stop_wait is not None:
+            stop_wait()
         if response is not None:
             response.interrupt("cancel")
 
@@ -313,16 +354,17 @@ class RequestSlot:
         if interrupted and response is not None:
             response.interrupt("cancel")
 
-    def _attach(self, sock: Any) -> None:
+    def _attach(self, stop_wait: Callable[[], None]) -> None:
+        """While waiting for the headers, an interrupt calls ``stop_wait``."""
         with self._lock:
-            self._sock = sock
+            self._stop_wait = stop_wait
             interrupted = self.reason is not None
-        if interrupted and sock is not None:
-            _shutdown(sock)
+        if interrupted:
+            stop_wait()
 
     def _detach(self) -> None:
         with self._lock:
-            self._sock = None
+            self._stop_wait = None
 
 
 def _shutdown(sock: Any) -> None:
@@ -355,7 +397,7 @@ def _interruptible_adapter(**kwargs: Any) -> Any:
             slot: Optional[RequestSlot] = getattr(_sending, "slot", None)
             if slot is None:
                 return super().getresponse(*args, **kw)  # type: ignore[misc]
-            slot._attach(self.sock)  # type: ignore[attr-defined]
+            slot._attach(functools.partial(_shutdown, self.sock))  # type: ignore[attr-defined]
             try:
                 return super().getresponse(*args, **kw)  # type: ignore[misc]
             finally:
@@ -381,7 +423,33 @@ def _interruptible_adapter(**kwargs: Any) -> Any:
     return Adapter(**kwargs)
 
 
-class Transport:
+class Transport(abc.ABC):
+    """Sends requests and hands back their responses. Thread-safe."""
+
+    @abc.abstractmethod
+    def send(
+        self,
+        request: HTTPRequest,
+        *,
+        timeouts: Tuple[float, float],
+        slot: Optional[RequestSlot] = None,
+    ) -> HTTPResponse:
+        """Send ``request`` and return once the response headers are in.
+
+        :param timeouts: ``(connect, read)`` in seconds; ``read`` bounds the
+            wait for the headers and, later, every silence in the body.
+        :param slot: lets another thread interrupt the wait for the headers.
+        :raises APIConnectionError: nothing usable came back.
+        :raises APITimeoutError: connecting or waiting for the headers timed out.
+        :raises RequestInterruptedError: ``slot`` was interrupted first.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Let go of what the transport holds. It stays usable."""
+
+
+class HTTPTransport(Transport):
     """Sends requests over one pooled ``requests.Session``.
 
     Thread-safe: one transport is shared by every thread using a client. The
@@ -420,16 +488,6 @@ class Transport:
         timeouts: Tuple[float, float],
         slot: Optional[RequestSlot] = None,
     ) -> HTTPResponse:
-        """Send ``request`` and return once the response headers are in.
-
-        :param timeouts: ``(connect, read)`` in seconds; ``read`` bounds the
-            wait for the headers and, later, every silence in the body.
-        :param slot: lets another thread interrupt the wait for the headers.
-        :raises APIConnectionError: nothing usable came back.
-        :raises APITimeoutError: connecting or waiting for the headers timed out.
-        :raises RequestInterruptedError: ``slot`` was interrupted first.
-        """
-
         if slot is not None and slot.reason is not None:
             raise RequestInterruptedError(f"the request was {slot.reason} before it was sent", sent=False)
         session = self._get_session()
@@ -500,14 +558,13 @@ class Transport:
             response.status_code,
             (time.monotonic() - started) * 1000,
         )
-        return HTTPResponse(response, request, timeouts[1], self._redactor)
+        return WireResponse(response, request, timeouts[1], self._redactor)
 
     def _scrub(self, text: str) -> str:
         return self._redactor.scrub(text)
 
     def close(self) -> None:
-        """Close pooled connections. The transport stays usable: a later
-        request opens new ones."""
+        """Close pooled connections; a later request opens new ones."""
         with self._lock:
             session, self._session = self._session, None
         if session is not None:

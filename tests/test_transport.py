@@ -12,7 +12,7 @@ import minillm
 from minillm.errors import StreamTimeoutError
 from minillm.redaction import Redactor
 from minillm.testing import Drop, Gate, Hang, Pause, Reply, ScriptedServer, chat_chunk, chat_stream, chat_usage, sse
-from minillm.transport import HTTPRequest, Transport, endpoint_of
+from minillm.transport import HTTPRequest, HTTPTransport, endpoint_of
 
 from .conftest import finishes
 
@@ -22,11 +22,11 @@ def post(server: ScriptedServer, path: str = "/x") -> HTTPRequest:
 
 
 @pytest.fixture
-def transport() -> Transport:
-    return Transport(redactor=Redactor(["sk-canary-transport"]))
+def transport() -> HTTPTransport:
+    return HTTPTransport(redactor=Redactor(["sk-canary-transport"]))
 
 
-def test_the_body_arrives_piece_by_piece_as_sent(server: ScriptedServer, transport: Transport) -> None:
+def test_the_body_arrives_piece_by_piece_as_sent(server: ScriptedServer, transport: HTTPTransport) -> None:
     server.reply(Reply(body=[b"one", b"two", b"three"]))
     response = transport.send(post(server), timeouts=(5, 5))
     assert response.status == 200
@@ -34,7 +34,7 @@ def test_the_body_arrives_piece_by_piece_as_sent(server: ScriptedServer, transpo
     response.close()
 
 
-def test_interrupt_wakes_a_read_blocked_on_a_silent_server(server: ScriptedServer, transport: Transport) -> None:
+def test_interrupt_wakes_a_read_blocked_on_a_silent_server(server: ScriptedServer, transport: HTTPTransport) -> None:
     server.reply(Reply(body=[b"first", Hang()]))
     response = transport.send(post(server), timeouts=(5, 30))
     received: List[bytes] = []
@@ -57,7 +57,7 @@ def test_interrupt_wakes_a_read_blocked_on_a_silent_server(server: ScriptedServe
 
 
 def test_interrupting_a_finished_response_leaves_the_pooled_connection_alone(
-    server: ScriptedServer, transport: Transport
+    server: ScriptedServer, transport: HTTPTransport
 ) -> None:
     server.reply(Reply(body=[b"done"]), Reply(body=[b"again"]))
     first = transport.send(post(server), timeouts=(5, 5))
@@ -70,7 +70,7 @@ def test_interrupting_a_finished_response_leaves_the_pooled_connection_alone(
     assert server.requests[0].client_address == server.requests[1].client_address
 
 
-def test_a_deadline_interrupt_is_a_timeout_error(server: ScriptedServer, transport: Transport) -> None:
+def test_a_deadline_interrupt_is_a_timeout_error(server: ScriptedServer, transport: HTTPTransport) -> None:
     server.reply(Reply(body=[b"first", Hang()]))
     response = transport.send(post(server), timeouts=(5, 30))
     pieces = response.iter_bytes()
@@ -81,7 +81,7 @@ def test_a_deadline_interrupt_is_a_timeout_error(server: ScriptedServer, transpo
     response.close()
 
 
-def test_a_connection_dropped_mid_body_is_a_stream_error(server: ScriptedServer, transport: Transport) -> None:
+def test_a_connection_dropped_mid_body_is_a_stream_error(server: ScriptedServer, transport: HTTPTransport) -> None:
     server.reply(Reply(body=[b"partial", Drop()]))
     response = transport.send(post(server), timeouts=(5, 5))
     with pytest.raises(minillm.StreamError, match="connection failed while reading"):
@@ -90,7 +90,7 @@ def test_a_connection_dropped_mid_body_is_a_stream_error(server: ScriptedServer,
 
 
 def test_silence_mid_body_longer_than_the_read_timeout_is_a_timeout_and_a_stream_error(
-    server: ScriptedServer, transport: Transport
+    server: ScriptedServer, transport: HTTPTransport
 ) -> None:
     gate = Gate()
     server.reply(Reply(body=[b"first", gate, b"too late"]))
@@ -106,7 +106,7 @@ def test_silence_mid_body_longer_than_the_read_timeout_is_a_timeout_and_a_stream
 
 
 def test_a_server_that_never_answers_is_a_timeout_before_the_first_byte(
-    server: ScriptedServer, transport: Transport
+    server: ScriptedServer, transport: HTTPTransport
 ) -> None:
     gate = Gate()
     server.reply(Reply(body=[b"late"]).held(gate))
@@ -118,7 +118,7 @@ def test_a_server_that_never_answers_is_a_timeout_before_the_first_byte(
     assert not isinstance(caught.value, minillm.StreamError)
 
 
-def test_a_refused_connection_is_a_connection_error(transport: Transport) -> None:
+def test_a_refused_connection_is_a_connection_error(transport: HTTPTransport) -> None:
     import socket
 
     with socket.socket() as placeholder:
@@ -130,18 +130,18 @@ def test_a_refused_connection_is_a_connection_error(transport: Transport) -> Non
     assert not isinstance(caught.value, minillm.APITimeoutError)
 
 
-def test_a_malformed_url_is_a_configuration_error(transport: Transport) -> None:
+def test_a_malformed_url_is_a_configuration_error(transport: HTTPTransport) -> None:
     with pytest.raises(minillm.ConfigurationError):
         transport.send(HTTPRequest(method="GET", url="http://[::1"), timeouts=(1, 1))
 
 
-def test_a_header_with_a_line_break_is_an_invalid_argument(server: ScriptedServer, transport: Transport) -> None:
+def test_a_header_with_a_line_break_is_an_invalid_argument(server: ScriptedServer, transport: HTTPTransport) -> None:
     request = HTTPRequest(method="GET", url=server.url + "/x", headers={"X-Bad": "a\r\nInjected: yes"})
     with pytest.raises(minillm.InvalidArgumentError):
         transport.send(request, timeouts=(1, 1))
 
 
-def test_the_transport_stays_usable_after_close(server: ScriptedServer, transport: Transport) -> None:
+def test_the_transport_stays_usable_after_close(server: ScriptedServer, transport: HTTPTransport) -> None:
     server.reply(Reply(body=[b"a"]), Reply(body=[b"b"]))
     assert transport.send(post(server), timeouts=(5, 5)).read() == b"a"
     transport.close()

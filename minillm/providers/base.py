@@ -31,7 +31,7 @@ from ..models import Usage
 from ..redaction import Redactor, excerpt
 from ..request import ChatRequest
 from ..retry import RETRYABLE_STATUSES, parse_retry_after
-from ..transport import HTTPRequest
+from ..transport import HTTPRequest, HTTPTransport, Transport
 
 __all__ = ["OVERFLOW_COUNTS", "OVERFLOW_MARKERS", "Adapter", "ProviderConfig", "overflow_counts"]
 
@@ -272,6 +272,11 @@ class Adapter(abc.ABC):
         """The usage (with native cost) from a look-up answer, or None when
         the provider does not have it yet."""
         raise NotImplementedError(f"{self.name} has no cost look-up")
+
+    def transport(self, redactor: Redactor) -> Transport:
+        """What carries this protocol's requests: the network, unless the
+        model runs in this process."""
+        return HTTPTransport(redactor=redactor)
 
     def host_headers(self) -> Dict[str, str]:
         """Headers a host adds to every request (attribution, say)."""
