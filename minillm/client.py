@@ -158,9 +158,10 @@ class Client:
         env_base = os.environ.get(cls.base_url_env) if cls.base_url_env else None
         if env_base:
             env_base = cls.base_url_from_env(env_base)
-        root = (base_url or env_base or cls.default_base_url).rstrip("/")
-        _check_base_url(root, Redactor([api_key if isinstance(api_key, str) else None]))
-        official = root == cls.default_base_url.rstrip("/")
+        default = cls.default_base_url.rstrip("/")
+        root = (base_url or env_base or default).rstrip("/")
+        _check_base_url(root, Redactor([api_key if isinstance(api_key, str) else None]), cls.url_schemes)
+        official = root == default
         self.base_url = root
         self._redactor = Redactor([key])
         self._config_error: Optional[ConfigurationError] = None
@@ -769,20 +770,19 @@ class Client:
         return cancel
 
 
-def _check_base_url(url: str, redactor: Redactor) -> None:
-    """An http(s) URL with a host and nothing after its path: paths are
-    appended to it, and a key must never travel in a URL."""
+def _check_base_url(url: str, redactor: Redactor, schemes: Tuple[str, ...]) -> None:
+    """A URL of one of ``schemes`` with a host and nothing after its path:
+    paths are appended to it, and a key must never travel in a URL."""
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        valid = parts.scheme in schemes and bool(parts.hostname)
     except ValueError:
         valid = False
     if not valid:
-        raise ConfigurationError(
-            redactor.scrub(f"base_url must be an http:// or https:// URL with a host, not {url!r}")
-        )
+        wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ConfigurationError(redactor.scrub(f"base_url must be a {wanted} URL with a host, not {url!r}"))
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
             "base_url must not carry a query string, a fragment or credentials: "

@@ -1,39 +1,76 @@
-"""The `minillm` command line."""
+"""The ``minillm`` command line, run as the user runs it: in a subprocess."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Dict, List
 
 import pytest
 
 from minillm.cli import main
-from minillm.demo import ANSWER, run_demo
+from minillm.demo import run_demo
+from minillm.testing import Hang, Reply, ScriptedServer, chat_stream, chat_usage
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+def environment(**extra: str) -> Dict[str, str]:
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "NO_PROXY": "127.0.0.1",
-        "no_proxy": "127.0.0.1",
+        name: value
+        for name, value in os.environ.items()
+        if not name.endswith(("_API_KEY", "_BASE_URL")) and name != "OLLAMA_HOST"
     }
-    return subprocess.run([sys.executable, "-m", "minillm", *args], capture_output=True, text=True, timeout=60, env=env)
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        NO_PROXY="127.0.0.1",
+        no_proxy="127.0.0.1",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
 
 
-def test_the_demo_streams_the_answer_and_settles_its_cost_once() -> None:
+def run(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    return subprocess.run(
+        [sys.executable, "-m", "minillm", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(**env),
+    )
+
+
+def start(*args: str, **env: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    return subprocess.Popen(
+        [sys.executable, "-m", "minillm", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(**env),
+    )
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def test_the_demo_streams_an_answer_from_a_served_engine_and_settles_it_once() -> None:
     out = io.StringIO()
     ledger = run_demo(out, delay=0)
     text = out.getvalue()
-    assert ANSWER in text
+    assert "minillm serve --engine ngram, on http://127.0.0.1:" in text
+    answer = text.split("\n\n")[2]
+    assert len(answer.split()) >= 10 and answer.rstrip().endswith((".", "!", "?"))
     assert ledger.count == 1
     cost = ledger.records[0][0]
-    assert cost.usd is not None and cost.usd > 0
+    assert cost.usd is not None and cost.usd > 0 and cost.completion_tokens == len(answer.split())
     assert f"settled once: {cost.prompt_tokens} prompt + {cost.completion_tokens} completion tokens" in text
     assert "(resolved)" in text
 
@@ -44,8 +81,117 @@ def test_python_dash_m_minillm_demo_works_end_to_end() -> None:
     assert "settled once:" in result.stdout and "ledger: 1 booking" in result.stdout
 
 
-@pytest.mark.parametrize("args", [["--help"], ["demo", "--help"]])
-def test_help_is_everywhere(args: list) -> None:  # type: ignore[type-arg]
+# -- chat -----------------------------------------------------------------------------------------
+
+
+def test_chat_streams_the_reply_and_prints_its_cost_on_stderr(server: ScriptedServer) -> None:
+    server.reply(Reply.sse(chat_stream(["Hel", "lo"], usage=chat_usage(5, 2))))
+    result = run("chat", "openai/test-model", "Hi", "--base-url", server.url, "--price", "1,2", "--max-tokens", "9")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello\n"
+    assert result.stderr.strip() == "cost: 5 prompt + 2 completion tokens = $0.000009 (resolved)"
+    sent = server.requests[0].json()
+    assert sent["messages"] == [{"role": "user", "content": "Hi"}] and sent["max_tokens"] == 9
+
+
+def test_chat_reads_the_prompt_from_stdin_and_takes_a_system_prompt() -> None:
+    result = run("chat", "local/echo", "--system", "Be brief.", stdin="echo me please\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "echo me please\n"
+    assert result.stderr.startswith("cost: 7 prompt + 3 completion tokens = cost unknown (unpriced)")
+
+
+def test_ctrl_c_cancels_the_chat_stream_and_still_settles(server: ScriptedServer) -> None:
+    server.reply(Reply.sse([*chat_stream(["partial"], finish_reason=None, done=False), Hang()]))
+    chat = start("chat", "openai/test-model", "Hi", "--base-url", server.url)
+    assert chat.stdout is not None and chat.stderr is not None
+    assert chat.stdout.read(len("partial")) == "partial"
+    chat.send_signal(signal.SIGINT)
+    _, err = chat.communicate(timeout=30)
+    assert chat.returncode == 130
+    assert "cost: 0 prompt + 0 completion tokens = cost unknown (unknown, cancelled)" in err
+    assert "Traceback" not in err
+    assert server.requests[0].disconnected.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("model", "names"),
+    [
+        ("anthropic/claude-haiku-4-5", "ANTHROPIC_API_KEY"),
+        ("gemini/gemini-2.5-flash", "GEMINI_API_KEY or GOOGLE_API_KEY"),
+        ("openrouter/openai/gpt-4o-mini", "OPENROUTER_API_KEY"),
+    ],
+)
+def test_a_missing_key_is_one_line_naming_what_to_set(model: str, names: str) -> None:
+    result = run("chat", model, "Hi")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and names in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_an_unknown_provider_or_engine_is_one_clear_line() -> None:
+    result = run("chat", "acme/model-1", "Hi")
+    assert result.returncode == 1 and "unknown provider 'acme'; known providers:" in result.stderr
+    result = run("chat", "local/nope", "Hi")
+    assert result.returncode == 1 and "no engine named 'nope'" in result.stderr
+    for failed in (result,):
+        assert "Traceback" not in failed.stderr
+
+
+def test_chat_without_a_prompt_says_so() -> None:
+    result = run("chat", "local/echo", stdin="")
+    assert result.returncode == 2 and "no prompt" in result.stderr
+
+
+def test_a_bad_price_is_explained() -> None:
+    result = run("chat", "local/echo", "Hi", "--price", "cheap")
+    assert result.returncode == 1 and "--price wants two numbers" in result.stderr
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+def test_serve_answers_until_interrupted() -> None:
+    serving = start("serve", "--engine", "echo", "--port", "0")
+    assert serving.stderr is not None
+    try:
+        banner = serving.stderr.readline()
+        assert "minillm: serving echo as 'echo' on http://127.0.0.1:" in banner
+        url = banner.split(" on ", 1)[1].split(" ", 1)[0]
+        with urllib.request.urlopen(url.replace("/v1", "/health"), timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+        request = urllib.request.Request(
+            url + "/chat/completions",
+            data=json.dumps({"model": "echo", "messages": [{"role": "user", "content": "served"}]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response)["choices"][0]["message"]["content"] == "served"
+    finally:
+        serving.send_signal(signal.SIGINT)
+        _, err = serving.communicate(timeout=30)
+    assert serving.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_serve_on_a_taken_port_fails_with_one_line() -> None:
+    serving = start("serve", "--engine", "echo", "--port", "0")
+    assert serving.stderr is not None
+    try:
+        url = serving.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
+        port = url.rsplit(":", 1)[1].split("/", 1)[0]
+        result = run("serve", "--engine", "echo", "--port", port)
+        assert result.returncode == 1 and f"cannot serve on 127.0.0.1:{port}" in result.stderr
+    finally:
+        serving.send_signal(signal.SIGINT)
+        serving.communicate(timeout=30)
+
+
+# -- everywhere -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--help"], ["demo", "--help"], ["chat", "--help"], ["serve", "--help"]])
+def test_help_is_everywhere(args: List[str]) -> None:
     result = run(*args)
     assert result.returncode == 0 and "usage: minillm" in result.stdout
 

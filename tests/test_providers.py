@@ -26,7 +26,7 @@ def body_of(provider: str, stream: bool = True, **options: Any) -> Dict[str, Any
 
 
 def test_the_registry_knows_each_provider_by_its_name() -> None:
-    assert sorted(PROVIDERS) == ["anthropic", "gemini", "ollama", "openai", "openrouter", "xai"]
+    assert sorted(PROVIDERS) == ["anthropic", "gemini", "local", "ollama", "openai", "openrouter", "xai"]
     assert all(cls.name == name for name, cls in PROVIDERS.items())
     assert split_model("openrouter/meta-llama/llama-3-70b") == ("openrouter", "meta-llama/llama-3-70b")
     assert adapter_class("openai", "chat") is PROVIDERS["openai"]
@@ -36,10 +36,12 @@ def test_streaming_chat_completions_requests_always_ask_for_usage() -> None:
     from minillm.providers.openai_chat import ChatCompletionsAdapter
 
     hosts = [name for name, cls in PROVIDERS.items() if issubclass(cls, ChatCompletionsAdapter)]
-    assert hosts == ["openai", "openrouter", "xai"]
+    assert hosts == ["openai", "openrouter", "xai", "local"]
     for provider in hosts:
-        assert body_of(provider)["stream_options"] == {"include_usage": True}
+        assert body_of(provider)["stream_options"]["include_usage"] is True
         assert "stream_options" not in body_of(provider, stream=False)
+    # a local engine reports usage on every chunk: a stream cut short still knows its tokens
+    assert body_of("local")["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
 
 
 @pytest.mark.parametrize(

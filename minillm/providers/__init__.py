@@ -12,6 +12,7 @@ from ..errors import ConfigurationError
 from .anthropic import AnthropicAdapter
 from .base import Adapter, ProviderConfig
 from .gemini import GeminiAdapter
+from .local import LocalAdapter
 from .ollama import OllamaAdapter
 from .openai import OpenAIAdapter, OpenAIResponsesAdapter
 from .openrouter import OpenRouterAdapter, OpenRouterResponsesAdapter
@@ -27,6 +28,7 @@ APIS: Dict[str, Tuple[Type[Adapter], ...]] = {
     "anthropic": (AnthropicAdapter,),
     "gemini": (GeminiAdapter,),
     "ollama": (OllamaAdapter,),
+    "local": (LocalAdapter,),
 }
 
 #: provider name -> its default adapter class

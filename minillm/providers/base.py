@@ -127,6 +127,8 @@ class Adapter(abc.ABC):
     stream_content_types: ClassVar[Tuple[str, ...]] = ("text/event-stream",)
     #: what "the prompt does not fit" looks like in this provider's errors
     overflow_markers: ClassVar[Tuple[str, ...]] = OVERFLOW_MARKERS
+    #: the URL schemes a base URL may have
+    url_schemes: ClassVar[Tuple[str, ...]] = ("http", "https")
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

@@ -22,11 +22,12 @@ import struct
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
+
+from .._httpserver import RequestHandler, ThreadedServer
 
 __all__ = [
     "Drop",
@@ -191,31 +192,6 @@ class RecordedRequest:
 Handler = Callable[[RecordedRequest], Reply]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    owner: ScriptedServer
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except (ConnectionError, socket.timeout, OSError):
-            self.close_connection = True
-
-    def do_GET(self) -> None:
-        self.server.owner._serve(self)
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
 class ScriptedServer:
     """A threaded HTTP server on 127.0.0.1 that replies from a script.
 
@@ -231,14 +207,13 @@ class ScriptedServer:
         self._routes: Dict[Tuple[str, str], Handler] = {}
         self.requests: List[RecordedRequest] = []
         self._stopping = threading.Event()
-        self._server: Optional[_Server] = None
+        self._server: Optional[ThreadedServer] = None
         self._thread: Optional[threading.Thread] = None
 
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> ScriptedServer:
-        server = _Server(("127.0.0.1", 0), _RequestHandler)
-        server.owner = self
+        server = ThreadedServer(("127.0.0.1", 0), self._serve)
         self._server = server
         # A short poll interval makes stop() prompt (shutdown waits for a poll).
         self._thread = threading.Thread(
@@ -306,7 +281,7 @@ class ScriptedServer:
             status=404,
         )
 
-    def _serve(self, handler: _RequestHandler) -> None:
+    def _serve(self, handler: RequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         request = RecordedRequest(
@@ -324,7 +299,7 @@ class ScriptedServer:
         finally:
             request.finished.set()
 
-    def _send(self, handler: _RequestHandler, request: RecordedRequest, reply: Reply) -> None:
+    def _send(self, handler: RequestHandler, request: RecordedRequest, reply: Reply) -> None:
         if isinstance(reply.before_headers, Pause):
             self._stopping.wait(reply.before_headers.seconds)
         elif isinstance(reply.before_headers, Gate):
@@ -383,7 +358,7 @@ class ScriptedServer:
             if self._stopping.is_set() or time.monotonic() > deadline:
                 return
 
-    def _wait_for_disconnect(self, handler: _RequestHandler, request: RecordedRequest) -> None:
+    def _wait_for_disconnect(self, handler: RequestHandler, request: RecordedRequest) -> None:
         sock = handler.connection
         deadline = time.monotonic() + MAX_WAIT
         while not self._stopping.is_set() and time.monotonic() < deadline:

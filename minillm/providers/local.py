@@ -1,0 +1,44 @@
+"""``local/<engine>``: an engine running in this process.
+
+It speaks Chat Completions to the same application ``minillm serve``
+runs, through an in-process transport instead of a socket -- so a local
+engine behaves exactly like a served one, and everything above the
+transport (retries, the fold, settlement) is the code every provider uses.
+Streams ask for usage on every chunk (vLLM's ``continuous_usage_stats``),
+so a stream cut short books the tokens it had really produced.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Tuple
+
+from ..redaction import Redactor
+from ..request import ChatRequest
+from ..transport import Transport
+from .openai_chat import ChatCompletionsAdapter
+
+__all__ = ["LocalAdapter"]
+
+
+class LocalAdapter(ChatCompletionsAdapter):
+    """``local/<engine>``: ``echo``, ``ngram``, an engine registered with
+    :func:`minillm.engines.register`, or ``"package.module:factory"``."""
+
+    name = "local"
+    default_base_url = "local://engine/v1"
+    key_required = False
+    url_schemes: ClassVar[Tuple[str, ...]] = ("local",)
+
+    def transport(self, redactor: Redactor) -> Transport:
+        from ..engines.registry import get_engine
+        from ..serve.inprocess import InProcessTransport
+
+        name = self.config.model
+        return InProcessTransport(get_engine(name), redactor=redactor, aliases=(name,))
+
+    def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
+        body = super().body(request, stream=stream)
+        options = body.get("stream_options")
+        if isinstance(options, dict):
+            body["stream_options"] = {**options, "continuous_usage_stats": True}
+        return body
