@@ -57,3 +57,34 @@ def test_every_module_says_what_it_owns() -> None:
 
 def test_the_version_is_a_string() -> None:
     assert isinstance(minillm.__version__, str) and minillm.__version__.count(".") == 2
+
+
+def test_the_api_reference_documents_exactly_the_public_names() -> None:
+    import re
+
+    import minillm.engines
+    import minillm.serve
+    import minillm.testing
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "api.rst").read_text("utf-8")
+    documented = set(re.findall(r"^\.\. auto(?:class|exception|function|data):: (\S+)", page, re.MULTILINE))
+    public = {
+        f"{package.__name__}.{name}"
+        for package in (minillm, minillm.engines, minillm.serve, minillm.testing)
+        for name in package.__all__
+    }
+    assert documented == public
+
+
+def test_the_subpackages_export_exactly_their_public_attributes() -> None:
+    import minillm.engines
+    import minillm.serve
+    import minillm.testing
+
+    for package in (minillm.engines, minillm.serve, minillm.testing):
+        public = {
+            name
+            for name, value in vars(package).items()
+            if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"
+        }
+        assert set(package.__all__) == public, package.__name__

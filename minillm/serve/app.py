@@ -238,7 +238,9 @@ class _Completion:
         except Exception as exc:
             if terminal is None:
                 log.warning("the engine failed mid-stream: %s: %s", type(exc).__name__, exc)
-                terminal = Output(finish_reason="error", error=f"{type(exc).__name__}: {exc}")
+                # An engine's own error says what happened; anything else is named too.
+                said = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+                terminal = Output(finish_reason="error", error=said)
             else:
                 log.error("the engine failed after its terminal output: %s: %s", type(exc).__name__, exc)
         finally:
