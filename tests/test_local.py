@@ -213,6 +213,19 @@ def test_silence_longer_than_the_read_timeout_is_a_timeout(
     assert ledger.count == 0 and scripted.drain(timeout=5)
 
 
+def test_a_request_given_up_before_its_first_output_ends_its_generation_at_once(
+    local: Callable[..., minillm.Client], scripted: ScriptedEngine
+) -> None:
+    scripted.add(Gate())
+    client = local("local/scripted-test", timeout=minillm.Timeout(read=0.2), retry=minillm.RetryPolicy(max_attempts=1))
+    with pytest.raises(minillm.APITimeoutError) as caught:
+        client.stream("go")
+    # The error (and its traceback) is still alive here: the generation must
+    # have ended anyway, not wait for the garbage collector.
+    assert caught.value is not None
+    assert scripted.wait_idle(timeout=5)
+
+
 def test_a_local_primary_falls_back_to_another_engine(
     local: Callable[..., minillm.Client], ledger: minillm.Ledger, scripted: ScriptedEngine
 ) -> None:

@@ -205,7 +205,10 @@ class OpenAIApp:
             return AppReply(
                 200,
                 _SSE,
-                completion.events(include_usage=options.get("include_usage") is True, prompt_tokens=prompt_tokens),
+                _Body(
+                    completion.events(include_usage=options.get("include_usage") is True, prompt_tokens=prompt_tokens),
+                    completion.close,
+                ),
                 streaming=True,
             )
         return completion.whole(ctx)
@@ -244,13 +247,17 @@ class _Completion:
             else:
                 log.error("the engine failed after its terminal output: %s: %s", type(exc).__name__, exc)
         finally:
-            close = getattr(self.rest, "close", None)
-            if close is not None:
-                close()
+            self.close()
         if terminal is None:
             log.error("the engine's stream ended without a terminal output")
             terminal = Output(finish_reason="error", error="the engine's stream ended without a terminal output")
         yield terminal
+
+    def close(self) -> None:
+        """End the engine's generation (idempotent)."""
+        close = getattr(self.rest, "close", None)
+        if close is not None:
+            close()
 
     def _chunk(self, delta: Dict[str, Any], finish_reason: Optional[str] = None) -> Dict[str, Any]:
         return {
@@ -261,7 +268,7 @@ class _Completion:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
         }
 
-    def events(self, *, include_usage: bool, prompt_tokens: Optional[int]) -> Iterator[bytes]:
+    def events(self, *, include_usage: bool, prompt_tokens: Optional[int]) -> Generator[bytes, None, None]:
         """The SSE stream: a role chunk, a chunk per output, the finish
         chunk, the usage chunk when asked, ``[DONE]``. A failure becomes an
         ``error`` event and the stream ends without ``[DONE]``.
@@ -322,6 +329,25 @@ class _Completion:
             "usage": _usage_dict(terminal),
         }
         return AppReply(200, _JSON, iter([_dumps(body)]))
+
+
+class _Body(Iterator[bytes]):
+    """A streamed body whose closing always ends the generation behind it,
+    even when it was never read (a generator that never started runs no
+    ``finally``)."""
+
+    def __init__(self, events: Generator[bytes, None, None], end: Any) -> None:
+        self._events = events
+        self._end = end
+
+    def __next__(self) -> bytes:
+        return next(self._events)
+
+    def close(self) -> None:
+        try:
+            self._events.close()
+        finally:
+            self._end()
 
 
 def _chain(first: Output, rest: Iterator[Output]) -> Iterator[Output]:
