@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 from .accumulate import StreamState, accumulate
 from .cancellation import CancellationToken
+from .catalog import catalog_price
 from .errors import (
     APIError,
     APITimeoutError,
@@ -182,6 +183,9 @@ class Client:
             )
         )
         self._transport = self._adapter.transport(self._redactor)
+        # List prices apply to a provider's own service only, never to a
+        # compatible server that serves a model of the same name.
+        self._catalog = catalog_price(cls.catalog_provider, name) if official else None
         self._fallbacks = self._resolve_fallbacks()
 
     # -- public API -----------------------------------------------------------
@@ -280,6 +284,7 @@ class Client:
             lookup=self._lookup if self._adapter.has_cost_lookup else None,
             lookup_policy=primary._lookup_policy,
             owner=primary,
+            catalog=self._catalog,
         )
 
     def _stream_once(
@@ -709,6 +714,7 @@ class Client:
             provider=self.provider,
             response_id=generation_id,
             cancelled=cancelled,
+            catalog=self._catalog,
         )
 
     # -- fallbacks ---------------------------------------------------------------

@@ -116,6 +116,9 @@ class CostInfo:
     byok: bool = False
     #: The stream ended early (cancelled, broken out of, abandoned).
     cancelled: bool = False
+    #: Identifies this booking: a durable ledger records it once however
+    #: often it is delivered. Not part of equality.
+    booking_id: Optional[str] = attrs.field(default=None, eq=False)
 
 
 @attrs.define(eq=False)

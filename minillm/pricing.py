@@ -3,14 +3,15 @@ and the rule that turns a :class:`~minillm.Usage` into a
 :class:`~minillm.CostInfo`.
 
 Resolution order: the provider's native cost, else tokens x the caller's
-:class:`TokenPrice`, else ``UNPRICED``. Floats never take part in
+:class:`TokenPrice`, else the maintained price catalog
+(:mod:`minillm.catalog`), else ``UNPRICED``. Floats never take part in
 arithmetic: a JSON float is converted through its shortest ``repr``.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -104,11 +105,15 @@ def cost_from_usage(
     provider: str,
     response_id: Optional[str],
     cancelled: bool,
+    catalog: Optional[Callable[[Usage], Optional[Decimal]]] = None,
+    booking_id: Optional[str] = None,
 ) -> CostInfo:
-    """Price ``usage``: native cost, else ``price``, else ``UNPRICED``."""
+    """Price ``usage``: native cost, else ``price``, else ``catalog``, else ``UNPRICED``."""
     usd = native_cost(usage)
     if usd is None and price is not None:
         usd = price.cost(usage)
+    if usd is None and catalog is not None:
+        usd = catalog(usage)
     return CostInfo(
         usd=usd,
         resolution=Resolution.UNPRICED if usd is None else Resolution.RESOLVED,
@@ -122,10 +127,13 @@ def cost_from_usage(
         response_id=response_id,
         byok=usage.is_byok,
         cancelled=cancelled,
+        booking_id=booking_id,
     )
 
 
-def unknown_cost(*, model: str, provider: str, response_id: Optional[str], cancelled: bool) -> CostInfo:
+def unknown_cost(
+    *, model: str, provider: str, response_id: Optional[str], cancelled: bool, booking_id: Optional[str] = None
+) -> CostInfo:
     """A booking for a request whose cost cannot be known."""
     return CostInfo(
         usd=None,
@@ -134,4 +142,5 @@ def unknown_cost(*, model: str, provider: str, response_id: Optional[str], cance
         provider=provider,
         response_id=response_id,
         cancelled=cancelled,
+        booking_id=booking_id,
     )

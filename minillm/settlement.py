@@ -25,17 +25,19 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import Any, Callable, Dict, Optional
+import uuid
+from typing import Any, Callable, Dict, Optional, Protocol
 
 import attrs
 
 from .accumulate import StreamState
+from .catalog import CatalogPrice
 from .lookups import LookupJob, LookupPolicy, lookups
 from .models import CostInfo
 from .pricing import TokenPrice, cost_from_usage, unknown_cost
 from .sinks import SinkFunction, deliver
 
-__all__ = ["Booking", "Decision", "Ending", "decide", "settle"]
+__all__ = ["Booking", "Decision", "Ending", "Held", "decide", "release", "settle"]
 
 log = logging.getLogger("minillm.accounting")
 
@@ -47,6 +49,20 @@ class Ending(enum.Enum):
     EARLY = "early"  # the caller stopped it first
     FAILED = "failed"  # transport failure, in-band or HTTP error
     REJECTED = "rejected"  # the caller said: book nothing
+
+
+class Held(Protocol):
+    """Money held back for a request by a budget, until it is booked."""
+
+    def settled(self, cost: CostInfo, meta: Dict[str, Any], sink: Optional[SinkFunction]) -> None:
+        """The request booked ``cost`` (already delivered to ``sink``)."""
+
+    def release(self) -> None:
+        """The request books nothing: let the money go."""
+
+
+def _new_booking_id() -> str:
+    return uuid.uuid4().hex
 
 
 @attrs.frozen
@@ -63,6 +79,12 @@ class Booking:
     lookup_policy: LookupPolicy = attrs.field(factory=LookupPolicy)
     #: groups pending look-ups for ``Client.flush``
     owner: object = None
+    #: list prices, when the request went to a provider's own service
+    catalog: Optional[CatalogPrice] = None
+    #: what a budget holds back for this request
+    held: Optional[Held] = None
+    #: identifies the booking (and the budget's hold) in durable ledgers
+    id: str = attrs.field(factory=_new_booking_id)
 
 
 @attrs.frozen
@@ -77,15 +99,26 @@ class Decision:
     later: Optional[LookupJob] = None
 
     def carry_out(self) -> None:
-        """Deliver ``now`` to the sink, or queue the look-up."""
+        """Deliver ``now`` to the sink, or queue the look-up, or -- when
+        nothing is booked -- let go of what a budget held for it."""
         if self.now is not None:
             _deliver(self.booking, self.now)
         elif self.later is not None:
             lookups.submit(self.later)
+        else:
+            release(self.booking)
+
+
+def release(booking: Booking) -> None:
+    """The request books nothing: a budget's hold on it is let go."""
+    if booking.held is not None:
+        booking.held.release()
 
 
 def _deliver(booking: Booking, cost: CostInfo) -> None:
     deliver(booking.sink, cost, booking.meta)
+    if booking.held is not None:
+        booking.held.settled(cost, booking.meta, booking.sink)
     if log.isEnabledFor(logging.DEBUG):
         try:
             shown = repr(booking.meta)
@@ -129,6 +162,8 @@ def decide(
             provider=booking.provider,
             response_id=response_id,
             cancelled=cancelled,
+            catalog=booking.catalog,
+            booking_id=booking.id,
         )
         return Decision(booking, now=cost)
     lookup_id = response_id
@@ -136,6 +171,8 @@ def decide(
         fetch = booking.lookup
 
         def book_later(cost: CostInfo) -> None:
+            if cost.booking_id != booking.id:
+                cost = attrs.evolve(cost, booking_id=booking.id)
             on_booked(cost)
             _deliver(booking, cost)
 
@@ -143,14 +180,24 @@ def decide(
             generation_id=lookup_id,
             fetch=lambda: fetch(lookup_id, cancelled),
             fallback=unknown_cost(
-                model=booking.model, provider=booking.provider, response_id=lookup_id, cancelled=cancelled
+                model=booking.model,
+                provider=booking.provider,
+                response_id=lookup_id,
+                cancelled=cancelled,
+                booking_id=booking.id,
             ),
             book=book_later,
             owner=booking.owner,
             policy=booking.lookup_policy,
         )
         return Decision(booking, later=job)
-    cost = unknown_cost(model=booking.model, provider=booking.provider, response_id=response_id, cancelled=cancelled)
+    cost = unknown_cost(
+        model=booking.model,
+        provider=booking.provider,
+        response_id=response_id,
+        cancelled=cancelled,
+        booking_id=booking.id,
+    )
     return Decision(booking, now=cost)
 
 

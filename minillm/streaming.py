@@ -32,7 +32,7 @@ from .errors import MiniLLMError, StreamError
 from .events import Event, ProviderError
 from .lookups import run_before_exit
 from .models import Chunk, CostInfo, Response
-from .settlement import Booking, Ending, decide
+from .settlement import Booking, Ending, decide, release
 from .transport import HTTPResponse, RequestInterruptedError
 
 __all__ = ["TrackedStream"]
@@ -215,6 +215,7 @@ class _StreamCore:
             self.booked = True
         with _open_lock:
             _open_cores.discard(self)
+        release(self.booking)
         self.stop(Ending.REJECTED, "cancelled")
 
     def finish(self) -> Optional[CostInfo]:

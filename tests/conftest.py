@@ -43,6 +43,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    # List prices change with each catalog release: tests that want them ask.
+    monkeypatch.setenv("MINILLM_PRICE_CATALOG", "off")
     SERVERS.forget()
     yield
     SERVERS.forget()

@@ -37,7 +37,8 @@ def test_every_name_of_the_contract_is_exported() -> None:
 def test_importing_minillm_loads_neither_the_http_nor_the_retry_stack() -> None:
     code = (
         "import sys, minillm; "
-        "print(sorted(m for m in ('requests', 'urllib3', 'tenacity', 'sseclient', 'cattrs') if m in sys.modules))"
+        "print(sorted(m for m in ('requests', 'urllib3', 'tenacity', 'sseclient', 'cattrs', 'genai_prices', "
+        "'pydantic', 'sqlite3', 'psycopg', 'http.server') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

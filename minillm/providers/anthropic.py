@@ -89,6 +89,7 @@ class AnthropicAdapter(Adapter):
     default_base_url = "https://api.anthropic.com"
     key_env: ClassVar[Tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     base_url_env = "ANTHROPIC_BASE_URL"
+    catalog_provider = "anthropic"
 
     # -- requests ---------------------------------------------------------
 

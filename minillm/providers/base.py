@@ -129,6 +129,8 @@ class Adapter(abc.ABC):
     overflow_markers: ClassVar[Tuple[str, ...]] = OVERFLOW_MARKERS
     #: the URL schemes a base URL may have
     url_schemes: ClassVar[Tuple[str, ...]] = ("http", "https")
+    #: the provider's name in the maintained price catalog (None: not in it)
+    catalog_provider: ClassVar[Optional[str]] = None
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

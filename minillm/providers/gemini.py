@@ -132,6 +132,7 @@ class GeminiAdapter(Adapter):
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"
     key_env: ClassVar[Tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     base_url_env = "GEMINI_BASE_URL"
+    catalog_provider = "google"
 
     # -- requests ---------------------------------------------------------
 

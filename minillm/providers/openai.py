@@ -35,6 +35,7 @@ class OpenAIHost:
     default_base_url = "https://api.openai.com/v1"
     key_env: ClassVar[Tuple[str, ...]] = ("OPENAI_API_KEY",)
     base_url_env: ClassVar[Optional[str]] = "OPENAI_BASE_URL"
+    catalog_provider: ClassVar[Optional[str]] = "openai"
 
     def explain(self, status: int, detail: str) -> str:
         lowered = detail.lower()

@@ -30,6 +30,7 @@ class OpenRouterHost:
     key_env: ClassVar[Tuple[str, ...]] = ("OPENROUTER_API_KEY",)
     base_url_env: ClassVar[Optional[str]] = "OPENROUTER_BASE_URL"
     has_cost_lookup = True
+    catalog_provider: ClassVar[Optional[str]] = "openrouter"
 
     def host_headers(self) -> Dict[str, str]:
         headers = {}

@@ -22,6 +22,7 @@ class XAIAdapter(ChatCompletionsAdapter):
     default_base_url = "https://api.x.ai/v1"
     key_env: ClassVar[Tuple[str, ...]] = ("XAI_API_KEY",)
     base_url_env = "XAI_BASE_URL"
+    catalog_provider = "x-ai"
     reasoning_in_completion = False
 
     def thinking_options(self, budget: int) -> Dict[str, Any]:

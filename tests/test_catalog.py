@@ -1,0 +1,89 @@
+"""Maintained list prices (genai-prices): the third place money comes from,
+for a provider's own service only."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Dict
+
+import pytest
+import responses
+
+import minillm
+from minillm.catalog import catalog_price
+from minillm.pricing import cost_from_usage
+from minillm.testing import Reply, ScriptedServer, anthropic_stream
+
+genai_prices: Any = pytest.importorskip("genai_prices", reason="genai-prices (minillm[prices]) needs Python 3.11+")
+
+USAGE = minillm.Usage(prompt_tokens=1000, completion_tokens=100, total_tokens=1100, cached_tokens=200)
+
+
+@pytest.fixture(autouse=True)
+def _catalog_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MINILLM_PRICE_CATALOG", raising=False)
+
+
+def list_price(model: str, provider: str, usage: minillm.Usage = USAGE) -> Decimal:
+    counted = genai_prices.Usage(
+        input_tokens=usage.prompt_tokens, cache_read_tokens=usage.cached_tokens, output_tokens=usage.completion_tokens
+    )
+    return Decimal(str(genai_prices.calc_price(counted, model, provider_id=provider).total_price))
+
+
+def test_the_catalog_prices_known_models_and_knows_when_it_does_not() -> None:
+    price = catalog_price("anthropic", "claude-haiku-4-5")
+    assert price is not None
+    usd = price(USAGE)
+    assert isinstance(usd, Decimal) and usd == list_price("claude-haiku-4-5", "anthropic") and usd > 0
+    unknown = catalog_price("anthropic", "claude-that-does-not-exist")
+    assert unknown is not None and unknown(USAGE) is None
+    assert catalog_price(None, "claude-haiku-4-5") is None  # a provider the catalog does not know
+
+
+def test_the_catalog_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINILLM_PRICE_CATALOG", "off")
+    assert catalog_price("anthropic", "claude-haiku-4-5") is None
+
+
+def test_the_order_is_native_cost_then_token_price_then_the_catalog() -> None:
+    catalog = catalog_price("openai", "gpt-4o-mini")
+    own = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="2")
+    common: Dict[str, Any] = {"model": "gpt-4o-mini", "provider": "openai", "response_id": None, "cancelled": False}
+    native = minillm.Usage(prompt_tokens=10, completion_tokens=1, total_tokens=11, cost=Decimal("0.5"))
+    assert cost_from_usage(native, price=own, catalog=catalog, **common).usd == Decimal("0.5")
+    assert cost_from_usage(USAGE, price=own, catalog=catalog, **common).usd == own.cost(USAGE)
+    listed = cost_from_usage(USAGE, price=None, catalog=catalog, **common)
+    assert listed.usd == list_price("gpt-4o-mini", "openai") and listed.resolution is minillm.Resolution.RESOLVED
+    assert cost_from_usage(USAGE, price=None, catalog=None, **common).resolution is minillm.Resolution.UNPRICED
+
+
+@responses.activate
+def test_a_call_to_the_providers_own_service_is_priced_from_the_catalog() -> None:
+    body = b"".join(anthropic_stream(["Hi"], input_tokens=1000, cache_read=200, output_tokens=100))
+    responses.add(
+        responses.POST,
+        "https://api.anthropic.com/v1/messages",
+        body=body,
+        headers={"Content-Type": "text/event-stream"},
+    )
+    ledger = minillm.Ledger()
+    with minillm.Client("anthropic/claude-haiku-4-5", api_key="sk-ant-test", on_cost=ledger) as client:
+        with client.stream("Hi") as stream:
+            assert "".join(stream.text_stream()) == "Hi"
+    cost = ledger.records[0][0]
+    usage = minillm.Usage(prompt_tokens=1200, completion_tokens=100, total_tokens=1300, cached_tokens=200)
+    assert cost.resolution is minillm.Resolution.RESOLVED
+    assert cost.usd == list_price("claude-haiku-4-5", "anthropic", usage)
+    assert json.loads(responses.calls[0].request.body or b"")["model"] == "claude-haiku-4-5"
+
+
+def test_a_compatible_server_serving_a_namesake_model_is_not_priced_from_the_catalog(server: ScriptedServer) -> None:
+    server.reply(Reply.sse(anthropic_stream(["Hi"], input_tokens=1000, output_tokens=100)))
+    ledger = minillm.Ledger()
+    with minillm.Client("anthropic/claude-haiku-4-5", base_url=server.url, api_key="k", on_cost=ledger) as client:
+        with client.stream("Hi") as stream:
+            stream.collect()
+    cost = ledger.records[0][0]
+    assert cost.resolution is minillm.Resolution.UNPRICED and cost.usd is None
