@@ -10,6 +10,7 @@ and does not import the HTTP or retry stack.
 import logging as _logging
 
 from ._version import __version__
+from .budget import Budget
 from .cancellation import CancellationToken
 from .client import Client
 from .errors import (
@@ -18,9 +19,11 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceeded,
     ConfigurationError,
     ContextOverflowError,
     InvalidArgumentError,
+    LedgerError,
     MalformedResponseError,
     MiniLLMError,
     NotFoundError,
@@ -28,7 +31,7 @@ from .errors import (
     ServerError,
     StreamError,
 )
-from .ledger import Ledger
+from .ledgers import Ledger, PostgresLedger, SQLiteLedger
 from .lookups import LookupPolicy
 from .models import Chunk, CostInfo, Resolution, Response, ToolCall, Usage
 from .pricing import TokenPrice
@@ -44,6 +47,8 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
+    "BudgetExceeded",
     "CancellationToken",
     "Chunk",
     "Client",
@@ -52,14 +57,17 @@ __all__ = [
     "CostInfo",
     "InvalidArgumentError",
     "Ledger",
+    "LedgerError",
     "LookupPolicy",
     "MalformedResponseError",
     "MiniLLMError",
     "NotFoundError",
+    "PostgresLedger",
     "RateLimitError",
     "Resolution",
     "Response",
     "RetryPolicy",
+    "SQLiteLedger",
     "ServerError",
     "StreamError",
     "Timeout",

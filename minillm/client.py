@@ -15,9 +15,11 @@ import json
 import logging
 import os
 import time
+import uuid
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from .accumulate import StreamState, accumulate
+from .budget import Budget, worst_case
 from .cancellation import CancellationToken
 from .catalog import catalog_price
 from .errors import (
@@ -25,6 +27,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceeded,
     ConfigurationError,
     ContextOverflowError,
     InvalidArgumentError,
@@ -42,7 +45,7 @@ from .redaction import Redactor, excerpt
 from .request import ChatRequest, Messages, build_chat_request, request_options
 from .retry import RetryPolicy
 from .scheduler import Scheduler
-from .settlement import Booking, Ending, settle
+from .settlement import Booking, Ending, release, settle
 from .sinks import CostSink, SinkFunction, as_sink
 from .streaming import Opened, TrackedStream, _StreamCore
 from .thinktags import split_think_tags
@@ -97,6 +100,8 @@ class Client:
         answer into ``thinking``.
     :param on_retry: called as ``on_retry(attempt, exc, delay)`` before each retry.
     :param lookup: how patiently out-of-band cost look-ups are made.
+    :param budget: a :class:`~minillm.Budget` every call is held to (a
+        call's own ``budget=`` wins).
     :raises ConfigurationError: unknown provider, malformed model or base
         URL, or a missing key (unless there are fallbacks to go to).
     """
@@ -119,6 +124,7 @@ class Client:
         *,
         on_retry: Optional[RetryCallback] = None,
         lookup: Optional[LookupPolicy] = None,
+        budget: Optional[Budget] = None,
     ) -> None:
         provider, name = split_model(model)
         cls = adapter_class(provider, api, name)
@@ -128,6 +134,8 @@ class Client:
             raise ConfigurationError(f"retry must be a minillm.RetryPolicy, not {type(retry).__name__}")
         if meta is not None and not isinstance(meta, Mapping):
             raise ConfigurationError(f"meta must be a dict, not {type(meta).__name__}")
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigurationError(f"budget must be a minillm.Budget, not {type(budget).__name__}")
         if isinstance(fallbacks, (str, Client)):
             fallbacks = (fallbacks,)
         for fallback in fallbacks:
@@ -151,6 +159,7 @@ class Client:
         self._think_tags = bool(think_tags)
         self._on_retry = on_retry
         self._lookup_policy = lookup or LookupPolicy()
+        self._budget = budget
         self._fallback_specs: Tuple[Union[str, Client], ...] = tuple(fallbacks)
 
         key = _clean_key(api_key or next((os.environ[v] for v in cls.key_env if os.environ.get(v)), None), provider)
@@ -205,6 +214,7 @@ class Client:
         cancel: Optional[CancellationToken] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        budget: Optional[Budget] = None,
     ) -> Response:
         """Send one request and return the whole :class:`~minillm.Response`,
         already settled (``response.cost`` is set, unless the cost is being
@@ -216,7 +226,10 @@ class Client:
         options = request_options(locals())
         merged = self._merged_meta(meta)
         token = self._token(cancel)
-        return self._with_fallbacks(lambda client: client._complete_once(messages, options, merged, token, self))
+        held_to = self._budget_for(budget, options)
+        return self._with_fallbacks(
+            lambda client: client._complete_once(messages, options, merged, token, self, held_to)
+        )
 
     def stream(
         self,
@@ -233,6 +246,7 @@ class Client:
         cancel: Optional[CancellationToken] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        budget: Optional[Budget] = None,
     ) -> TrackedStream:
         """Send one streaming request and return a :class:`~minillm.TrackedStream`.
 
@@ -242,7 +256,8 @@ class Client:
         options = request_options(locals())
         merged = self._merged_meta(meta)
         token = self._token(cancel)
-        return self._with_fallbacks(lambda client: client._stream_once(messages, options, merged, token, self))
+        held_to = self._budget_for(budget, options)
+        return self._with_fallbacks(lambda client: client._stream_once(messages, options, merged, token, self, held_to))
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait for this client's pending out-of-band cost look-ups.
@@ -274,7 +289,19 @@ class Client:
     def _request(self, messages: Messages, options: Dict[str, Any]) -> ChatRequest:
         return build_chat_request(self.model_name, messages, **options)
 
-    def _booking(self, meta: Dict[str, Any], primary: Client) -> Booking:
+    def _booking(
+        self, meta: Dict[str, Any], primary: Client, request: ChatRequest, budget: Optional[Budget]
+    ) -> Booking:
+        """How this call is booked -- after holding its worst case when it
+        has a budget.
+
+        :raises BudgetExceeded: the budget cannot take the worst case.
+        """
+        booking_id = uuid.uuid4().hex
+        held = None
+        if budget is not None:
+            amount = worst_case(request, price=self._price, catalog=self._catalog, model=self.model)
+            held = budget.hold(booking_id, amount, meta)
         return Booking(
             provider=self.provider,
             model=self.model_name,
@@ -285,7 +312,19 @@ class Client:
             lookup_policy=primary._lookup_policy,
             owner=primary,
             catalog=self._catalog,
+            held=held,
+            id=booking_id,
         )
+
+    def _budget_for(self, budget: Optional[Budget], options: Dict[str, Any]) -> Optional[Budget]:
+        """The budget a call is held to (its own, else the client's); a
+        budgeted call always has a ``max_tokens``, so its worst case is bounded."""
+        if budget is not None and not isinstance(budget, Budget):
+            raise InvalidArgumentError(f"budget must be a minillm.Budget, not {type(budget).__name__}")
+        chosen = budget or self._budget
+        if chosen is not None and options.get("max_tokens") is None:
+            options["max_tokens"] = chosen.default_max_tokens
+        return chosen
 
     def _stream_once(
         self,
@@ -294,9 +333,10 @@ class Client:
         meta: Dict[str, Any],
         token: Optional[CancellationToken],
         primary: Client,
+        budget: Optional[Budget] = None,
     ) -> TrackedStream:
         request = self._request(messages, options)
-        booking = self._booking(meta, primary)
+        booking = self._booking(meta, primary, request, budget)
         if token is not None and token.is_cancelled:
             return TrackedStream._stopped(booking, token.disposition, model=self.model, sent=False)
         deadline = self._deadline()
@@ -314,6 +354,9 @@ class Client:
             )
         except RequestInterruptedError as stopped:
             return TrackedStream._stopped(booking, slot.reason or "cancelled", model=self.model, sent=stopped.sent)
+        except BaseException:
+            release(booking)  # an error books nothing: what a budget held goes
+            raise
         finally:
             if unsubscribe is not None:
                 unsubscribe()  # from here on the stream itself listens
@@ -408,11 +451,12 @@ class Client:
         meta: Dict[str, Any],
         token: Optional[CancellationToken],
         primary: Client,
+        budget: Optional[Budget] = None,
     ) -> Response:
         request = self._request(messages, options)
-        booking = self._booking(meta, primary)
         if token is not None and token.is_cancelled:
             return Response(finish_reason=token.disposition, model=self.model_name)
+        booking = self._booking(meta, primary, request, budget)
         deadline = self._deadline()
         slot = RequestSlot()
         unsubscribe = token._subscribe(lambda: slot.interrupt(token.disposition)) if token is not None else None
@@ -427,6 +471,9 @@ class Client:
             )
         except RequestInterruptedError as stopped:
             return self._stopped_early(booking, slot.reason or "cancelled", sent=stopped.sent)
+        except BaseException:
+            release(booking)  # an error books nothing: what a budget held goes
+            raise
         finally:
             if unsubscribe is not None:
                 unsubscribe()
@@ -493,6 +540,8 @@ class Client:
 
         if sent:
             settle(booking, StreamState(), Ending.EARLY, generation_id=None, on_booked=on_booked)
+        else:
+            release(booking)
         return result
 
     # -- sending ---------------------------------------------------------------
@@ -750,8 +799,8 @@ class Client:
                 log.warning("%s failed (%s); falling back to %s", self.model, type(last).__name__, client.model)
             try:
                 return call(client)
-            except (BadRequestError, AuthenticationError, InvalidArgumentError):
-                raise  # the same request would fail the same way elsewhere
+            except (BadRequestError, AuthenticationError, InvalidArgumentError, BudgetExceeded):
+                raise  # the same request would fail the same way elsewhere; a budget is a decision
             except MiniLLMError as exc:
                 if not self._fallback_specs:
                     raise

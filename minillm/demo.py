@@ -16,7 +16,7 @@ from typing import TextIO
 
 from .client import Client
 from .engines.ngram import NGramEngine
-from .ledger import Ledger
+from .ledgers import Ledger
 from .models import CostInfo
 from .pricing import TokenPrice
 from .serve.server import EngineServer

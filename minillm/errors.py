@@ -18,7 +18,9 @@ HTTP statuses map to classes through one table, :data:`STATUS_ERRORS`::
     │   └── MalformedResponseError  a success status with a body that cannot be used
     ├── APIConnectionError          nothing usable came back
     │   └── APITimeoutError         also a builtin TimeoutError
-    └── StreamError                 failure after the body started (.partial_text)
+    ├── StreamError                 failure after the body started (.partial_text)
+    ├── BudgetExceeded              a budget refused a request before it was sent
+    └── LedgerError                 a durable ledger could not be read or written
 
 A failure inside a stream that also has a more specific meaning is raised as
 a class that is both: an overflow reported in-band is a
@@ -44,9 +46,11 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceeded",
     "ConfigurationError",
     "ContextOverflowError",
     "InvalidArgumentError",
+    "LedgerError",
     "MalformedResponseError",
     "MiniLLMError",
     "NotFoundError",
@@ -214,3 +218,29 @@ def error_class_for_status(status: int) -> Type[APIError]:
     if 500 <= status < 600:
         return ServerError
     return APIError
+
+
+class BudgetExceeded(MiniLLMError):  # noqa: N818 - the name says what happened
+    """A :class:`~minillm.Budget` refused a request: its worst case would
+    take the spending past the limit. Nothing was sent, nothing is booked.
+
+    :ivar limit: the budget's limit in USD.
+    :ivar spent: what was already booked or held, in USD.
+    :ivar requested: the request's worst case, in USD.
+    :ivar key: the ``meta`` key the budget is per (None: the whole ledger).
+    :ivar value: the value of that key for this request.
+    """
+
+    def __init__(
+        self, message: str, *, limit: Any, spent: Any, requested: Any, key: Optional[str] = None, value: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.spent = spent
+        self.requested = requested
+        self.key = key
+        self.value = value
+
+
+class LedgerError(MiniLLMError):
+    """A durable ledger could not be opened, read or written."""

@@ -281,7 +281,8 @@ class _StreamCore:
         if isinstance(exc, StreamError):
             exc.partial_text = self.state.text
             exc.partial_response = self.state.to_response(finish_reason="error")
-        self.end(Ending.FAILED, "error")
+        if self.end(Ending.FAILED, "error"):
+            release(self.booking)  # a failure books nothing, ever: a budget need not wait for it
 
     def body_ended(self) -> None:
         if self.ending is not None:

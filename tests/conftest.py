@@ -110,6 +110,44 @@ def conformance() -> Path:
     return CONFORMANCE
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server's DSN: ``MINILLM_TEST_POSTGRES``, else a throwaway
+    one started from the machine's binaries. Without either the tests that
+    need it are skipped, saying why -- or fail, under
+    ``MINILLM_REQUIRE_POSTGRES`` (as in CI)."""
+    given = os.environ.get("MINILLM_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    from .postgres_server import LocalPostgres
+
+    server, why = LocalPostgres.start()
+    if server is None:
+        if os.environ.get("MINILLM_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required here: {why}")
+        pytest.skip(f"no PostgreSQL server for these tests: {why}")
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: str) -> Iterator[str]:
+    """A DSN whose tables live in a schema of this test's own."""
+    import uuid
+
+    import psycopg
+
+    schema = "t" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    yield f"{postgres_server} options='-csearch_path={schema}'"
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def finishes(action: Callable[[], Any], within: float = 10.0) -> None:
     """Run ``action`` on another thread and fail (instead of hanging the run)
     if it has not returned within ``within`` seconds -- a liveness check, not

@@ -1,0 +1,156 @@
+"""Budgets: a spending limit enforced before a request is sent.
+
+A :class:`Budget` is kept by a ledger. Before each request, the client
+estimates the request's worst case -- the prompt's estimated tokens at the
+input price plus ``max_tokens`` (and any thinking budget) at the output
+price -- and asks the ledger to *hold* it: atomically, the hold is placed
+only if what is booked, plus what others hold, plus this worst case stays
+within the limit; otherwise :class:`~minillm.BudgetExceeded` is raised and
+nothing is sent. When the request is booked, its real cost replaces the
+hold in the same ledger write; when it books nothing (an error, a rejected
+stream, a request never sent), the hold is let go.
+
+So, with every request budgeted, the money booked never passes the limit
+by more than one request's worst case -- the slack the prompt estimate
+needs -- with any number of threads and processes sharing the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from decimal import Decimal
+from typing import Any, Dict, Mapping, Optional
+
+from .catalog import CatalogPrice
+from .errors import ConfigurationError, InvalidArgumentError
+from .ledgers.base import BaseLedger, Scope
+from .models import CostInfo, Usage
+from .pricing import TokenPrice, to_decimal
+from .request import ChatRequest
+from .sinks import SinkFunction, deliver
+
+__all__ = ["Budget", "estimate_prompt_tokens", "worst_case"]
+
+log = logging.getLogger("minillm.accounting")
+
+#: Characters per token assumed when estimating a prompt: fewer than the
+#: usual four, so that the estimate errs high.
+_CHARS_PER_TOKEN = 3
+#: Tokens a chat template adds around the messages.
+_TEMPLATE_TOKENS = 16
+
+
+class Budget:
+    """A spending limit, in USD, kept by ``ledger``.
+
+    :param ledger: where spending is booked and held: a
+        :class:`~minillm.SQLiteLedger` or :class:`~minillm.PostgresLedger`
+        to share the budget between processes, a :class:`~minillm.Ledger`
+        within one.
+    :param limit_usd: the limit.
+    :param key: a ``meta`` key: the limit applies per value of it (per
+        user, say). None: to everything the ledger books.
+    :param default_max_tokens: sent as ``max_tokens`` when a budgeted call
+        gives none, so that its worst case is bounded.
+    :param hold_seconds: how long a hold lasts if its request is never
+        settled (its process died): after that it no longer counts.
+    """
+
+    def __init__(
+        self,
+        ledger: BaseLedger,
+        limit_usd: Any,
+        key: Optional[str] = None,
+        *,
+        default_max_tokens: int = 4096,
+        hold_seconds: float = 3600.0,
+    ) -> None:
+        if not isinstance(ledger, BaseLedger):
+            raise ConfigurationError(f"a Budget needs a minillm ledger, not {type(ledger).__name__}")
+        limit = to_decimal(limit_usd)
+        if limit is None or limit < 0:
+            raise InvalidArgumentError(f"limit_usd must be a non-negative amount, not {limit_usd!r}")
+        if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int) or default_max_tokens < 1:
+            raise InvalidArgumentError(f"default_max_tokens must be a positive integer, not {default_max_tokens!r}")
+        self.ledger = ledger
+        self.limit = limit
+        self.key = key
+        self.default_max_tokens = default_max_tokens
+        self.hold_seconds = float(hold_seconds)
+        ledger.prepare(Scope(key))
+
+    def scope(self, meta: Mapping[str, Any]) -> Scope:
+        """The bookings this budget counts for a request with ``meta``."""
+        return Scope(self.key, meta.get(self.key)) if self.key is not None else Scope()
+
+    def spent(self, value: Any = None) -> Decimal:
+        """What is booked and held (for ``meta[key] == value`` when the budget has a key)."""
+        return self.ledger.spent(self.scope({self.key: value} if self.key else {}))
+
+    def remaining(self, value: Any = None) -> Decimal:
+        """What may still be spent (never below zero)."""
+        return max(self.limit - self.spent(value), Decimal(0))
+
+    def hold(self, booking_id: str, amount: Decimal, meta: Mapping[str, Any]) -> Hold:
+        """Hold ``amount`` for the request ``booking_id``.
+
+        :raises BudgetExceeded: the limit would be passed; nothing is held.
+        """
+        self.ledger.hold(booking_id, amount, meta, self.scope(meta), self.limit, self.hold_seconds)
+        return Hold(self, booking_id)
+
+    def __repr__(self) -> str:
+        per = f" per {self.key}" if self.key else ""
+        return f"<Budget ${self.limit}{per} in {self.ledger!r}>"
+
+
+class Hold:
+    """What a budget holds for one request, until the request is booked."""
+
+    def __init__(self, budget: Budget, booking_id: str) -> None:
+        self.budget = budget
+        self.booking_id = booking_id
+
+    def settled(self, cost: CostInfo, meta: Dict[str, Any], sink: Optional[SinkFunction]) -> None:
+        """The request was booked to ``sink``; the budget's ledger books it
+        too when it is not that sink -- which replaces the hold."""
+        ledger = self.budget.ledger
+        if getattr(sink, "__self__", None) is not ledger:
+            deliver(ledger.record, cost, meta)
+
+    def release(self) -> None:
+        """Let the hold go; never raises (an unreleased hold expires)."""
+        try:
+            self.budget.ledger.release(self.booking_id)
+        except Exception:
+            log.warning("a budget hold could not be released; it lapses on its own", exc_info=True)
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    """An estimate of the prompt's tokens that errs high: its text (system
+    prompt, messages, tools) at three characters a token, plus a template."""
+    parts: Dict[str, Any] = {"system": request.system, "messages": request.messages, "tools": request.tools}
+    text = json.dumps(parts, default=str, ensure_ascii=False)
+    return math.ceil(len(text) / _CHARS_PER_TOKEN) + _TEMPLATE_TOKENS
+
+
+def worst_case(
+    request: ChatRequest, *, price: Optional[TokenPrice], catalog: Optional[CatalogPrice], model: str
+) -> Decimal:
+    """What ``request`` may cost at most: the estimated prompt and every
+    output token it may produce (``max_tokens`` plus any thinking budget).
+
+    :raises ConfigurationError: there is no price to estimate with.
+    """
+    output = (request.max_tokens or 0) + (request.thinking_budget or 0)
+    prompt = estimate_prompt_tokens(request)
+    usage = Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
+    amount = price.cost(usage) if price is not None else (catalog(usage) if catalog is not None else None)
+    if amount is None:
+        raise ConfigurationError(
+            f"a budget needs a price for {model} to know a request's worst case: pass price=minillm.TokenPrice(...)"
+            " (or install minillm[prices] for list prices)"
+        )
+    return amount

@@ -1,0 +1,16 @@
+"""Ledgers: sinks that remember what was spent, and answer for it.
+
+:class:`Ledger` keeps bookings in memory; :class:`SQLiteLedger` in a file
+shared by threads and processes; :class:`PostgresLedger` in PostgreSQL, for
+fleets of workers on many machines. All answer the same queries and hold
+money for budgets the same way (see :mod:`minillm.ledgers.base`).
+"""
+
+from __future__ import annotations
+
+from .base import BaseLedger
+from .memory import Ledger
+from .postgres import PostgresLedger
+from .sqlite import SQLiteLedger
+
+__all__ = ["BaseLedger", "Ledger", "PostgresLedger", "SQLiteLedger"]

@@ -1,0 +1,167 @@
+"""What every ledger offers: booking, the queries, and the holds that
+budgets place.
+
+A ledger is a sink (``record(cost, meta)``) that can also answer what was
+spent -- in total, per ``meta`` key, per model, per day -- in exact
+``Decimal``. Durable ledgers record each booking once by its
+:attr:`~minillm.CostInfo.booking_id`, so a write that is retried never
+books twice.
+
+Holds
+-----
+A :class:`~minillm.Budget` reserves a request's worst case before it is
+sent: :meth:`BaseLedger.hold` checks, atomically, that what is booked plus
+what is held plus the worst case stays within the limit, and places the
+hold. Booking the request's cost (``record`` with the same booking id)
+replaces the hold in the same step; :meth:`BaseLedger.release` lets a hold
+go when the request books nothing. Holds expire, so a process that dies
+holding money does not block a budget for ever. A booking whose money is
+unknown counts against budgets at the worst case that was held for it.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime
+import json
+import re
+from decimal import Decimal
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import attrs
+
+from ..errors import InvalidArgumentError
+from ..models import CostInfo
+
+__all__ = ["BaseLedger", "Scope", "meta_json", "model_label"]
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+@attrs.frozen
+class Scope:
+    """The bookings a budget counts: all of them (``key`` None), or those
+    whose ``meta[key]`` is ``value``."""
+
+    key: Optional[str] = None
+    value: Any = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.key is not None:
+            check_meta_key(self.key)
+            if not isinstance(self.value, (str, int, float, bool, type(None))):
+                raise InvalidArgumentError(
+                    f"a budget's meta value must be a string, number, bool or None, not {type(self.value).__name__}"
+                )
+
+    def matches(self, meta: Mapping[str, Any]) -> bool:
+        return self.key is None or _same(meta.get(self.key), self.value)
+
+    def describe(self) -> str:
+        return "the ledger" if self.key is None else f"{self.key}={self.value!r}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON's view of equality: 7 and 7.0 are one number, True is not 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return bool(a == b)
+
+
+def check_meta_key(key: str) -> str:
+    """A ``meta`` key that may appear in a query: letters, digits, ``_.-``.
+
+    :raises InvalidArgumentError: anything else.
+    """
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise InvalidArgumentError(
+            f"a meta key to group or budget by is a plain name (letters, digits, _.-), not {key!r}"
+        )
+    return key
+
+
+def meta_json(meta: Mapping[str, Any]) -> str:
+    """``meta`` as JSON; values JSON cannot hold are stored as their ``str``."""
+    return json.dumps(dict(meta), default=str, sort_keys=True, separators=(",", ":"))
+
+
+def model_label(cost: CostInfo) -> str:
+    """``provider/model``, as :meth:`BaseLedger.totals_by_model` groups it."""
+    return f"{cost.provider}/{cost.model}" if cost.provider else cost.model
+
+
+class BaseLedger(abc.ABC):
+    """A sink that remembers: every ledger's interface. Thread-safe."""
+
+    @abc.abstractmethod
+    def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+        """Book ``cost`` with ``meta`` (once per booking id), replacing the
+        hold a budget placed for it."""
+
+    @property
+    @abc.abstractmethod
+    def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
+        """Every booking as ``(cost, meta)``, in the order booked."""
+
+    @property
+    @abc.abstractmethod
+    def count(self) -> int:
+        """How many bookings there are."""
+
+    @abc.abstractmethod
+    def total(self) -> Decimal:
+        """The sum of the known money."""
+
+    @abc.abstractmethod
+    def totals_by(self, key: str) -> Dict[Any, Decimal]:
+        """Known money per value of ``meta[key]`` (None where absent);
+        groups with no known money are left out, never shown as ``0``."""
+
+    @abc.abstractmethod
+    def totals_by_model(self) -> Dict[str, Decimal]:
+        """Known money per ``"provider/model"``."""
+
+    @abc.abstractmethod
+    def totals_by_day(self) -> Dict[datetime.date, Decimal]:
+        """Known money per day of booking (UTC)."""
+
+    def unresolved(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
+        """The bookings whose money is not known (``UNKNOWN``, ``UNPRICED``)."""
+        return [(cost, meta) for cost, meta in self.records if cost.usd is None]
+
+    # -- holds ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def hold(
+        self, hold_id: str, amount: Decimal, meta: Mapping[str, Any], scope: Scope, limit: Decimal, ttl: float
+    ) -> Decimal:
+        """Atomically check that what ``scope`` has booked and held, plus
+        ``amount``, stays within ``limit``, and hold ``amount`` for
+        ``ttl`` seconds under ``hold_id``.
+
+        :returns: what was spent (booked and held) before this hold.
+        :raises BudgetExceeded: it would not stay within the limit.
+        """
+
+    @abc.abstractmethod
+    def release(self, hold_id: str) -> None:
+        """Let go of a hold (the request booked nothing). Idempotent."""
+
+    @abc.abstractmethod
+    def spent(self, scope: Scope) -> Decimal:
+        """What ``scope`` has booked (at the held worst case where the money
+        is unknown) and holds now."""
+
+    def prepare(self, scope: Scope) -> None:  # noqa: B027 - most ledgers need nothing
+        """Make queries over ``scope`` fast (an index on its key, say)."""
+
+    def close(self) -> None:  # noqa: B027 - most ledgers hold nothing
+        """Let go of connections. The ledger stays usable."""
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def over_limit(spent: Decimal, amount: Decimal, limit: Decimal) -> bool:
+    return spent + amount > limit

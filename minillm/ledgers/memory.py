@@ -1,0 +1,166 @@
+"""The in-memory, thread-safe ledger: :class:`Ledger`."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+import uuid
+from decimal import Decimal
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import attrs
+
+from ..errors import BudgetExceeded
+from ..models import CostInfo
+from .base import BaseLedger, Scope, model_label, over_limit, utc_now
+
+__all__ = ["Ledger"]
+
+
+@attrs.frozen
+class _Entry:
+    cost: CostInfo
+    meta: Dict[str, Any]
+    booked_at: datetime.datetime
+    #: the worst case a budget held for it (counts where the money is unknown)
+    held: Optional[Decimal]
+
+
+@attrs.frozen
+class _Hold:
+    amount: Decimal
+    meta: Mapping[str, Any]
+    expires: float
+
+
+class Ledger(BaseLedger):
+    """Collects bookings in memory. Safe to share between threads; gone
+    when the process ends (see :class:`~minillm.SQLiteLedger` for a ledger
+    that is not).
+
+    Pass it as ``on_cost=``; read it with :attr:`records`, :attr:`count`,
+    :meth:`total`, :meth:`totals_by`, :meth:`totals_by_model` and
+    :meth:`totals_by_day`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: List[_Entry] = []
+        self._ids: Dict[str, None] = {}
+        self._holds: Dict[str, _Hold] = {}
+
+    def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+        """Book ``cost`` with a copy of ``meta`` (once per booking id)."""
+        if not isinstance(cost, CostInfo):
+            raise TypeError(f"Ledger.record expects a CostInfo, not {type(cost).__name__}")
+        booking_id = cost.booking_id or uuid.uuid4().hex
+        with self._lock:
+            if booking_id in self._ids:
+                return
+            hold = self._holds.pop(booking_id, None)
+            self._ids[booking_id] = None
+            self._entries.append(_Entry(cost, dict(meta or {}), utc_now(), hold.amount if hold else None))
+
+    @property
+    def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
+        """A copy of every booking, in the order booked."""
+        with self._lock:
+            return [(e.cost, dict(e.meta)) for e in self._entries]
+
+    @property
+    def count(self) -> int:
+        """How many bookings were made."""
+        with self._lock:
+            return len(self._entries)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def total(self) -> Decimal:
+        """The sum of the known money (``usd`` that is not None)."""
+        with self._lock:
+            return sum((e.cost.usd for e in self._entries if e.cost.usd is not None), Decimal(0))
+
+    def totals_by(self, key: str) -> Dict[Any, Decimal]:
+        """Known money summed per value of ``meta[key]`` (None when absent).
+
+        Only bookings with known money count: a group whose every booking is
+        ``UNKNOWN`` or ``UNPRICED`` is absent rather than shown as a fake
+        ``0`` (see :meth:`unresolved`). A value that cannot be a dict key is
+        grouped by its ``repr``.
+        """
+        return self._totals(lambda e: _hashable(e.meta.get(key)))
+
+    def totals_by_model(self) -> Dict[str, Decimal]:
+        """Known money per ``"provider/model"``."""
+        return self._totals(lambda e: model_label(e.cost))
+
+    def totals_by_day(self) -> Dict[datetime.date, Decimal]:
+        """Known money per day of booking (UTC)."""
+        return self._totals(lambda e: e.booked_at.date())
+
+    def _totals(self, group_of: Callable[[_Entry], Any]) -> Dict[Any, Decimal]:
+        totals: Dict[Any, Decimal] = {}
+        with self._lock:
+            for entry in self._entries:
+                if entry.cost.usd is None:
+                    continue
+                group = group_of(entry)
+                totals[group] = totals.get(group, Decimal(0)) + entry.cost.usd
+        return totals
+
+    # -- holds ----------------------------------------------------------------
+
+    def hold(
+        self, hold_id: str, amount: Decimal, meta: Mapping[str, Any], scope: Scope, limit: Decimal, ttl: float
+    ) -> Decimal:
+        with self._lock:
+            spent = self._spent(scope)
+            if over_limit(spent, amount, limit):
+                raise BudgetExceeded(
+                    f"the budget of ${limit} for {scope.describe()} has ${spent} spent or held: "
+                    f"a request that may cost ${amount} would pass it",
+                    limit=limit,
+                    spent=spent,
+                    requested=amount,
+                    key=scope.key,
+                    value=scope.value,
+                )
+            self._holds[hold_id] = _Hold(amount, dict(meta), time.time() + ttl)
+            return spent
+
+    def release(self, hold_id: str) -> None:
+        with self._lock:
+            self._holds.pop(hold_id, None)
+
+    def spent(self, scope: Scope) -> Decimal:
+        with self._lock:
+            return self._spent(scope)
+
+    def _spent(self, scope: Scope) -> Decimal:
+        now = time.time()
+        for hold_id in [h for h, hold in self._holds.items() if hold.expires < now]:
+            del self._holds[hold_id]
+        booked = _sum(_counted(e) for e in self._entries if scope.matches(e.meta))
+        held = _sum(h.amount for h in self._holds.values() if scope.matches(h.meta))
+        return booked + held
+
+    def __repr__(self) -> str:
+        return f"Ledger(count={self.count}, total={self.total()})"
+
+
+def _counted(entry: _Entry) -> Optional[Decimal]:
+    return entry.cost.usd if entry.cost.usd is not None else entry.held
+
+
+def _sum(values: Iterable[Optional[Decimal]]) -> Decimal:
+    return sum((v for v in values if v is not None), Decimal(0))
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value

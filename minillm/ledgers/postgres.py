@@ -1,0 +1,308 @@
+"""The fleet ledger: :class:`PostgresLedger`, for workers on many machines.
+
+PostgreSQL with psycopg 3 (``pip install "minillm[postgres]"``), imported
+when the ledger is first used. Money is ``NUMERIC`` (exact), ``meta`` is
+``JSONB``. A budget's check-and-hold runs under a transaction-scoped
+advisory lock, so it is atomic across every process that shares the
+database. A write that fails because the connection broke is retried on a
+new connection with the same booking id -- it is recorded once even if the
+first attempt did commit.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import threading
+import time
+import uuid
+import weakref
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
+
+from ..errors import BudgetExceeded, ConfigurationError, LedgerError
+from ..models import CostInfo
+from ..redaction import Redactor
+from .base import BaseLedger, Scope, check_meta_key, meta_json, over_limit, utc_now
+from .sql import BOOKING_COLUMNS, booking_values, cost_from_row
+
+if TYPE_CHECKING:  # pragma: no cover
+    import psycopg
+
+__all__ = ["PostgresLedger"]
+
+T = TypeVar("T")
+
+#: The advisory lock that serialises budget holds (an arbitrary constant: "mllm").
+_HOLD_LOCK = 0x6D6C6C6D
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS minillm_bookings (
+    seq BIGSERIAL PRIMARY KEY,
+    booking_id TEXT NOT NULL UNIQUE,
+    booked_at TIMESTAMPTZ NOT NULL,
+    usd NUMERIC,
+    resolution TEXT NOT NULL,
+    prompt_tokens BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL,
+    total_tokens BIGINT NOT NULL,
+    cached_tokens BIGINT NOT NULL,
+    reasoning_tokens BIGINT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    response_id TEXT,
+    byok BOOLEAN NOT NULL,
+    cancelled BOOLEAN NOT NULL,
+    meta JSONB NOT NULL,
+    held_usd NUMERIC
+);
+CREATE INDEX IF NOT EXISTS minillm_bookings_booked_at ON minillm_bookings (booked_at);
+CREATE TABLE IF NOT EXISTS minillm_holds (
+    hold_id TEXT PRIMARY KEY,
+    usd NUMERIC NOT NULL,
+    meta JSONB NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
+"""
+
+_COLUMNS = ", ".join(BOOKING_COLUMNS)
+_INSERT = (
+    f"INSERT INTO minillm_bookings ({_COLUMNS}, booked_at, held_usd) "
+    f"VALUES ({', '.join('%s' for _ in BOOKING_COLUMNS)}, %s, %s) ON CONFLICT (booking_id) DO NOTHING"
+)
+
+
+class PostgresLedger(BaseLedger):
+    """A ledger in PostgreSQL, shared by every process that connects to it.
+
+    :param dsn: a libpq connection string or URL
+        (``"postgresql://user:password@host/db"``); a password in it never
+        appears in an error or ``repr``.
+    :param connect_timeout: seconds to wait for a connection.
+    """
+
+    def __init__(self, dsn: str, *, connect_timeout: float = 10.0) -> None:
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise ConfigurationError("PostgresLedger needs a connection string")
+        self._dsn = dsn
+        self._connect_timeout = connect_timeout
+        self._redactor = Redactor(_secrets_of(dsn))
+        self._lock = threading.RLock()
+        self._connection: Optional[psycopg.Connection[Any]] = None
+        self._pid: Optional[int] = None
+
+    # -- the connection ---------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        connection = self._connection
+        if connection is not None and self._pid == os.getpid() and not connection.closed:
+            return connection
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise ConfigurationError('PostgresLedger needs psycopg 3: pip install "minillm[postgres]"') from exc
+        try:
+            connection = psycopg.connect(self._dsn, autocommit=True, connect_timeout=int(self._connect_timeout))
+            with connection.transaction():
+                # Two processes creating the tables at once would collide.
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (_HOLD_LOCK,))
+                connection.execute(_SCHEMA)
+        except psycopg.Error as exc:
+            raise LedgerError(self._redactor.scrub(f"cannot open the PostgreSQL ledger: {exc}")) from None
+        self._connection, self._pid = connection, os.getpid()
+        # A ledger dropped without close() still closes its connection --
+        # in the process that opened it only: closing in a forked child
+        # would end the parent's session.
+        weakref.finalize(self, _close_in, connection, self._pid)
+        return connection
+
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, write: bool) -> T:
+        """Run ``work`` in one transaction; on a broken connection, once more
+        on a new one (writes must be idempotent)."""
+        import psycopg
+
+        with self._lock:
+            for attempt in range(2):
+                connection = self._connect()
+                try:
+                    with connection.transaction():
+                        return work(connection)
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    self._drop()
+                    if attempt == 1:
+                        what = "write to" if write else "read"
+                        raise LedgerError(self._redactor.scrub(f"cannot {what} the PostgreSQL ledger: {exc}")) from None
+                except psycopg.Error as exc:
+                    raise LedgerError(self._redactor.scrub(f"the PostgreSQL ledger failed: {exc}")) from None
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pid == os.getpid():
+            try:
+                connection.close()
+            except Exception:  # pragma: no cover - it is being dropped
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {"dsn": self._dsn, "connect_timeout": self._connect_timeout}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(state["dsn"], connect_timeout=state["connect_timeout"])  # type: ignore[misc]
+
+    # -- booking ------------------------------------------------------------------
+
+    def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+        """Book ``cost`` with ``meta`` -- once per booking id, however often
+        it is written -- replacing the budget's hold for it."""
+        if not isinstance(cost, CostInfo):
+            raise TypeError(f"PostgresLedger.record expects a CostInfo, not {type(cost).__name__}")
+        booking_id = cost.booking_id or uuid.uuid4().hex
+        values = booking_values(booking_id, cost, meta_json(meta or {}), money=lambda usd: usd)
+        booked_at = utc_now()
+
+        def write(connection: psycopg.Connection[Any]) -> None:
+            held = connection.execute(
+                "DELETE FROM minillm_holds WHERE hold_id = %s RETURNING usd", (booking_id,)
+            ).fetchone()
+            connection.execute(_INSERT, (*values, booked_at, held[0] if held else None))
+
+        self._run(write, write=True)
+
+    # -- queries ------------------------------------------------------------------
+
+    def _query(self, sql: str, parameters: Tuple[Any, ...] = ()) -> List[Any]:
+        return self._run(lambda c: c.execute(sql, parameters).fetchall(), write=False)
+
+    @property
+    def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
+        return [cost_from_row(row) for row in self._query(f"SELECT {_COLUMNS} FROM minillm_bookings ORDER BY seq")]
+
+    @property
+    def count(self) -> int:
+        return int(self._query("SELECT count(*) FROM minillm_bookings")[0][0])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def total(self) -> Decimal:
+        (total,) = self._query("SELECT sum(usd) FROM minillm_bookings")[0]
+        return Decimal(total) if total is not None else Decimal(0)
+
+    def totals_by(self, key: str) -> Dict[Any, Decimal]:
+        check_meta_key(key)
+        rows = self._query("SELECT meta -> %s, sum(usd) FROM minillm_bookings WHERE usd IS NOT NULL GROUP BY 1", (key,))
+        return {_hashable(group): Decimal(total) for group, total in rows}
+
+    def totals_by_model(self) -> Dict[str, Decimal]:
+        rows = self._query(
+            "SELECT CASE WHEN provider = '' THEN model ELSE provider || '/' || model END, sum(usd) "
+            "FROM minillm_bookings WHERE usd IS NOT NULL GROUP BY 1"
+        )
+        return {group: Decimal(total) for group, total in rows}
+
+    def totals_by_day(self) -> Dict[datetime.date, Decimal]:
+        rows = self._query(
+            "SELECT (booked_at AT TIME ZONE 'UTC')::date, sum(usd) FROM minillm_bookings "
+            "WHERE usd IS NOT NULL GROUP BY 1"
+        )
+        return {day: Decimal(total) for day, total in rows}
+
+    # -- holds --------------------------------------------------------------------
+
+    def hold(
+        self, hold_id: str, amount: Decimal, meta: Mapping[str, Any], scope: Scope, limit: Decimal, ttl: float
+    ) -> Decimal:
+        meta_text = meta_json(meta)
+
+        def write(connection: psycopg.Connection[Any]) -> Decimal:
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_HOLD_LOCK,))
+            spent = self._spent(connection, scope)
+            if over_limit(spent, amount, limit):
+                raise BudgetExceeded(
+                    f"the budget of ${limit} for {scope.describe()} has ${spent} spent or held: "
+                    f"a request that may cost ${amount} would pass it",
+                    limit=limit,
+                    spent=spent,
+                    requested=amount,
+                    key=scope.key,
+                    value=scope.value,
+                )
+            connection.execute(
+                "INSERT INTO minillm_holds (hold_id, usd, meta, expires_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (hold_id) DO UPDATE SET usd = excluded.usd, expires_at = excluded.expires_at",
+                (hold_id, amount, meta_text, time.time() + ttl),
+            )
+            return spent
+
+        return self._run(write, write=True)
+
+    def release(self, hold_id: str) -> None:
+        self._run(lambda c: c.execute("DELETE FROM minillm_holds WHERE hold_id = %s", (hold_id,)), write=True)
+
+    def spent(self, scope: Scope) -> Decimal:
+        return self._run(lambda c: self._spent(c, scope), write=False)
+
+    @staticmethod
+    def _spent(connection: psycopg.Connection[Any], scope: Scope) -> Decimal:
+        parameters: Tuple[Any, ...] = ()
+        if scope.key is None:
+            where = "TRUE"
+        else:
+            where, parameters = "meta -> %s IS NOT DISTINCT FROM %s::jsonb", (scope.key, json.dumps(scope.value))
+        booked = connection.execute(
+            f"SELECT sum(coalesce(usd, held_usd)) FROM minillm_bookings WHERE {where}", parameters
+        ).fetchone()
+        held = connection.execute(
+            f"SELECT sum(usd) FROM minillm_holds WHERE expires_at >= %s AND {where}", (time.time(), *parameters)
+        ).fetchone()
+        return Decimal((booked and booked[0]) or 0) + Decimal((held and held[0]) or 0)
+
+    def prepare(self, scope: Scope) -> None:
+        if scope.key is None:
+            return
+        key = check_meta_key(scope.key)
+        name = "".join(ch if ch.isalnum() else "_" for ch in key)
+
+        def write(connection: psycopg.Connection[Any]) -> None:
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_HOLD_LOCK,))
+            for table in ("minillm_bookings", "minillm_holds"):
+                connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_meta_{name} ON {table} ((meta -> '{key}'))")
+
+        self._run(write, write=True)
+
+    def __repr__(self) -> str:
+        return f"PostgresLedger({self._redactor.scrub(self._dsn)!r})"
+
+
+def _close_in(connection: Any, pid: int) -> None:
+    if os.getpid() == pid and not connection.closed:
+        connection.close()
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _secrets_of(dsn: str) -> List[Optional[str]]:
+    """The password of a connection string (URL or key=value form)."""
+    from urllib.parse import urlsplit
+
+    found: List[Optional[str]] = []
+    try:
+        found.append(urlsplit(dsn).password)
+    except ValueError:
+        pass
+    for part in dsn.split():
+        if part.startswith("password="):
+            found.append(part.split("=", 1)[1].strip("'\""))
+    return found

@@ -1,0 +1,80 @@
+"""What the SQL ledgers share: the columns of a booking, and the way rows
+become ``(CostInfo, meta)`` again."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from ..models import CostInfo, Resolution
+
+__all__ = ["BOOKING_COLUMNS", "booking_values", "cost_from_row"]
+
+#: The columns of a booking row, in order (``booked_at`` and ``held_usd``
+#: are filled by the ledger).
+BOOKING_COLUMNS: Tuple[str, ...] = (
+    "booking_id",
+    "usd",
+    "resolution",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "model",
+    "provider",
+    "response_id",
+    "byok",
+    "cancelled",
+    "meta",
+)
+
+
+def booking_values(booking_id: str, cost: CostInfo, meta_text: str, *, money: Any = str) -> Tuple[Any, ...]:
+    """The values of :data:`BOOKING_COLUMNS` for one booking; ``money``
+    turns a ``Decimal`` into what the database stores."""
+    return (
+        booking_id,
+        None if cost.usd is None else money(cost.usd),
+        cost.resolution.value,
+        cost.prompt_tokens,
+        cost.completion_tokens,
+        cost.total_tokens,
+        cost.cached_tokens,
+        cost.reasoning_tokens,
+        cost.model,
+        cost.provider,
+        cost.response_id,
+        bool(cost.byok),
+        bool(cost.cancelled),
+        meta_text,
+    )
+
+
+def cost_from_row(row: Sequence[Any]) -> Tuple[CostInfo, Dict[str, Any]]:
+    """A row of :data:`BOOKING_COLUMNS` as ``(cost, meta)``."""
+    (booking_id, usd, resolution, prompt, completion, total, cached, reasoning, model, provider, response_id, byok,
+     cancelled, meta) = row  # fmt: skip
+    cost = CostInfo(
+        usd=_money(usd),
+        resolution=Resolution(resolution),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        cached_tokens=cached,
+        reasoning_tokens=reasoning,
+        model=model,
+        provider=provider,
+        response_id=response_id,
+        byok=bool(byok),
+        cancelled=bool(cancelled),
+        booking_id=booking_id,
+    )
+    return cost, (meta if isinstance(meta, dict) else json.loads(meta))
+
+
+def _money(value: Any) -> Optional[Decimal]:
+    if value is None:
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))

@@ -1,0 +1,289 @@
+"""The embedded durable ledger: :class:`SQLiteLedger`.
+
+The standard library's ``sqlite3`` in WAL mode: readers never wait for
+the writer, and every write is one ``BEGIN IMMEDIATE`` transaction, which
+serialises writers across threads *and* processes -- so a budget's
+check-and-hold is atomic wherever the other writer runs. Money is stored
+as exact decimal text and summed in ``Decimal`` (SQLite's own ``SUM``
+would go through floats). ``sqlite3`` is imported when the ledger is first
+used, not at ``import minillm``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import threading
+import time
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+
+from ..errors import BudgetExceeded, LedgerError
+from ..models import CostInfo
+from .base import BaseLedger, Scope, check_meta_key, meta_json, over_limit, utc_now
+from .sql import BOOKING_COLUMNS, booking_values, cost_from_row
+
+if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
+
+__all__ = ["SQLiteLedger"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS minillm_bookings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    booking_id TEXT NOT NULL UNIQUE,
+    booked_at TEXT NOT NULL,
+    usd TEXT,
+    resolution TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    total_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    response_id TEXT,
+    byok INTEGER NOT NULL,
+    cancelled INTEGER NOT NULL,
+    meta TEXT NOT NULL,
+    held_usd TEXT
+);
+CREATE INDEX IF NOT EXISTS minillm_bookings_day ON minillm_bookings (substr(booked_at, 1, 10));
+CREATE TABLE IF NOT EXISTS minillm_holds (
+    hold_id TEXT PRIMARY KEY,
+    usd TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+_COLUMNS = ", ".join(BOOKING_COLUMNS)
+_INSERT = (
+    f"INSERT INTO minillm_bookings ({_COLUMNS}, booked_at, held_usd) "
+    f"VALUES ({', '.join('?' for _ in BOOKING_COLUMNS)}, ?, ?) ON CONFLICT (booking_id) DO NOTHING"
+)
+
+
+class _DecimalSum:
+    """``minillm_sum(text)``: an exact sum of decimal text (None when empty)."""
+
+    def __init__(self) -> None:
+        self.total: Optional[Decimal] = None
+
+    def step(self, value: Optional[str]) -> None:
+        if value is not None:
+            self.total = (self.total or Decimal(0)) + Decimal(value)
+
+    def finalize(self) -> Optional[str]:
+        return None if self.total is None else str(self.total)
+
+
+def _json_path(key: str) -> str:
+    return f'$."{check_meta_key(key)}"'
+
+
+class SQLiteLedger(BaseLedger):
+    """A ledger in a SQLite file, shared by the threads and processes that
+    open the same path.
+
+    :param path: the database file (created when missing).
+    :param timeout: how long a write waits for another writer, in seconds.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike[str]], *, timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        self._timeout = timeout
+        self._lock = threading.RLock()
+        self._connection: Optional[sqlite3.Connection] = None
+        self._pid: Optional[int] = None
+
+    # -- the connection -------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # One connection per process, used under a lock: SQLite serialises
+        # writers anyway, and a connection must never cross a fork.
+        if self._connection is not None and self._pid == os.getpid():
+            return self._connection
+        import sqlite3
+
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.create_aggregate("minillm_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+            connection.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open the ledger {self.path!r}: {exc}") from exc
+        self._connection, self._pid = connection, os.getpid()
+        return connection
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one write transaction, retried while the
+        database is busy (its writes must be idempotent)."""
+        import sqlite3
+
+        with self._lock:
+            connection = self._connect()
+            for attempt in range(5):
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = work(connection)
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
+                    connection.execute("COMMIT")
+                    return result
+                except sqlite3.OperationalError as exc:
+                    busy = "locked" in str(exc) or "busy" in str(exc)
+                    if not busy or attempt == 4:
+                        raise LedgerError(f"cannot write to the ledger {self.path!r}: {exc}") from exc
+                    time.sleep(0.05 * (attempt + 1))
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, sql: str, parameters: Tuple[Any, ...] = ()) -> List[Any]:
+        import sqlite3
+
+        with self._lock:
+            try:
+                return self._connect().execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot read the ledger {self.path!r}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None and self._pid == os.getpid():
+            connection.close()
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {"path": self.path, "timeout": self._timeout}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(state["path"], timeout=state["timeout"])  # type: ignore[misc]
+
+    # -- booking ----------------------------------------------------------------
+
+    def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+        """Book ``cost`` with ``meta`` -- once per booking id, however often
+        it is written -- replacing the budget's hold for it."""
+        if not isinstance(cost, CostInfo):
+            raise TypeError(f"SQLiteLedger.record expects a CostInfo, not {type(cost).__name__}")
+        booking_id = cost.booking_id or uuid.uuid4().hex
+        values = booking_values(booking_id, cost, meta_json(meta or {}))
+        booked_at = utc_now().isoformat()
+
+        def write(connection: sqlite3.Connection) -> None:
+            held = connection.execute("SELECT usd FROM minillm_holds WHERE hold_id = ?", (booking_id,)).fetchone()
+            connection.execute("DELETE FROM minillm_holds WHERE hold_id = ?", (booking_id,))
+            connection.execute(_INSERT, (*values, booked_at, held[0] if held else None))
+
+        self._write(write)
+
+    # -- queries ----------------------------------------------------------------
+
+    @property
+    def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
+        rows = self._read(f"SELECT {_COLUMNS} FROM minillm_bookings ORDER BY seq")
+        return [cost_from_row(row) for row in rows]
+
+    @property
+    def count(self) -> int:
+        return int(self._read("SELECT count(*) FROM minillm_bookings")[0][0])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def total(self) -> Decimal:
+        (total,) = self._read("SELECT minillm_sum(usd) FROM minillm_bookings")[0]
+        return Decimal(total) if total is not None else Decimal(0)
+
+    def totals_by(self, key: str) -> Dict[Any, Decimal]:
+        return self._grouped(f"json_extract(meta, '{_json_path(key)}')")
+
+    def totals_by_model(self) -> Dict[str, Decimal]:
+        return self._grouped("CASE WHEN provider = '' THEN model ELSE provider || '/' || model END")
+
+    def totals_by_day(self) -> Dict[datetime.date, Decimal]:
+        totals = self._grouped("substr(booked_at, 1, 10)")
+        return {datetime.date.fromisoformat(day): usd for day, usd in totals.items()}
+
+    def _grouped(self, expression: str) -> Dict[Any, Decimal]:
+        rows = self._read(
+            f"SELECT {expression}, minillm_sum(usd) FROM minillm_bookings WHERE usd IS NOT NULL GROUP BY 1"
+        )
+        return {group: Decimal(total) for group, total in rows}
+
+    # -- holds ------------------------------------------------------------------
+
+    def hold(
+        self, hold_id: str, amount: Decimal, meta: Mapping[str, Any], scope: Scope, limit: Decimal, ttl: float
+    ) -> Decimal:
+        meta_text = meta_json(meta)
+
+        def write(connection: sqlite3.Connection) -> Decimal:
+            spent = self._spent(connection, scope)
+            if over_limit(spent, amount, limit):
+                raise BudgetExceeded(
+                    f"the budget of ${limit} for {scope.describe()} has ${spent} spent or held: "
+                    f"a request that may cost ${amount} would pass it",
+                    limit=limit,
+                    spent=spent,
+                    requested=amount,
+                    key=scope.key,
+                    value=scope.value,
+                )
+            connection.execute(
+                "INSERT OR REPLACE INTO minillm_holds (hold_id, usd, meta, expires_at) VALUES (?, ?, ?, ?)",
+                (hold_id, str(amount), meta_text, time.time() + ttl),
+            )
+            return spent
+
+        return self._write(write)
+
+    def release(self, hold_id: str) -> None:
+        self._write(lambda c: c.execute("DELETE FROM minillm_holds WHERE hold_id = ?", (hold_id,)))
+
+    def spent(self, scope: Scope) -> Decimal:
+        with self._lock:
+            return self._spent(self._connect(), scope)
+
+    def _spent(self, connection: sqlite3.Connection, scope: Scope) -> Decimal:
+        where, parameters = self._where(scope)
+        booked = connection.execute(
+            f"SELECT minillm_sum(coalesce(usd, held_usd)) FROM minillm_bookings WHERE {where}", parameters
+        ).fetchone()[0]
+        held = connection.execute(
+            f"SELECT minillm_sum(usd) FROM minillm_holds WHERE expires_at >= ? AND {where}",
+            (time.time(), *parameters),
+        ).fetchone()[0]
+        return Decimal(booked or 0) + Decimal(held or 0)
+
+    @staticmethod
+    def _where(scope: Scope) -> Tuple[str, Tuple[Any, ...]]:
+        if scope.key is None:
+            return "1", ()
+        return f"json_extract(meta, '{_json_path(scope.key)}') IS json_extract(?, '$')", (json.dumps(scope.value),)
+
+    def prepare(self, scope: Scope) -> None:
+        if scope.key is None:
+            return
+        path = _json_path(scope.key)
+        name = "".join(ch if ch.isalnum() else "_" for ch in scope.key)
+
+        def write(connection: sqlite3.Connection) -> None:
+            for table in ("minillm_bookings", "minillm_holds"):
+                connection.execute(
+                    f"CREATE INDEX IF NOT EXISTS {table}_meta_{name} ON {table} (json_extract(meta, '{path}'))"
+                )
+
+        self._write(write)
+
+    def __repr__(self) -> str:
+        return f"SQLiteLedger({self.path!r})"

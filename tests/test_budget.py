@@ -1,0 +1,226 @@
+"""Budgets: the worst case is held before a request is sent, replaced by the
+real cost when it is booked, and let go when nothing is booked -- so the
+money booked never passes the limit by more than one request's worst case,
+with many threads and several processes."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterator, List
+
+import pytest
+
+import minillm
+from minillm.budget import estimate_prompt_tokens, worst_case
+from minillm.engines import Fail, ScriptedEngine, registered
+from minillm.request import build_chat_request
+from minillm.testing import Hang, Reply, ScriptedServer, chat_stream, chat_usage
+
+from .test_ledgers import run_workers
+
+PRICE = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="1")
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedEngine]:
+    engine = ScriptedEngine()
+    with registered("budget-test", engine):
+        yield engine
+
+
+def local(ledger: minillm.ledgers.BaseLedger, budget: minillm.Budget, model: str = "local/echo") -> minillm.Client:
+    return minillm.Client(model, on_cost=ledger, price=PRICE, budget=budget, retry=minillm.RetryPolicy(max_attempts=1))
+
+
+def test_the_worst_case_is_the_estimated_prompt_and_every_token_that_may_come_out() -> None:
+    request = build_chat_request("m", "x" * 300, max_tokens=100, thinking_budget=50)
+    assert estimate_prompt_tokens(request) > 300 / 4  # errs high: fewer characters a token than usual
+    prompt = estimate_prompt_tokens(request)
+    assert worst_case(request, price=PRICE, catalog=None, model="m") == Decimal(prompt + 150) / 1_000_000
+    with pytest.raises(minillm.ConfigurationError, match="a budget needs a price for m"):
+        worst_case(request, price=None, catalog=None, model="m")
+
+
+def test_a_request_within_the_budget_is_booked_and_its_real_cost_replaces_the_hold() -> None:
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "1")
+    response = local(ledger, budget).complete("hello there", max_tokens=50)
+    assert response.text == "hello there"
+    assert budget.spent() == response.cost.usd == ledger.total()  # type: ignore[union-attr]
+    assert budget.remaining() == Decimal(1) - ledger.total()
+
+
+def test_a_request_whose_worst_case_does_not_fit_is_refused_before_it_is_sent(scripted: ScriptedEngine) -> None:
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "0.00001")
+    with pytest.raises(minillm.BudgetExceeded) as caught:
+        local(ledger, budget, "local/budget-test").complete("hello", max_tokens=1000)
+    assert caught.value.limit == Decimal("0.00001") and caught.value.requested > caught.value.limit
+    assert scripted.requests == [] and ledger.count == 0 and budget.spent() == 0
+
+
+def test_a_budgeted_call_without_max_tokens_is_capped_by_the_budget(server: ScriptedServer) -> None:
+    server.reply(Reply.sse(chat_stream(["ok"], usage=chat_usage(3, 1))))
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "1", default_max_tokens=77)
+    client = minillm.Client("openai/test-model", base_url=server.url, price=PRICE, on_cost=ledger)
+    client.stream("Hi", budget=budget).collect()
+    assert server.requests[0].json()["max_tokens"] == 77
+
+
+@pytest.mark.parametrize("how", ["http-error", "engine-error", "reject", "cancelled-before-send"])
+def test_what_a_request_that_books_nothing_held_is_let_go(
+    how: str, scripted: ScriptedEngine, server: ScriptedServer
+) -> None:
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "1")
+    if how == "http-error":
+        server.reply(Reply.json({"error": {"message": "bad"}}, status=400))
+        client = minillm.Client("openai/test-model", base_url=server.url, price=PRICE, on_cost=ledger, budget=budget)
+        with pytest.raises(minillm.BadRequestError):
+            client.stream("Hi")
+    elif how == "engine-error":
+        scripted.add("partial", Fail("out of memory"))
+        with pytest.raises(minillm.StreamError):
+            local(ledger, budget, "local/budget-test").stream("Hi").collect()
+    elif how == "reject":
+        scripted.add("a draft")
+        stream = local(ledger, budget, "local/budget-test").stream("Hi")
+        stream.collect()
+        assert budget.spent() > 0  # still held while undecided
+        stream.reject()
+    else:
+        token = minillm.CancellationToken()
+        token.cancel()
+        local(ledger, budget, "local/budget-test").stream("Hi", cancel=token).collect()
+    assert ledger.count == 0 and budget.spent() == 0
+
+
+def test_a_stream_cut_short_without_usage_counts_at_its_worst_case(server: ScriptedServer) -> None:
+    server.reply(Reply.sse([*chat_stream(["partial"], finish_reason=None, done=False), Hang()]))
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "1")
+    client = minillm.Client("openai/test-model", base_url=server.url, price=PRICE, on_cost=ledger, budget=budget)
+    with client.stream("Hi", max_tokens=100) as stream:
+        for _ in stream:
+            break
+    booked = ledger.records[0][0]
+    assert booked.usd is None and booked.cancelled
+    assert budget.spent() == worst_case(
+        build_chat_request("test-model", "Hi", max_tokens=100), price=PRICE, catalog=None, model="m"
+    )
+
+
+def test_a_budget_per_user_keeps_users_apart() -> None:
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "0.0002", key="user")
+    client = local(ledger, budget)
+    words = "word " * 30  # echoed: 31 tokens in and 30 out; worst case about 170
+    client.complete(words, max_tokens=100, meta={"user": "ann"})
+    with pytest.raises(minillm.BudgetExceeded) as caught:
+        client.complete(words, max_tokens=100, meta={"user": "ann"})
+    assert (caught.value.key, caught.value.value) == ("user", "ann")
+    client.complete(words, max_tokens=100, meta={"user": "bob"})
+    assert budget.spent("ann") > 0 and budget.spent("bob") > 0 and budget.spent("cy") == 0
+
+
+def test_a_calls_own_budget_wins_over_the_clients() -> None:
+    ledger = minillm.Ledger()
+    tight = minillm.Budget(ledger, "0")
+    client = minillm.Client("local/echo", price=PRICE, on_cost=ledger, budget=minillm.Budget(ledger, "1"))
+    assert client.complete("fine").text == "fine"
+    with pytest.raises(minillm.BudgetExceeded):
+        client.complete("refused", budget=tight)
+
+
+def test_a_budget_refusal_does_not_fall_back(scripted: ScriptedEngine) -> None:
+    ledger = minillm.Ledger()
+    client = minillm.Client(
+        "local/budget-test", price=PRICE, on_cost=ledger, budget=minillm.Budget(ledger, "0"), fallbacks=["local/echo"]
+    )
+    with pytest.raises(minillm.BudgetExceeded):
+        client.complete("refused")
+    assert scripted.requests == [] and ledger.count == 0
+
+
+def test_bad_budgets_are_refused(tmp_path: Path) -> None:
+    ledger = minillm.Ledger()
+    with pytest.raises(minillm.InvalidArgumentError):
+        minillm.Budget(ledger, "-1")
+    with pytest.raises(minillm.InvalidArgumentError):
+        minillm.Budget(ledger, "1", default_max_tokens=0)
+    with pytest.raises(minillm.ConfigurationError):
+        minillm.Budget(object(), "1")  # type: ignore[arg-type]
+    with pytest.raises(minillm.ConfigurationError):
+        minillm.Client("local/echo", budget="10 dollars")  # type: ignore[arg-type]
+
+
+def hammer(make_ledger: Callable[[], minillm.ledgers.BaseLedger], limit: str, threads: int, calls: int) -> List[Any]:
+    ledger = make_ledger()
+    budget = minillm.Budget(ledger, limit, default_max_tokens=8)
+    client = minillm.Client("local/echo", on_cost=ledger, price=PRICE, budget=budget)
+    refused: List[int] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        for i in range(calls):
+            try:
+                client.complete(f"thread {n} request {i} says hello")
+            except minillm.BudgetExceeded:
+                with lock:
+                    refused.append(1)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    return [ledger, refused]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+def test_thirty_two_threads_never_pass_the_limit_by_more_than_one_worst_case(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    def make() -> minillm.ledgers.BaseLedger:
+        if kind == "memory":
+            return minillm.Ledger()
+        if kind == "sqlite":
+            return minillm.SQLiteLedger(tmp_path / "budget.db")
+        return minillm.PostgresLedger(request.getfixturevalue("postgres_dsn"))
+
+    limit = Decimal("0.002")
+    ledger, refused = hammer(make, str(limit), threads=32, calls=12)
+    one_worst_case = worst_case(
+        build_chat_request("echo", "thread 10 request 10 says hello", max_tokens=8),
+        price=PRICE,
+        catalog=None,
+        model="m",
+    )
+    assert refused, "the budget was never reached: the test proves nothing"
+    assert ledger.count + len(refused) == 32 * 12  # every call either booked once or was refused
+    assert ledger.total() <= limit + one_worst_case
+    # Refusals only come when the limit is near: at most every thread's hold
+    # (worst cases, later settled lower) stood between the total and the limit.
+    assert ledger.total() > limit - 32 * one_worst_case
+    ledger.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_two_processes_share_one_budget(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    target = str(tmp_path / "budget.db") if kind == "sqlite" else request.getfixturevalue("postgres_dsn")
+    limit = Decimal("0.002")
+    reports = run_workers(kind, target, "spend", 16, 10, str(limit))
+    ledger = minillm.SQLiteLedger(target) if kind == "sqlite" else minillm.PostgresLedger(target)
+    refused = sum(report["refused"] for report in reports)
+    assert refused > 0 and ledger.count + refused == 2 * 16 * 10
+    one_worst_case = worst_case(
+        build_chat_request("echo", "A thread 10 request 10 says hello", max_tokens=8),
+        price=PRICE,
+        catalog=None,
+        model="m",
+    )
+    assert ledger.total() <= limit + one_worst_case
+    ledger.close()

@@ -1,0 +1,248 @@
+"""Every ledger -- in memory, SQLite, PostgreSQL -- books once per booking
+id, answers the same queries in exact Decimal, holds money for budgets,
+and stays exact under many threads and several processes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import pytest
+
+import minillm
+from minillm.ledgers import BaseLedger
+from minillm.ledgers.base import Scope
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cost(usd: Any = "0.25", *, model: str = "m", provider: str = "p", booking_id: Any = None) -> minillm.CostInfo:
+    money = None if usd is None else Decimal(usd)
+    return minillm.CostInfo(
+        usd=money,
+        resolution=minillm.Resolution.RESOLVED if money is not None else minillm.Resolution.UNKNOWN,
+        prompt_tokens=10,
+        completion_tokens=5,
+        total_tokens=15,
+        model=model,
+        provider=provider,
+        response_id="gen-1",
+        booking_id=booking_id,
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseLedger]:
+    made: BaseLedger
+    if request.param == "memory":
+        made = minillm.Ledger()
+    elif request.param == "sqlite":
+        made = minillm.SQLiteLedger(tmp_path / "costs.db")
+    else:
+        made = minillm.PostgresLedger(request.getfixturevalue("postgres_dsn"))
+    yield made
+    made.close()
+
+
+def test_bookings_come_back_whole_in_order(ledger: BaseLedger) -> None:
+    first = cost("0.25", booking_id="b1")
+    second = attrs_evolve(cost(None, booking_id="b2"), byok=True, cancelled=True, reasoning_tokens=3)
+    ledger.record(first, {"user": 7, "team": "search"})
+    ledger.record(second, {"user": "seven"})
+    assert ledger.count == 2
+    assert ledger.records == [(first, {"user": 7, "team": "search"}), (second, {"user": "seven"})]
+    assert [c.booking_id for c, _ in ledger.records] == ["b1", "b2"]
+    assert ledger.unresolved() == [(second, {"user": "seven"})]
+
+
+def attrs_evolve(value: minillm.CostInfo, **changes: Any) -> minillm.CostInfo:
+    import attrs
+
+    return attrs.evolve(value, **changes)
+
+
+def test_a_booking_written_twice_is_booked_once(ledger: BaseLedger) -> None:
+    booking = cost("0.10", booking_id="same")
+    ledger.record(booking, {"n": 1})
+    ledger.record(booking, {"n": 2})  # a retried write
+    assert ledger.count == 1 and ledger.total() == Decimal("0.10")
+    assert ledger.records[0][1] == {"n": 1}
+
+
+def test_the_queries_add_up_exactly(ledger: BaseLedger) -> None:
+    for i in range(100):
+        ledger.record(cost("0.000001", model="a" if i % 2 else "b"), {"user": i % 3})
+    ledger.record(cost(None), {"user": 9})  # unknown money never counts as 0
+    ledger.record(cost("0.5", provider=""), {})
+    assert ledger.total() == Decimal("0.5001")
+    assert ledger.totals_by("user") == {
+        0: Decimal("0.000034"),
+        1: Decimal("0.000033"),
+        2: Decimal("0.000033"),
+        None: Decimal("0.5"),
+    }
+    assert ledger.totals_by_model() == {"p/a": Decimal("0.00005"), "p/b": Decimal("0.00005"), "m": Decimal("0.5")}
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    assert ledger.totals_by_day() == {today: Decimal("0.5001")}
+
+
+def test_meta_that_json_cannot_hold_is_kept_as_text(ledger: BaseLedger) -> None:
+    when = datetime.date(2026, 1, 2)
+    ledger.record(cost(), {"when": when} if not isinstance(ledger, minillm.Ledger) else {"when": str(when)})
+    assert ledger.records[0][1] == {"when": "2026-01-02"}
+
+
+def test_a_bad_meta_key_to_group_by_is_refused(ledger: BaseLedger) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match="plain name"):
+        Scope("user'); DROP TABLE x; --", 1)
+    if not isinstance(ledger, minillm.Ledger):
+        with pytest.raises(minillm.InvalidArgumentError):
+            ledger.totals_by("a'b")
+
+
+# -- holds ------------------------------------------------------------------------------------
+
+
+def test_a_hold_counts_until_its_booking_replaces_it(ledger: BaseLedger) -> None:
+    everything = Scope()
+    assert ledger.hold("r1", Decimal("0.4"), {}, everything, Decimal("1"), 60) == Decimal(0)
+    assert ledger.spent(everything) == Decimal("0.4")
+    ledger.record(cost("0.1", booking_id="r1"), {})
+    assert ledger.spent(everything) == Decimal("0.1")  # the real cost replaced the worst case
+    ledger.hold("r2", Decimal("0.5"), {}, everything, Decimal("1"), 60)
+    ledger.release("r2")
+    ledger.release("r2")  # idempotent
+    assert ledger.spent(everything) == Decimal("0.1")
+
+
+def test_a_hold_that_would_pass_the_limit_is_refused_with_the_figures(ledger: BaseLedger) -> None:
+    scope = Scope("user", 7)
+    ledger.record(cost("0.6"), {"user": 7})
+    ledger.record(cost("5"), {"user": 8})  # another user's spending does not count
+    with pytest.raises(minillm.BudgetExceeded) as caught:
+        ledger.hold("r1", Decimal("0.5"), {"user": 7}, scope, Decimal("1"), 60)
+    refused = caught.value
+    assert (refused.limit, refused.spent, refused.requested, refused.key, refused.value) == (
+        Decimal("1"), Decimal("0.6"), Decimal("0.5"), "user", 7,
+    )  # fmt: skip
+    assert ledger.hold("r2", Decimal("0.4"), {"user": 7}, scope, Decimal("1"), 60) == Decimal("0.6")
+    assert ledger.spent(scope) == Decimal("1.0")
+
+
+def test_a_booking_of_unknown_money_counts_at_the_worst_case_held_for_it(ledger: BaseLedger) -> None:
+    ledger.hold("r1", Decimal("0.3"), {}, Scope(), Decimal("1"), 60)
+    ledger.record(cost(None, booking_id="r1"), {})
+    assert ledger.total() == Decimal(0)  # no fake money in the totals ...
+    assert ledger.spent(Scope()) == Decimal("0.3")  # ... but the budget stays on the safe side
+
+
+def test_a_hold_from_a_process_that_died_lapses(ledger: BaseLedger) -> None:
+    ledger.hold("r1", Decimal("0.9"), {}, Scope(), Decimal("1"), -1)  # already expired
+    assert ledger.spent(Scope()) == Decimal(0)
+    ledger.hold("r2", Decimal("0.9"), {}, Scope(), Decimal("1"), 60)
+
+
+# -- threads and processes -------------------------------------------------------------------
+
+
+def test_thirty_two_threads_booking_at_once_lose_and_double_nothing(ledger: BaseLedger) -> None:
+    def work(n: int) -> None:
+        for i in range(40):
+            booking = cost("0.000001", booking_id=f"{n}-{i}")
+            ledger.record(booking, {"thread": n})
+            if i % 10 == 0:
+                ledger.record(booking, {"thread": n})  # a retried write
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert ledger.count == 32 * 40
+    assert ledger.total() == Decimal("0.00128")
+    assert set(ledger.totals_by("thread").values()) == {Decimal("0.00004")}
+
+
+def run_workers(kind: str, target: str, mode: str, threads: int, count: int, *extra: str) -> List[Any]:
+    """Start two worker processes, let them go at the same moment, and
+    return what each reported."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.ledger_worker", kind, target, mode, str(threads), str(count), tag, *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        for tag in ("A", "B")
+    ]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    reports = []
+    for worker in workers:
+        out, _ = worker.communicate("go\n", timeout=120)
+        assert worker.returncode == 0
+        reports.append(json.loads(out))
+    return reports
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_two_processes_of_eight_threads_lose_and_double_nothing(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    target = str(tmp_path / "shared.db") if kind == "sqlite" else request.getfixturevalue("postgres_dsn")
+    run_workers(kind, target, "book", 8, 100)
+    shared = minillm.SQLiteLedger(target) if kind == "sqlite" else minillm.PostgresLedger(target)
+    assert shared.count == 2 * 8 * 100
+    # each thread booked 100 costs of 1..7 micro-dollars: 14 full cycles (392) and 1..2 (3)
+    assert shared.total() == Decimal("0.000001") * 395 * 16
+    assert shared.totals_by("process") == {"A": Decimal("0.000001") * 395 * 8, "B": Decimal("0.000001") * 395 * 8}
+    shared.close()
+
+
+def test_a_sqlite_ledger_survives_its_process_and_is_shared_by_path(tmp_path: Path) -> None:
+    path = tmp_path / "costs.db"
+    minillm.SQLiteLedger(path).record(cost("0.3"), {"user": 1})
+    again = minillm.SQLiteLedger(str(path))
+    assert again.count == 1 and again.total() == Decimal("0.3")
+    assert repr(again) == f"SQLiteLedger({str(path)!r})"
+
+
+def test_a_ledger_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
+    with pytest.raises(minillm.LedgerError, match="cannot open the ledger"):
+        minillm.SQLiteLedger(tmp_path / "missing-dir" / "costs.db").total()
+    with pytest.raises(minillm.LedgerError, match="cannot open the PostgreSQL ledger") as caught:
+        minillm.PostgresLedger("postgresql://minillm:s3cret-pw@127.0.0.1:1/db").total()
+    assert "s3cret-pw" not in str(caught.value)
+    assert "s3cret-pw" not in repr(minillm.PostgresLedger("postgresql://minillm:s3cret-pw@127.0.0.1:1/db"))
+
+
+def test_a_postgres_ledger_reconnects_after_its_connection_is_killed(postgres_dsn: str) -> None:
+    import psycopg
+
+    ledger = minillm.PostgresLedger(postgres_dsn)
+    ledger.record(cost("0.1", booking_id="before"), {})
+    pid = ledger._connect().info.backend_pid
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    ledger.record(cost("0.2", booking_id="after"), {})
+    assert ledger.count == 2 and ledger.total() == Decimal("0.3")
+    ledger.close()
+
+
+def test_ledgers_can_be_pickled_for_other_processes(tmp_path: Path) -> None:
+    import pickle
+
+    ledger = minillm.SQLiteLedger(tmp_path / "costs.db")
+    ledger.record(cost("0.1"), {})
+    copy = pickle.loads(pickle.dumps(ledger))
+    assert copy.total() == Decimal("0.1") and copy is not ledger
