@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Dict, List
 
-from minillm import Ledger, TokenPrice
+from minillm import Ledger, LookupPolicy, TokenPrice
 from minillm.accumulate import StreamState, accumulate
 from minillm.events import STREAM_DONE, ResponseInfo
 from minillm.models import Chunk, Usage
@@ -14,6 +14,8 @@ from minillm.settlement import Booking, Ending, settle
 from minillm.streaming import TrackedStream, _no_errors, _StreamCore
 
 PRICE = TokenPrice("0.15", "0.60", cached_input_per_mtok="0.075")
+#: A client makes its policy once and passes it to every booking.
+LOOKUP = LookupPolicy()
 
 
 def _finished_state() -> StreamState:
@@ -30,12 +32,16 @@ def _finished_state() -> StreamState:
 
 
 def settle_only(rounds: int) -> float:
-    """Microseconds per settle(): price the usage, build the CostInfo, book it."""
+    """Microseconds per settle(): the request's booking (with its id), then
+    price the usage, build the CostInfo, book it."""
     ledger = Ledger()
-    booking = Booking(provider="openai", model="bench", price=PRICE, sink=ledger.record, meta={"user_id": 7})
+    meta = {"user_id": 7}
     states = [_finished_state() for _ in range(rounds)]
     started = time.perf_counter()
     for state in states:
+        booking = Booking(
+            provider="openai", model="bench", price=PRICE, sink=ledger.record, meta=meta, lookup_policy=LOOKUP
+        )
         settle(booking, state, Ending.COMPLETED, generation_id=None, on_booked=lambda cost: None)
     elapsed = time.perf_counter() - started
     assert ledger.count == rounds
@@ -45,11 +51,13 @@ def settle_only(rounds: int) -> float:
 def stream_lifecycle(rounds: int) -> float:
     """Microseconds per tracked stream: create, iterate 3 chunks, exit, book."""
     ledger = Ledger()
-    booking = Booking(provider="openai", model="bench", price=PRICE, sink=ledger.record, meta={})
     usage = Usage(prompt_tokens=120, completion_tokens=40, total_tokens=160)
     events: List[object] = [Chunk(text="Hel"), Chunk(text="lo"), Chunk(finish_reason="stop", usage=usage), STREAM_DONE]
     started = time.perf_counter()
     for _ in range(rounds):
+        booking = Booking(
+            provider="openai", model="bench", price=PRICE, sink=ledger.record, meta={}, lookup_policy=LOOKUP
+        )
         core = _StreamCore(
             events=iter(events),  # type: ignore[arg-type]
             booking=booking,

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from .accumulate import StreamState, accumulate
@@ -36,6 +35,7 @@ from .errors import (
     StreamError,
 )
 from .events import Event, ProviderError
+from .ids import new_booking_id
 from .lookups import LookupPolicy, lookups
 from .models import CostInfo, Response
 from .pricing import TokenPrice, cost_from_usage
@@ -297,7 +297,7 @@ class Client:
 
         :raises BudgetExceeded: the budget cannot take the worst case.
         """
-        booking_id = uuid.uuid4().hex
+        booking_id = new_booking_id()
         held = None
         if budget is not None:
             amount = worst_case(request, price=self._price, catalog=self._catalog, model=self.model)

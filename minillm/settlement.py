@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import enum
 import logging
-import uuid
 from typing import Any, Callable, Dict, Optional, Protocol
 
 import attrs
 
 from .accumulate import StreamState
 from .catalog import CatalogPrice
+from .ids import new_booking_id
 from .lookups import LookupJob, LookupPolicy, lookups
 from .models import CostInfo
 from .pricing import TokenPrice, cost_from_usage, unknown_cost
@@ -61,10 +61,6 @@ class Held(Protocol):
         """The request books nothing: let the money go."""
 
 
-def _new_booking_id() -> str:
-    return uuid.uuid4().hex
-
-
 @attrs.frozen
 class Booking:
     """Where and how one request's cost is booked."""
@@ -84,7 +80,7 @@ class Booking:
     #: what a budget holds back for this request
     held: Optional[Held] = None
     #: identifies the booking (and the budget's hold) in durable ledgers
-    id: str = attrs.field(factory=_new_booking_id)
+    id: str = attrs.field(factory=new_booking_id)
 
 
 @attrs.frozen

@@ -1,0 +1,1 @@
+"""Integrations with frameworks; each is imported only when asked for."""

@@ -1,0 +1,95 @@
+"""Bookings written through Django's ORM: :class:`DjangoSink`."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from decimal import Decimal
+from typing import Any, Dict, List, Optional, Tuple
+
+from ...ledgers.base import meta_json, model_label
+from ...models import CostInfo
+
+__all__ = ["DjangoSink"]
+
+
+class DjangoSink:
+    """Pass as ``on_cost=``: each booking becomes one
+    :class:`~minillm.contrib.django.models.CostRecord`, once per booking id.
+
+    :param using: the database alias to write to. Point it at a connection
+        of its own (the same database under a second alias) when views run
+        in transactions (``ATOMIC_REQUESTS``): a booking made inside a
+        transaction that rolls back would otherwise be rolled back with it.
+    """
+
+    def __init__(self, using: Optional[str] = None) -> None:
+        self.using = using
+
+    def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+        from .models import CostRecord
+
+        CostRecord.objects.using(self.using or "default").get_or_create(
+            booking_id=cost.booking_id or uuid.uuid4().hex,
+            defaults={
+                "usd": cost.usd,
+                "resolution": cost.resolution.value,
+                "prompt_tokens": cost.prompt_tokens,
+                "completion_tokens": cost.completion_tokens,
+                "total_tokens": cost.total_tokens,
+                "cached_tokens": cost.cached_tokens,
+                "reasoning_tokens": cost.reasoning_tokens,
+                "model": cost.model,
+                "provider": cost.provider,
+                "response_id": cost.response_id,
+                "byok": cost.byok,
+                "cancelled": cost.cancelled,
+                "meta": json.loads(meta_json(meta or {})),
+            },
+        )
+
+    # -- queries, summed exactly in Decimal --------------------------------------
+
+    @property
+    def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
+        return [record.as_booking() for record in self._all()]
+
+    @property
+    def count(self) -> int:
+        return int(self._all().count())
+
+    def total(self) -> Decimal:
+        return sum((usd for usd in self._all().values_list("usd", flat=True) if usd is not None), Decimal(0))
+
+    def totals_by(self, key: str) -> Dict[Any, Decimal]:
+        return self._totals(lambda record: _hashable((record.meta or {}).get(key)))
+
+    def totals_by_model(self) -> Dict[str, Decimal]:
+        return self._totals(lambda record: model_label(record.as_booking()[0]))
+
+    def totals_by_day(self) -> Dict[datetime.date, Decimal]:
+        return self._totals(lambda record: record.booked_at.astimezone(datetime.timezone.utc).date())
+
+    def _totals(self, group_of: Any) -> Dict[Any, Decimal]:
+        totals: Dict[Any, Decimal] = {}
+        for record in self._all().exclude(usd=None):
+            group = group_of(record)
+            totals[group] = totals.get(group, Decimal(0)) + record.usd
+        return totals
+
+    def _all(self) -> Any:
+        from .models import CostRecord
+
+        return CostRecord.objects.using(self.using or "default").all()
+
+    def __repr__(self) -> str:
+        return f"DjangoSink(using={self.using!r})"
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
