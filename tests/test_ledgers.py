@@ -174,25 +174,45 @@ def run_workers(kind: str, target: str, mode: str, threads: int, count: int, *ex
     """Start two worker processes, let them go at the same moment, and
     return what each reported."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.ledger_worker", kind, target, mode, str(threads), str(count), tag, *extra],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        for tag in ("A", "B")
-    ]
-    for worker in workers:
-        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
-    reports = []
-    for worker in workers:
-        out, _ = worker.communicate("go\n", timeout=120)
-        assert worker.returncode == 0
-        reports.append(json.loads(out))
-    return reports
+    workers: List[subprocess.Popen[str]] = []
+    try:
+        for tag in ("A", "B"):
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tests.ledger_worker",
+                        kind,
+                        target,
+                        mode,
+                        str(threads),
+                        str(count),
+                        tag,
+                        *extra,
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                    cwd=ROOT,
+                )
+            )
+        for worker in workers:
+            assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+        reports = []
+        for worker in workers:
+            out, _ = worker.communicate("go\n", timeout=120)
+            assert worker.returncode == 0
+            reports.append(json.loads(out))
+        return reports
+    finally:
+        # A failed worker must not outlive the test (nor its pipes leak
+        # into a later test's garbage collection).
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.communicate()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -215,6 +235,34 @@ def test_a_sqlite_ledger_survives_its_process_and_is_shared_by_path(tmp_path: Pa
     again = minillm.SQLiteLedger(str(path))
     assert again.count == 1 and again.total() == Decimal("0.3")
     assert repr(again) == f"SQLiteLedger({str(path)!r})"
+
+
+def test_many_connections_opening_one_new_sqlite_file_at_once_all_get_in(tmp_path: Path) -> None:
+    # Switching a new file to WAL fails "database is locked" at once (no
+    # busy wait) while another connection is doing the same; each ledger
+    # here has its own connection, as another process would.
+    for trial in range(40):
+        path = tmp_path / f"new-{trial}.db"
+        ledgers = [minillm.SQLiteLedger(path) for _ in range(16)]
+        start = threading.Barrier(len(ledgers))
+        errors: List[BaseException] = []
+
+        def open_it(ledger: minillm.SQLiteLedger, start: threading.Barrier, errors: List[BaseException]) -> None:
+            start.wait()
+            try:
+                ledger.record(cost("0.1"), {})
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it, args=(ledger, start, errors)) for ledger in ledgers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert ledgers[0].count == 16
+        for ledger in ledgers:
+            ledger.close()
 
 
 def test_a_ledger_that_cannot_be_opened_says_so(tmp_path: Path) -> None:

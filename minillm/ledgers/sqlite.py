@@ -20,6 +20,7 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
+from .._sqlite import open_shared, while_busy
 from ..errors import BudgetExceeded, LedgerError
 from ..models import CostInfo
 from .base import BaseLedger, Scope, check_meta_key, meta_json, over_limit, utc_now
@@ -111,13 +112,12 @@ class SQLiteLedger(BaseLedger):
         import sqlite3
 
         try:
-            connection = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            connection = open_shared(
+                self.path,
+                timeout=self._timeout,
+                schema=_SCHEMA,
+                prepare=lambda c: c.create_aggregate("minillm_sum", 1, _DecimalSum),  # type: ignore[arg-type]
             )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.create_aggregate("minillm_sum", 1, _DecimalSum)  # type: ignore[arg-type]
-            connection.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the ledger {self.path!r}: {exc}") from exc
         self._connection, self._pid = connection, os.getpid()
@@ -130,22 +130,21 @@ class SQLiteLedger(BaseLedger):
 
         with self._lock:
             connection = self._connect()
-            for attempt in range(5):
+
+            def transaction() -> T:
+                connection.execute("BEGIN IMMEDIATE")
                 try:
-                    connection.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = work(connection)
-                    except BaseException:
-                        connection.execute("ROLLBACK")
-                        raise
-                    connection.execute("COMMIT")
-                    return result
-                except sqlite3.OperationalError as exc:
-                    busy = "locked" in str(exc) or "busy" in str(exc)
-                    if not busy or attempt == 4:
-                        raise LedgerError(f"cannot write to the ledger {self.path!r}: {exc}") from exc
-                    time.sleep(0.05 * (attempt + 1))
-            raise AssertionError("unreachable")  # pragma: no cover
+                    result = work(connection)
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
+                return result
+
+            try:
+                return while_busy(transaction, self._timeout)
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot write to the ledger {self.path!r}: {exc}") from exc
 
     def _read(self, sql: str, parameters: Tuple[Any, ...] = ()) -> List[Any]:
         import sqlite3

@@ -1,0 +1,73 @@
+"""Opening a SQLite file that other threads and processes open too.
+
+Shared by the SQLite ledger and the batch journal. ``sqlite3`` is imported
+by the caller when first needed, never at ``import minillm``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
+
+T = TypeVar("T")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether SQLite refused because another connection holds the file."""
+    message = str(exc)
+    return "locked" in message or "busy" in message
+
+
+def while_busy(work: Callable[[], T], timeout: float) -> T:
+    """``work()``, tried again while the database is busy, for up to
+    ``timeout`` seconds in all. ``work`` must be safe to repeat."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            return work()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+def open_shared(
+    path: str, *, timeout: float, schema: str, prepare: Optional[Callable[[sqlite3.Connection], None]] = None
+) -> sqlite3.Connection:
+    """A connection in autocommit mode and WAL, with ``schema`` (idempotent
+    DDL) applied in one ``BEGIN IMMEDIATE`` transaction.
+
+    Raises ``sqlite3.Error`` when the file cannot be opened in ``timeout``.
+    """
+    import sqlite3
+
+    def attempt() -> sqlite3.Connection:
+        connection = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            # Switching to WAL takes an exclusive lock and, while another
+            # connection is opening the same new file, fails "locked" at
+            # once instead of waiting for it: switch only when needed, and
+            # let while_busy try again.
+            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            if prepare is not None:
+                prepare(connection)
+            # executescript commits whatever is open first, so the
+            # transaction goes inside the script.
+            connection.executescript("BEGIN IMMEDIATE;" + schema + "COMMIT;")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            connection.close()
+            raise
+        return connection
+
+    return while_busy(attempt, timeout)
