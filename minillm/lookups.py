@@ -162,10 +162,16 @@ class LookupService:
         with self._cond:
             if job.done:
                 return
-            job.done = True
-            self._pending.pop(job, None)
-            self._cond.notify_all()
-        job.book(cost)
+            job.done = True  # claimed: no other thread books it
+        try:
+            job.book(cost)
+        finally:
+            # Pending until the booking is written: flush() and the exit
+            # drain must not return while a background thread is still in
+            # the sink (at exit, the interpreter would stop it mid-write).
+            with self._cond:
+                self._pending.pop(job, None)
+                self._cond.notify_all()
 
     def pending(self, owner: object = None) -> int:
         """How many look-ups are pending (for ``owner``, or for everyone)."""
@@ -199,7 +205,11 @@ class LookupService:
                     # submitted from now on is booked at once, never lost.
                     self._closed = True
                     break
-            job = min(jobs, key=lambda j: j.due)
+            waiting = [j for j in jobs if not j.done]
+            if not waiting:
+                self._wait_for_bookings(jobs, started)
+                continue
+            job = min(waiting, key=lambda j: j.due)
             end = started + job.policy.exit_wait
             now = time.monotonic()
             if job.due > end or now >= end:
@@ -213,6 +223,24 @@ class LookupService:
                         self._cond.wait(job.due - now)
                 continue
             self._attempt_inline(job)
+
+    def _wait_for_bookings(self, jobs: List[LookupJob], started: float) -> None:
+        """Wait while other threads write the bookings of ``jobs``, up to
+        their ``exit_wait``; a sink that hangs longer is left to them."""
+        end = started + max(j.policy.exit_wait for j in jobs)
+        with self._cond:
+            while any(j in self._pending for j in jobs):
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    for j in [j for j in jobs if j in self._pending]:
+                        del self._pending[j]
+                        log.error(
+                            "interpreter exiting: the booking of generation %s is still being written by "
+                            "another thread",
+                            j.generation_id,
+                        )
+                    return
+                self._cond.wait(remaining)
 
     def _attempt_inline(self, job: LookupJob) -> None:
         result = self._try_fetch(job)

@@ -9,11 +9,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
 
+import minillm
 from minillm.testing import (
     Hang,
     Reply,
@@ -40,9 +42,10 @@ def sink(cost, meta):
     }), flush=True)
 
 def client(**kwargs):
+    kwargs.setdefault("on_cost", sink)
     kwargs.setdefault("lookup", minillm.LookupPolicy(initial_delay=0.05, max_delay=0.05, timeout=30, exit_wait=10))
     return minillm.Client("openrouter/x/y", api_key="sk-or-exit", base_url=os.environ["SERVER_URL"],
-                          on_cost=sink, **kwargs)
+                          **kwargs)
 """
 
 NOT_FOUND = Reply.json({"error": {"message": "Generation not found", "code": 404}}, status=404)
@@ -121,6 +124,34 @@ def test_a_stream_still_open_at_exit_is_settled_once(server: ScriptedServer) -> 
     assert booked == [
         {"resolution": "resolved", "usd": "0.001", "response_id": "gen-open", "cancelled": True, "meta": {}}
     ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_cost_settled_at_exit_reaches_a_durable_ledger(
+    kind: str, server: ScriptedServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # Two ways to lose this booking: a finalizer closing the ledger's
+    # connection at exit (it is opened after the stream exists, so it
+    # would run first), or the exit drain returning while the look-up
+    # thread is still writing the booking (a slow database write).
+    record = Reply.json(openrouter_generation("gen-durable", total_cost=0.002))
+    server.route("GET", "/generation", lambda request: record)
+    server.reply(hanging("gen-durable"))
+    target = str(tmp_path / "costs.db") if kind == "sqlite" else request.getfixturevalue("postgres_dsn")
+    opening = "SQLiteLedger" if kind == "sqlite" else "PostgresLedger"
+    _, stderr = run_child(
+        server,
+        f"""
+        ledger = minillm.{opening}({target!r})
+        kept_open = client(on_cost=ledger).stream("Hi")
+        next(iter(kept_open))
+        ledger.count   # opens the connection now
+        """,
+    )
+    assert "ERROR" not in stderr, stderr
+    ledger = minillm.SQLiteLedger(target) if kind == "sqlite" else minillm.PostgresLedger(target)
+    assert [(c.usd, c.response_id, c.cancelled) for c, _ in ledger.records] == [(Decimal("0.002"), "gen-durable", True)]
+    ledger.close()
 
 
 def test_a_daemon_thread_blocked_mid_stream_at_exit_is_settled_once(server: ScriptedServer) -> None:

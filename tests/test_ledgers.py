@@ -265,6 +265,20 @@ def test_many_connections_opening_one_new_sqlite_file_at_once_all_get_in(tmp_pat
             ledger.close()
 
 
+def test_a_sqlite_ledger_dropped_without_close_closes_its_connection(tmp_path: Path) -> None:
+    import gc
+    import sqlite3
+
+    ledger = minillm.SQLiteLedger(tmp_path / "dropped.db")
+    ledger.record(cost(), {})
+    connection = ledger._connection
+    assert connection is not None
+    del ledger
+    gc.collect()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        connection.execute("SELECT 1")
+
+
 def test_a_ledger_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
     with pytest.raises(minillm.LedgerError, match="cannot open the ledger"):
         minillm.SQLiteLedger(tmp_path / "missing-dir" / "costs.db").total()

@@ -167,3 +167,52 @@ def test_a_job_raced_by_the_thread_and_the_exit_drain_is_booked_once() -> None:
         service.drain_at_exit()
         assert service.flush(timeout=10)
         assert booked == [FOUND]
+
+
+def slow_sink(booked: List[CostInfo]) -> tuple[threading.Event, threading.Event, Callable[[CostInfo], None]]:
+    entered, release = threading.Event(), threading.Event()
+
+    def book(cost: CostInfo) -> None:
+        entered.set()
+        assert release.wait(30)
+        booked.append(cost)
+
+    return entered, release, book
+
+
+def test_flush_waits_until_the_booking_is_written_not_just_found() -> None:
+    service, booked = LookupService(), []  # type: ignore[var-annotated]
+    entered, release, book = slow_sink(booked)
+    service.submit(
+        LookupJob(generation_id="gen-1", fetch=answers(FOUND), fallback=UNKNOWN, book=book, owner=None, policy=FAST)
+    )
+    assert entered.wait(10)
+    assert service.pending() == 1
+    assert service.flush(timeout=0.05) is False  # the sink has not returned
+    release.set()
+    assert service.flush(timeout=10)
+    assert booked == [FOUND]
+
+
+def test_the_exit_drain_waits_for_a_booking_another_thread_is_writing() -> None:
+    # At exit, a daemon thread still inside the sink would be stopped
+    # mid-write once the drain returned: the booking would be lost.
+    service, booked = LookupService(), []  # type: ignore[var-annotated]
+    entered, release, book = slow_sink(booked)
+    policy = LookupPolicy(timeout=5.0, initial_delay=0.0, max_delay=0.01, exit_wait=30)
+    service.submit(
+        LookupJob(generation_id="gen-1", fetch=answers(FOUND), fallback=UNKNOWN, book=book, owner=None, policy=policy)
+    )
+    assert entered.wait(10)
+    drained = threading.Event()
+
+    def drain_then_say_so() -> None:
+        service.drain_at_exit()
+        drained.set()
+
+    drain = threading.Thread(target=drain_then_say_so)
+    drain.start()
+    assert not drained.wait(0.1)
+    release.set()
+    drain.join(10)
+    assert drained.is_set() and booked == [FOUND]

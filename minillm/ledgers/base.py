@@ -24,7 +24,9 @@ from __future__ import annotations
 import abc
 import datetime
 import json
+import os
 import re
+import weakref
 from decimal import Decimal
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -165,3 +167,20 @@ def utc_now() -> datetime.datetime:
 
 def over_limit(spent: Decimal, amount: Decimal, limit: Decimal) -> bool:
     return spent + amount > limit
+
+
+def close_when_dropped(owner: object, connection: Any) -> None:
+    """Close ``connection`` when ``owner`` is garbage-collected without
+    ``close()`` (Python 3.13 warns about a dropped SQLite connection).
+
+    Only in the process that opened it: closing in a forked child would
+    end the parent's session. Not at interpreter exit: costs are still
+    being settled then, and the process's end closes it anyway.
+    """
+    finalizer = weakref.finalize(owner, _close_in, connection, os.getpid())
+    finalizer.atexit = False
+
+
+def _close_in(connection: Any, pid: int) -> None:
+    if os.getpid() == pid:
+        connection.close()

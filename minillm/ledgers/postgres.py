@@ -17,14 +17,13 @@ import os
 import threading
 import time
 import uuid
-import weakref
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 from ..errors import BudgetExceeded, ConfigurationError, LedgerError
 from ..models import CostInfo
 from ..redaction import Redactor
-from .base import BaseLedger, Scope, check_meta_key, meta_json, over_limit, utc_now
+from .base import BaseLedger, Scope, check_meta_key, close_when_dropped, meta_json, over_limit, utc_now
 from .sql import BOOKING_COLUMNS, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,10 +110,7 @@ class PostgresLedger(BaseLedger):
         except psycopg.Error as exc:
             raise LedgerError(self._redactor.scrub(f"cannot open the PostgreSQL ledger: {exc}")) from None
         self._connection, self._pid = connection, os.getpid()
-        # A ledger dropped without close() still closes its connection --
-        # in the process that opened it only: closing in a forked child
-        # would end the parent's session.
-        weakref.finalize(self, _close_in, connection, self._pid)
+        close_when_dropped(self, connection)
         return connection
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, write: bool) -> T:
@@ -278,11 +274,6 @@ class PostgresLedger(BaseLedger):
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self._redactor.scrub(self._dsn)!r})"
-
-
-def _close_in(connection: Any, pid: int) -> None:
-    if os.getpid() == pid and not connection.closed:
-        connection.close()
 
 
 def _hashable(value: Any) -> Any:

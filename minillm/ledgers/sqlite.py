@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 from .._sqlite import open_shared, while_busy
 from ..errors import BudgetExceeded, LedgerError
 from ..models import CostInfo
-from .base import BaseLedger, Scope, check_meta_key, meta_json, over_limit, utc_now
+from .base import BaseLedger, Scope, check_meta_key, close_when_dropped, meta_json, over_limit, utc_now
 from .sql import BOOKING_COLUMNS, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,6 +121,7 @@ class SQLiteLedger(BaseLedger):
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the ledger {self.path!r}: {exc}") from exc
         self._connection, self._pid = connection, os.getpid()
+        close_when_dropped(self, connection)
         return connection
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
