@@ -12,7 +12,7 @@ import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -108,6 +108,24 @@ def test_a_bad_meta_key_to_group_by_is_refused(ledger: BaseLedger) -> None:
 
 
 # -- holds ------------------------------------------------------------------------------------
+
+
+def test_a_budget_scope_matches_meta_values_the_same_way_in_every_ledger(ledger: BaseLedger) -> None:
+    bookings: List[Tuple[str, Dict[str, Any]]] = [
+        ("1", {"user": 1}),
+        ("2", {"user": None}),
+        ("4", {}),
+        ("8", {"user": True}),
+        ("16", {"user": "1"}),
+    ]
+    for usd, meta in bookings:
+        ledger.record(cost(usd), meta)
+    assert ledger.spent(Scope("user", 1)) == Decimal(1)
+    assert ledger.spent(Scope("user", 1.0)) == Decimal(1)  # one JSON number
+    assert ledger.spent(Scope("user", None)) == Decimal(6)  # null, or no such key
+    assert ledger.spent(Scope("user", True)) == Decimal(8)  # not the number 1
+    assert ledger.spent(Scope("user", "1")) == Decimal(16)
+    assert ledger.spent(Scope()) == Decimal(31)
 
 
 def test_a_hold_counts_until_its_booking_replaces_it(ledger: BaseLedger) -> None:

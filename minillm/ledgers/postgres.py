@@ -246,11 +246,17 @@ class PostgresLedger(BaseLedger):
 
     @staticmethod
     def _spent(connection: psycopg.Connection[Any], scope: Scope) -> Decimal:
+        # Scope.matches, in SQL: null and a missing key are one. The key is
+        # written out (check_meta_key allows no quote) so that the index
+        # prepare() made on it applies.
         parameters: Tuple[Any, ...] = ()
         if scope.key is None:
             where = "TRUE"
+        elif scope.value is None:
+            key = check_meta_key(scope.key)
+            where = f"(meta -> '{key}' IS NULL OR meta -> '{key}' = 'null'::jsonb)"
         else:
-            where, parameters = "meta -> %s IS NOT DISTINCT FROM %s::jsonb", (scope.key, json.dumps(scope.value))
+            where, parameters = f"meta -> '{check_meta_key(scope.key)}' = %s::jsonb", (json.dumps(scope.value),)
         booked = connection.execute(
             f"SELECT sum(coalesce(usd, held_usd)) FROM minillm_bookings WHERE {where}", parameters
         ).fetchone()

@@ -12,7 +12,6 @@ used, not at ``import minillm``.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import threading
 import time
@@ -267,9 +266,17 @@ class SQLiteLedger(BaseLedger):
 
     @staticmethod
     def _where(scope: Scope) -> Tuple[str, Tuple[Any, ...]]:
+        # Scope.matches, in SQL: null and a missing key are one; 1 and 1.0
+        # are one number; true is not 1 (json_extract gives 1 for both).
         if scope.key is None:
             return "1", ()
-        return f"json_extract(meta, '{_json_path(scope.key)}') IS json_extract(?, '$')", (json.dumps(scope.value),)
+        path = _json_path(scope.key)
+        value, kind = f"json_extract(meta, '{path}')", f"json_type(meta, '{path}')"
+        if scope.value is None:
+            return f"{value} IS NULL", ()
+        if isinstance(scope.value, bool):
+            return f"{kind} = ?", ("true" if scope.value else "false",)
+        return f"{value} = ? AND {kind} NOT IN ('true', 'false')", (scope.value,)
 
     def prepare(self, scope: Scope) -> None:
         if scope.key is None:
