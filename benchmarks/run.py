@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_cancel
 import bench_import
+import bench_ledgers
 import bench_settlement
 import bench_stream
 
@@ -26,6 +27,8 @@ def main() -> None:
     bench_settlement.main(rounds=500 if quick else 20_000)
     print()
     bench_cancel.main(rounds=5 if quick else 50, streams=50 if quick else 1000)
+    print()
+    bench_ledgers.main(total=160 if quick else 4000)
 
 
 if __name__ == "__main__":

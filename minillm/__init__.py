@@ -41,6 +41,17 @@ from .timeouts import Timeout
 
 _logging.getLogger("minillm").addHandler(_logging.NullHandler())
 
+
+def __getattr__(name: str) -> object:
+    # minillm.batch is a submodule that needs more than "import minillm"
+    # should load: it is imported the first time it is used.
+    if name == "batch":
+        import importlib
+
+        return importlib.import_module(".batch", __name__)
+    raise AttributeError(f"module 'minillm' has no attribute {name!r}")
+
+
 __all__ = [
     "APIConnectionError",
     "APIError",

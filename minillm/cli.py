@@ -3,6 +3,8 @@
 ``minillm demo``    stream a priced answer from a local server (no key, no network)
 ``minillm chat``    stream a reply from any model to the terminal, with its cost
 ``minillm serve``   expose an engine as an OpenAI-compatible server
+``minillm batch``   run a JSONL file of prompts, resumable, with a budget
+``minillm costs``   what was spent, from a ledger
 
 A configuration problem (a missing key, an unknown provider) is one line
 naming what to set, and a non-zero exit -- never a traceback.
@@ -11,10 +13,14 @@ naming what to set, and a non-zero exit -- never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import Optional, Sequence, TextIO
+
+import attrs
 
 from ._version import __version__
 from .errors import MiniLLMError
@@ -23,6 +29,9 @@ __all__ = ["main"]
 
 #: The exit status of a run stopped with Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
+#: Where ``batch`` books and ``costs`` reads, unless told otherwise.
+LEDGER_ENV = "MINILLM_LEDGER"
+DEFAULT_LEDGER = "minillm-costs.db"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +77,37 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--engine", required=True, help="echo, ngram, or 'package.module:factory' for your own engine")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="the port (default 8000; 0 picks a free one)")
+
+    ledger_help = f"a SQLite file or a PostgreSQL URL (default: ${LEDGER_ENV}, else {DEFAULT_LEDGER})"
+    batch = commands.add_parser(
+        "batch",
+        help="run a JSONL file of prompts through a model",
+        description="Each input line is a prompt string or an object with 'prompt' (and 'id', 'system', "
+        "'max_tokens', 'temperature', 'meta'). Results are written in input order; every cost goes to the "
+        "ledger once. A journal records finished items, so running the same command again after a crash "
+        "sends (and pays for) only what was not finished.",
+    )
+    batch.add_argument("input", help="the prompts, one JSON value per line")
+    batch.add_argument("-o", "--output", required=True, help="where the results go (JSONL, in input order)")
+    batch.add_argument("--model", required=True, help="'provider/model-name'")
+    batch.add_argument("--workers", type=int, default=8, help="requests in flight at once (default 8)")
+    batch.add_argument("--attempts", type=int, default=2, help="tries per item (default 2)")
+    batch.add_argument("--journal", help="the journal file (default: OUTPUT.journal)")
+    batch.add_argument("--ledger", help=ledger_help)
+    batch.add_argument("--budget", metavar="USD", help="refuse items once this much has been spent in the ledger")
+    batch.add_argument("--price", metavar="IN,OUT", help="USD per million input and output tokens")
+    batch.add_argument("--base-url", help="the API root")
+    batch.add_argument("--max-tokens", type=int, help="the most tokens per answer (items may set their own)")
+    batch.add_argument("--system", help="a system prompt for every item that has none")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    costs = commands.add_parser(
+        "costs",
+        help="show what was spent, from a ledger",
+        description="Sum the known money in a ledger, grouped by model, by day or by a meta key.",
+    )
+    costs.add_argument("--ledger", help=ledger_help)
+    costs.add_argument("--by", default="model", help="model, day, or a meta key such as user_id (default: model)")
     return parser
 
 
@@ -85,6 +125,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _chat(args, sys.stdin, sys.stdout, sys.stderr)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "batch":
+            return _batch(args)
+        if args.command == "costs":
+            return _costs(args)
         parser.print_help()
         return 2
     except MiniLLMError as exc:
@@ -157,4 +201,91 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:  # the port is taken, say
         print(f"minillm: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _ledger(target: Optional[str]) -> object:
+    from .ledgers import open_ledger
+
+    return open_ledger(target or os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from . import batch
+    from .budget import Budget
+    from .client import Client
+    from .errors import InvalidArgumentError
+    from .ledgers import BaseLedger
+    from .pricing import TokenPrice
+
+    items = []
+    with open(args.input, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                raise InvalidArgumentError(f"{args.input}, line {number}: not JSON") from None
+            item = batch.BatchItem.of(value)
+            if item.system is None and args.system is not None:
+                item = attrs.evolve(item, system=args.system)
+            if item.max_tokens is None and args.max_tokens is not None:
+                item = attrs.evolve(item, max_tokens=args.max_tokens)
+            items.append(item)
+    ledger = _ledger(args.ledger)
+    assert isinstance(ledger, BaseLedger)
+    price = _price(args.price)
+    assert price is None or isinstance(price, TokenPrice)
+    budget = Budget(ledger, args.budget) if args.budget is not None else None
+    journal = batch.Journal(args.journal or args.output + ".journal", job=os.path.abspath(args.input))
+    with Client(args.model, base_url=args.base_url, price=price, on_cost=ledger) as client:
+        results = batch.run(
+            client,
+            items,
+            workers=args.workers,
+            budget=budget,
+            journal=journal,
+            attempts=args.attempts,
+            progress=not args.no_progress,
+        )
+        client.flush(timeout=30)
+    journal.close()
+    partial = args.output + ".partial"
+    with open(partial, "w", encoding="utf-8") as out:
+        for result in results:
+            out.write(json.dumps(result.to_dict(), default=str) + "\n")
+    os.replace(partial, args.output)  # a crash never leaves half a file
+    summary = batch.summarize(results)
+    unknown = f" ({summary['unknown']} with unknown cost)" if summary["unknown"] else ""
+    print(
+        f"minillm batch: {summary['items']} items, {summary['done']} done "
+        f"({summary['from_journal']} from the journal), {summary['failed']} failed; "
+        f"{summary['tokens']:,} tokens; ${summary['usd']}{unknown}",
+        file=sys.stderr,
+    )
+    return 0 if summary["failed"] == 0 else 1
+
+
+def _costs(args: argparse.Namespace) -> int:
+    from .ledgers import BaseLedger
+
+    ledger = _ledger(args.ledger)
+    assert isinstance(ledger, BaseLedger)
+    if args.by == "model":
+        totals = {str(k): v for k, v in ledger.totals_by_model().items()}
+    elif args.by == "day":
+        totals = {k.isoformat(): v for k, v in ledger.totals_by_day().items()}
+    else:
+        totals = {json.dumps(k) if not isinstance(k, str) else k: v for k, v in ledger.totals_by(args.by).items()}
+    unresolved = len(ledger.unresolved())
+    rows = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    width = max([len(args.by), 5, *(len(name) for name, _ in rows)])
+    print(f"{args.by:<{width}}  {'USD':>14}")
+    for name, usd in rows:
+        print(f"{name:<{width}}  {usd:>14}")
+    print(f"{'total':<{width}}  {ledger.total():>14}")
+    count = ledger.count
+    print(f"{count} bookings" + (f", {unresolved} of them with unknown money" if unresolved else ""))
+    ledger.close()
     return 0

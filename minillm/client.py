@@ -126,6 +126,10 @@ class Client:
         lookup: Optional[LookupPolicy] = None,
         budget: Optional[Budget] = None,
     ) -> None:
+        # What it takes to make this client again in another process
+        # (pickle). The key stays out: it lives only where repr hides it.
+        self._init_args = {name: value for name, value in locals().items() if name not in ("self", "api_key")}
+        self._explicit_key = api_key is not None
         provider, name = split_model(model)
         cls = adapter_class(provider, api, name)
         if price is not None and not isinstance(price, TokenPrice):
@@ -283,6 +287,19 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.model!r}, base_url={self.base_url!r})"
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # A client travels as its configuration (for process pools and
+        # cluster executors): connections, locks and pending look-ups stay.
+        # Its sink must be picklable too -- a durable ledger, not a Ledger --
+        # and a key given as api_key travels with it.
+        state = dict(self._init_args)
+        if self._explicit_key:
+            state["api_key"] = self._adapter.config.api_key
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     # -- one attempt on one client -------------------------------------------
 

@@ -190,7 +190,7 @@ def test_serve_on_a_taken_port_fails_with_one_line() -> None:
 # -- everywhere -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["--help"], ["demo", "--help"], ["chat", "--help"], ["serve", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], *([c, "--help"] for c in ("demo", "chat", "serve", "batch", "costs"))])
 def test_help_is_everywhere(args: List[str]) -> None:
     result = run(*args)
     assert result.returncode == 0 and "usage: minillm" in result.stdout

@@ -13,4 +13,12 @@ from .memory import Ledger
 from .postgres import PostgresLedger
 from .sqlite import SQLiteLedger
 
-__all__ = ["BaseLedger", "Ledger", "PostgresLedger", "SQLiteLedger"]
+__all__ = ["BaseLedger", "Ledger", "PostgresLedger", "SQLiteLedger", "open_ledger"]
+
+
+def open_ledger(target: str) -> BaseLedger:
+    """A durable ledger from one string: a PostgreSQL URL or connection
+    string (``postgresql://...``, ``host=... dbname=...``), else a SQLite file path."""
+    if target.startswith(("postgresql://", "postgres://")) or ("=" in target and "dbname" in target):
+        return PostgresLedger(target)
+    return SQLiteLedger(target)

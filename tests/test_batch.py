@@ -1,0 +1,415 @@
+"""Batch jobs: results in input order, per-item retries, budgets, a journal
+that makes a rerun skip (and never pay again for) finished items, any
+executor -- and the ``minillm batch`` and ``minillm costs`` commands,
+killed mid-run and run again."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import pytest
+
+import minillm
+from minillm.batch import BatchItem, BatchResult, Journal, run, summarize
+from minillm.testing import Hang, RecordedRequest, Reply, ScriptedServer, chat_completion, chat_stream, chat_usage
+
+from .test_cli import environment
+from .test_ledgers import cost
+
+PRICE = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="2")
+
+
+def prompt_of(request: RecordedRequest) -> str:
+    return str(request.json()["messages"][-1]["content"])
+
+
+def answering(server: ScriptedServer, special: Callable[[str], Any] = lambda prompt: None) -> None:
+    """Answer every chat request with its prompt upper-cased, 3 tokens in and
+    2 out -- unless ``special(prompt)`` returns a reply of its own."""
+
+    def handle(request: RecordedRequest) -> Reply:
+        prompt = prompt_of(request)
+        reply = special(prompt)
+        if reply is not None:
+            assert isinstance(reply, Reply)
+            return reply
+        if request.json().get("stream"):
+            return Reply.sse(chat_stream([prompt.upper()], usage=chat_usage(3, 2)))
+        return Reply.json(chat_completion(prompt.upper(), usage=chat_usage(3, 2)))
+
+    server.route("POST", "/chat/completions", handle)
+
+
+def client_for(server: ScriptedServer, sink: Any) -> minillm.Client:
+    # One attempt per call: the batch's own retries are what is tested.
+    return minillm.Client(
+        "openai/test-model",
+        base_url=server.url,
+        price=PRICE,
+        on_cost=sink,
+        retry=minillm.RetryPolicy(max_attempts=1),
+    )
+
+
+@pytest.fixture
+def answered(server: ScriptedServer) -> ScriptedServer:
+    answering(server)
+    return server
+
+
+# -- items ---------------------------------------------------------------------------
+
+
+def test_an_item_is_made_from_a_string_messages_or_a_dict() -> None:
+    assert BatchItem.of("hi") == BatchItem(prompt="hi")
+    messages = [{"role": "user", "content": "hi"}]
+    assert BatchItem.of(messages).prompt == messages
+    item = BatchItem.of({"prompt": "hi", "id": "a-1", "max_tokens": 9, "meta": {"user": 3}})
+    assert (item.id, item.max_tokens, item.meta) == ("a-1", 9, {"user": 3})
+    assert BatchItem.of(item) is item
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [({"id": 1}, "needs a 'prompt'"), ({"prompt": "x", "temprature": 1}, "unknown fields: \\['temprature'\\]")],
+)
+def test_an_item_that_cannot_be_sent_is_refused_before_anything_is(
+    value: Dict[str, Any], message: str, answered: ScriptedServer
+) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match=message):
+        run(client_for(answered, None), ["fine", value])
+    assert answered.requests == []
+
+
+@pytest.mark.parametrize("bad", [{"workers": 0}, {"workers": True}, {"attempts": 0}, {"attempts": 1.5}])
+def test_workers_and_attempts_must_be_positive_integers(bad: Dict[str, Any], answered: ScriptedServer) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match="must be a positive integer"):
+        run(client_for(answered, None), ["x"], **bad)
+    assert answered.requests == []
+
+
+def test_the_journal_key_changes_with_the_content_and_the_place() -> None:
+    item = BatchItem(prompt="hello")
+    assert item.key(0) == BatchItem(prompt="hello").key(0)
+    assert item.key(0) != item.key(1)
+    assert item.key(0) != BatchItem(prompt="hello", max_tokens=5).key(0)
+
+
+# -- running -------------------------------------------------------------------------
+
+
+def test_results_come_back_in_input_order_and_each_item_is_booked_once(answered: ScriptedServer) -> None:
+    ledger = minillm.Ledger()
+    prompts = [f"prompt number {n}" for n in range(40)]
+    results = run(client_for(answered, ledger), prompts, workers=8)
+    assert [r.index for r in results] == list(range(40))
+    assert [r.text for r in results] == [p.upper() for p in prompts]
+    assert all(r.ok and r.attempts == 1 and not r.from_journal for r in results)
+    assert sorted(meta["batch_item"] for _, meta in ledger.records) == list(range(40))
+    each = Decimal(3 * 1 + 2 * 2) / 1_000_000
+    assert ledger.total() == each * 40 == sum(r.cost.usd for r in results if r.cost and r.cost.usd)
+    summary = summarize(results)
+    assert summary == {
+        "items": 40,
+        "done": 40,
+        "from_journal": 0,
+        "failed": 0,
+        "tokens": 200,
+        "usd": each * 40,
+        "unknown": 0,
+    }
+
+
+def test_items_carry_their_own_id_options_and_meta(answered: ScriptedServer) -> None:
+    ledger = minillm.Ledger()
+    client = client_for(answered, ledger)
+    results = run(client, [{"prompt": "a", "id": "first", "system": "be brief", "max_tokens": 7, "meta": {"user": 1}}])
+    assert results[0].id == "first"
+    body = answered.requests[0].json()
+    assert body["max_tokens"] == 7 and body["messages"][0] == {"role": "system", "content": "be brief"}
+    assert ledger.records[0][1] == {"user": 1, "batch_item": 0}
+
+
+def test_an_item_that_fails_is_tried_again_and_the_others_go_on(server: ScriptedServer) -> None:
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def flaky(prompt: str) -> Any:
+        with lock:
+            seen[prompt] += 1
+            times = seen[prompt]
+        if prompt == "flaky" and times == 1:
+            return Reply.json({"error": {"message": "try later"}}, status=503)
+        if prompt == "broken":
+            return Reply.json({"error": {"message": "down"}}, status=500)
+        return None
+
+    answering(server, flaky)
+    ledger = minillm.Ledger()
+    results = run(client_for(server, ledger), ["ok", "flaky", "broken", "ok too"], attempts=3, workers=2)
+    assert [(r.ok, r.attempts) for r in results] == [(True, 1), (True, 2), (False, 3), (True, 1)]
+    assert results[2].error is not None and "ServerError" in results[2].error and results[2].text is None
+    assert seen["broken"] == 3 and seen["flaky"] == 2
+    assert ledger.count == 3  # failures booked nothing
+
+
+def test_an_error_another_try_would_meet_again_is_not_retried(server: ScriptedServer) -> None:
+    answering(server, lambda prompt: Reply.json({"error": {"message": "no such thing"}}, status=400))
+    results = run(client_for(server, None), ["a"], attempts=5)
+    assert results[0].attempts == 1 and results[0].error is not None and "BadRequestError" in results[0].error
+    assert len(server.requests) == 1
+
+
+def test_a_budget_refuses_the_items_that_do_not_fit_and_the_rest_complete(answered: ScriptedServer) -> None:
+    ledger = minillm.Ledger()
+    # each item holds its worst case (prompt estimate + 10 tokens out) and books 7 micro-dollars
+    budget = minillm.Budget(ledger, "0.0002")
+    prompts = [{"prompt": f"item {n}", "max_tokens": 10} for n in range(60)]
+    results = run(client_for(answered, ledger), prompts, workers=4, budget=budget)
+    refused = [r for r in results if not r.ok]
+    assert refused and all(r.error is not None and r.error.startswith("BudgetExceeded") for r in refused)
+    assert all(r.attempts == 1 for r in refused)
+    done = [r for r in results if r.ok]
+    assert done and ledger.count == len(done) == len(answered.requests)
+    assert ledger.total() <= Decimal("0.0002")
+
+
+def test_progress_is_reported_for_every_result(answered: ScriptedServer) -> None:
+    seen: List[BatchResult] = []
+    run(client_for(answered, None), ["a", "b", "c"], progress=seen.append)
+    assert sorted(r.index for r in seen) == [0, 1, 2]
+
+
+def test_the_progress_bar_shows_items_tokens_and_running_cost(
+    answered: ScriptedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("tqdm")
+    run(client_for(answered, minillm.Ledger()), ["a", "b"], progress=True)
+    bar = capsys.readouterr().err
+    assert "minillm batch" in bar and "2/2" in bar and "10 tokens" in bar and "$0.000014" in bar
+
+
+# -- the journal ---------------------------------------------------------------------
+
+
+def test_a_rerun_with_the_journal_sends_and_pays_only_for_what_did_not_finish(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    down = {"c"}
+    answering(server, lambda prompt: Reply.json({"error": {"message": "x"}}, status=500) if prompt in down else None)
+    ledger = minillm.Ledger()
+    client = client_for(server, ledger)
+    journal = Journal(tmp_path / "job.journal")
+    first = run(client, ["a", "b", "c", "d"], journal=journal, attempts=1)
+    assert [r.ok for r in first] == [True, True, False, True]
+    assert ledger.count == 3
+
+    down.clear()
+    sent = len(server.requests)
+    again = run(client, ["a", "b", "c", "d"], journal=journal)
+    assert [prompt_of(r) for r in server.requests[sent:]] == ["c"]
+    assert [r.text for r in again] == ["A", "B", "C", "D"]
+    assert [r.from_journal for r in again] == [True, True, False, True]
+    assert again[0].cost == first[0].cost and again[0].usage == first[0].usage
+    assert ledger.count == 4
+    journal.close()
+
+
+def test_the_journal_survives_its_process_and_tells_jobs_and_changed_items_apart(
+    answered: ScriptedServer, tmp_path: Path
+) -> None:
+    client = client_for(answered, None)
+    path = tmp_path / "shared.journal"
+    run(client, ["a", "b"], journal=Journal(path, job="one"))
+    sent = len(answered.requests)
+    results = run(client, ["a", "B"], journal=Journal(str(path), job="one"))
+    assert [r.from_journal for r in results] == [True, False]
+    results = run(client, ["a", "b"], journal=Journal(path, job="two"))
+    assert [r.from_journal for r in results] == [False, False]
+    assert len(answered.requests) == sent + 3
+
+
+def test_a_journal_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
+    with pytest.raises(minillm.LedgerError, match="cannot open the journal"):
+        Journal(tmp_path / "no" / "such" / "folder" / "job.journal")
+
+
+# -- other executors and processes ---------------------------------------------------
+
+
+def test_a_client_pickles_as_its_configuration_and_keeps_its_key_out_of_sight(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    server.reply(Reply.json(chat_completion("hi", usage=chat_usage(1, 1))))
+    ledger = minillm.SQLiteLedger(tmp_path / "costs.db")
+    client = minillm.Client(
+        "openai/test-model", base_url=server.url, api_key="sk-canary-pickle-1", price=PRICE, on_cost=ledger
+    )
+    copy = pickle.loads(pickle.dumps(client))
+    assert repr(copy) == repr(client) and "canary" not in repr(vars(copy))
+    copy.complete("hello")
+    assert server.requests[0].headers["authorization"] == "Bearer sk-canary-pickle-1"
+    assert ledger.count == 1
+
+
+def test_a_client_whose_key_came_from_the_environment_pickles_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-env-2")
+    state = minillm.Client("openai/gpt-4o").__getstate__()
+    assert "canary" not in repr(state)
+
+
+def test_a_process_pool_runs_the_job_with_a_budget_and_books_into_a_shared_sqlite_ledger(tmp_path: Path) -> None:
+    ledger = minillm.SQLiteLedger(tmp_path / "costs.db")
+    client = minillm.Client("local/echo", price=PRICE, on_cost=ledger)
+    prompts = [f"say {n}" for n in range(12)]
+    spawn = multiprocessing.get_context("spawn")  # fork from a threaded test process is unsafe
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+        results = run(client, prompts, executor=pool, budget=minillm.Budget(ledger, "1"))
+    assert [r.text for r in results] == prompts
+    assert ledger.count == 12
+    assert minillm.Budget(ledger, "1").spent() == ledger.total()  # every hold was replaced by its booking
+    assert sorted(meta["batch_item"] for _, meta in ledger.records) == list(range(12))
+    assert ledger.total() == sum(r.cost.usd for r in results if r.cost and r.cost.usd)
+
+
+# -- the commands --------------------------------------------------------------------
+
+
+def batch_command(*args: str) -> List[str]:
+    return [sys.executable, "-m", "minillm", "batch", *args]
+
+
+def write_input(path: Path, lines: List[Any]) -> None:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+
+
+def read_output(path: Path) -> List[Dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_batch_command_writes_results_in_order_and_a_summary(answered: ScriptedServer, tmp_path: Path) -> None:
+    source, out, costs = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "costs.db"
+    write_input(source, ["one", {"prompt": "two", "id": "second"}, "three"])
+    done = subprocess.run(
+        batch_command(
+            *(str(source), "-o", str(out), "--model", "openai/test-model", "--base-url", answered.url),
+            *("--price", "1,2", "--ledger", str(costs), "--no-progress", "--max-tokens", "50"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = read_output(out)
+    assert [(r["index"], r["id"], r["text"]) for r in rows] == [
+        (0, None, "ONE"),
+        (1, "second", "TWO"),
+        (2, None, "THREE"),
+    ]
+    assert rows[0]["cost"]["usd"] == "0.000007" and rows[0]["usage"]["total_tokens"] == 5
+    assert all(r.json()["max_tokens"] == 50 for r in answered.requests)
+    assert "3 items, 3 done (0 from the journal), 0 failed; 15 tokens; $0.000021" in done.stderr
+    assert minillm.SQLiteLedger(costs).count == 3
+
+
+def test_the_batch_command_names_a_bad_input_line(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('"fine"\n{not json\n', encoding="utf-8")
+    done = subprocess.run(
+        batch_command(str(source), "-o", str(tmp_path / "out.jsonl"), "--model", "local/echo"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(),
+    )
+    assert done.returncode == 1
+    assert "in.jsonl, line 2: not JSON" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_batch_killed_mid_run_and_run_again_pays_for_each_item_once(server: ScriptedServer, tmp_path: Path) -> None:
+    stuck = {"item 5", "item 6"}
+    answering(server, lambda prompt: Reply(body=(Hang(),)) if prompt in stuck else None)
+    source, out, costs = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "costs.db"
+    write_input(source, [f"item {n}" for n in range(10)])
+    command = batch_command(str(source), "-o", str(out), "--model", "openai/test-model", "--base-url", server.url)
+    command += ["--price", "1,2", "--ledger", str(costs), "--no-progress", "--workers", "2"]
+
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment())
+    try:
+        # Two workers take the items in order: once both hang on 5 and 6,
+        # items 0-4 are finished (each is journaled before its worker moves on).
+        assert server.wait_for_requests(7, timeout=30)
+        assert {prompt_of(r) for r in server.requests[5:7]} == stuck
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    assert not out.exists()  # no half-written output
+    assert minillm.SQLiteLedger(costs).count == 5
+
+    stuck.clear()
+    sent = len(server.requests)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment())
+    assert second.returncode == 0, second.stderr
+    assert sorted(prompt_of(r) for r in server.requests[sent:]) == [f"item {n}" for n in range(5, 10)]
+    assert [row["text"] for row in read_output(out)] == [f"ITEM {n}" for n in range(10)]
+    assert "10 items, 10 done (5 from the journal), 0 failed" in second.stderr
+    ledger = minillm.SQLiteLedger(costs)
+    assert sorted(meta["batch_item"] for _, meta in ledger.records) == list(range(10))
+    assert ledger.total() == Decimal("0.000007") * 10
+
+
+def test_the_costs_command_sums_a_ledger_by_model_day_and_meta_key(tmp_path: Path) -> None:
+    path = tmp_path / "costs.db"
+    ledger = minillm.SQLiteLedger(path)
+    for model, usd, user in [("m-1", "0.5", 1), ("m-2", "0.25", 2), ("m-1", "0.125", 2), ("m-2", None, 1)]:
+        ledger.record(cost(usd, model=model), {"user": user})
+    ledger.close()
+
+    def costs(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "minillm", "costs", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=environment(MINILLM_LEDGER=str(path)),
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    by_model = costs().splitlines()
+    assert by_model[0].split() == ["model", "USD"]
+    assert [line.split() for line in by_model[1:3]] == [["p/m-1", "0.625"], ["p/m-2", "0.25"]]
+    assert by_model[3].split() == ["total", "0.875"]
+    assert by_model[4] == "4 bookings, 1 of them with unknown money"
+    by_user = costs("--by", "user", "--ledger", str(path)).splitlines()
+    assert [line.split() for line in by_user[1:3]] == [["1", "0.5"], ["2", "0.375"]]
+    assert len(costs("--by", "day").splitlines()) == 4
+
+
+def test_minillm_batch_is_there_when_used_and_not_loaded_before() -> None:
+    code = "import sys, minillm; print('minillm.batch' in sys.modules, minillm.batch.run.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "run"]
+    with pytest.raises(AttributeError, match="no attribute 'batchy'"):
+        minillm.batchy  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_open_ledger_tells_a_postgres_target_from_a_file(tmp_path: Path, postgres_dsn: str) -> None:
+    from minillm.ledgers import open_ledger
+
+    assert isinstance(open_ledger(str(tmp_path / "costs.db")), minillm.SQLiteLedger)
+    assert isinstance(open_ledger(postgres_dsn), minillm.PostgresLedger)
+    assert isinstance(open_ledger("postgresql://user@db.invalid/costs"), minillm.PostgresLedger)  # not connected yet
