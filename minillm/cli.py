@@ -94,7 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--attempts", type=int, default=2, help="tries per item (default 2)")
     batch.add_argument("--journal", help="the journal file (default: OUTPUT.journal)")
     batch.add_argument("--ledger", help=ledger_help)
-    batch.add_argument("--budget", metavar="USD", help="refuse items once this much has been spent in the ledger")
+    batch.add_argument(
+        "--budget",
+        metavar="USD",
+        help="the most this job may spend, reruns included (its bookings carry meta batch_job=INPUT's path)",
+    )
     batch.add_argument("--price", metavar="IN,OUT", help="USD per million input and output tokens")
     batch.add_argument("--base-url", help="the API root")
     batch.add_argument("--max-tokens", type=int, help="the most tokens per answer (items may set their own)")
@@ -237,9 +241,12 @@ def _batch(args: argparse.Namespace) -> int:
     assert isinstance(ledger, BaseLedger)
     price = _price(args.price)
     assert price is None or isinstance(price, TokenPrice)
-    budget = Budget(ledger, args.budget) if args.budget is not None else None
-    journal = batch.Journal(args.journal or args.output + ".journal", job=os.path.abspath(args.input))
-    with Client(args.model, base_url=args.base_url, price=price, on_cost=ledger) as client:
+    # The job is its input file: a rerun is the same job, with the same
+    # journal entries and the same budget (what it spent before counts).
+    job = os.path.abspath(args.input)
+    budget = Budget(ledger, args.budget, key="batch_job") if args.budget is not None else None
+    journal = batch.Journal(args.journal or args.output + ".journal", job=job)
+    with Client(args.model, base_url=args.base_url, price=price, on_cost=ledger, meta={"batch_job": job}) as client:
         results = batch.run(
             client,
             items,

@@ -324,6 +324,35 @@ def test_the_batch_command_writes_results_in_order_and_a_summary(answered: Scrip
     assert minillm.SQLiteLedger(costs).count == 3
 
 
+def test_the_batch_command_budget_is_the_jobs_own_and_holds_across_reruns(
+    answered: ScriptedServer, tmp_path: Path
+) -> None:
+    source, out, costs = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "costs.db"
+    earlier = minillm.SQLiteLedger(costs)
+    earlier.record(cost("1.00"), {"user": "someone else"})  # far over the job's budget, but not the job's
+    earlier.close()
+    write_input(source, [f"item {n}" for n in range(10)])
+    command = batch_command(str(source), "-o", str(out), "--model", "openai/test-model", "--base-url", answered.url)
+    command += ["--price", "1,2", "--ledger", str(costs), "--no-progress", "--workers", "1", "--max-tokens", "5"]
+    command += ["--budget", "0.0001"]
+
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment())
+    assert first.returncode == 1  # some items were refused
+    rows = read_output(out)
+    done = [row for row in rows if row["error"] is None]
+    refused = [row for row in rows if row["error"] is not None]
+    assert done and refused and all(row["error"].startswith("BudgetExceeded") for row in refused), rows[0]
+    ledger = minillm.SQLiteLedger(costs)
+    job = {meta.get("batch_job") for _, meta in ledger.records} - {None}
+    assert job == {str(source.resolve())}
+    assert minillm.Budget(ledger, "1", key="batch_job").spent(str(source.resolve())) <= Decimal("0.0001")
+
+    sent = len(answered.requests)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment())
+    assert again.returncode == 1 and len(answered.requests) == sent  # what it spent before still counts
+    assert f"10 items, {len(done)} done ({len(done)} from the journal)" in again.stderr
+
+
 def test_the_batch_command_names_a_bad_input_line(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text('"fine"\n{not json\n', encoding="utf-8")
