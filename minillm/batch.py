@@ -22,6 +22,7 @@ import concurrent.futures
 import functools
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -47,6 +48,8 @@ from .models import CostInfo, Usage
 from .serialization import cost_from_dict, cost_to_dict
 
 __all__ = ["BatchItem", "BatchResult", "Journal", "run", "summarize"]
+
+log = logging.getLogger("minillm.batch")
 
 #: Errors that another attempt would meet again.
 _FINAL = (BudgetExceeded, ConfigurationError, InvalidArgumentError, BadRequestError, AuthenticationError)
@@ -282,15 +285,23 @@ def run(
     def arrived(index: int, future: concurrent.futures.Future[BatchResult]) -> None:
         # Runs where the future completes -- in a thread pool, on the worker
         # before it takes another item -- so the journal is never behind.
+        # An exception here would be swallowed by the executor and leave
+        # the item without a result: everything that may fail is caught.
         try:
             result = future.result()
         except Exception as exc:  # the executor itself failed the item
             result = BatchResult(index=index, id=items[index].id, error=f"{type(exc).__name__}: {exc}")
-        if journal is not None and result.ok:
-            journal.finish(keys[index], result)
         with lock:
             results[index] = result
-        report(result)
+        if journal is not None and result.ok:
+            try:
+                journal.finish(keys[index], result)
+            except LedgerError as exc:
+                log.error("item %d is done but could not be journaled (a rerun sends it again): %s", index, exc)
+        try:
+            report(result)
+        except Exception:
+            log.exception("the progress callback failed on item %d", index)
 
     owned = executor is None
     pool = executor or concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minillm-batch")

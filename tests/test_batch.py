@@ -448,3 +448,28 @@ def test_open_ledger_tells_a_postgres_target_from_a_file(tmp_path: Path, postgre
     assert isinstance(open_ledger(str(tmp_path / "costs.db")), minillm.SQLiteLedger)
     assert isinstance(open_ledger(postgres_dsn), minillm.PostgresLedger)
     assert isinstance(open_ledger("postgresql://user@db.invalid/costs"), minillm.PostgresLedger)  # not connected yet
+
+
+def test_a_progress_callback_that_raises_costs_no_result(
+    answered: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(result: BatchResult) -> None:
+        raise ValueError("the progress display broke")
+
+    results = run(client_for(answered, None), ["a", "b", "c"], progress=broken)
+    assert [r.text for r in results] == ["A", "B", "C"]
+    assert caplog.text.count("the progress callback failed") == 3
+
+
+def test_an_item_that_cannot_be_journaled_is_still_a_result_and_says_so(
+    answered: ScriptedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class FullDisk(Journal):
+        def finish(self, key: str, result: BatchResult) -> None:
+            raise minillm.LedgerError("disk full")
+
+    journal = FullDisk(tmp_path / "job.journal")
+    results = run(client_for(answered, None), ["a", "b"], journal=journal)
+    assert [r.text for r in results] == ["A", "B"]
+    assert "item 0 is done but could not be journaled (a rerun sends it again): disk full" in caplog.text
+    journal.close()
