@@ -17,10 +17,9 @@ from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optio
 from ..events import STREAM_DONE, Event, ProviderError, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
-from ..redaction import excerpt
 from ..request import ChatRequest
 from ..transport import HTTPRequest
-from .base import Adapter
+from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
 from .messages import Image, arguments_object, content_parts, split_system
 
 __all__ = ["AnthropicAdapter", "usage_from_anthropic"]
@@ -43,8 +42,6 @@ FINISH_REASONS: Dict[str, str] = {
 
 #: Errors worth sending the same request again for.
 RETRYABLE_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
-
-_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 
 def _count(value: Any) -> int:
@@ -305,27 +302,12 @@ class AnthropicAdapter(Adapter):
                     yield self.in_band_error(obj.get("error") or obj)
                     return
                 # ping and unknown events carry nothing
-            except _SHAPE_ERRORS as exc:
-                yield ProviderError(
-                    message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(data, 120)}",
-                    type="malformed",
-                )
+            except SHAPE_ERRORS as exc:
+                yield malformed_in_stream(exc, data)
                 return
 
-    def parse_body(self, data: Any) -> Iterator[Event]:
-        try:
-            events = list(self._body_events(data))
-        except _SHAPE_ERRORS as exc:
-            events = [
-                ProviderError(
-                    message=f"the response has an unexpected shape ({type(exc).__name__}: {exc})", type="malformed"
-                )
-            ]
-        return iter(events)
-
-    def _body_events(self, data: Any) -> Iterator[Event]:
-        if not isinstance(data, dict):
-            raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
+    def body_events(self, data: Any) -> Iterator[Event]:
+        require_object(data)
         if data.get("type") == "error" or "error" in data:
             yield self.in_band_error(data.get("error") or data)
             return

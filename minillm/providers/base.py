@@ -33,7 +33,16 @@ from ..request import ChatRequest
 from ..retry import RETRYABLE_STATUSES, parse_retry_after
 from ..transport import HTTPRequest, HTTPTransport, Transport
 
-__all__ = ["OVERFLOW_COUNTS", "OVERFLOW_MARKERS", "Adapter", "ProviderConfig", "overflow_counts"]
+__all__ = [
+    "OVERFLOW_COUNTS",
+    "OVERFLOW_MARKERS",
+    "SHAPE_ERRORS",
+    "Adapter",
+    "ProviderConfig",
+    "malformed_in_stream",
+    "overflow_counts",
+    "require_object",
+]
 
 #: Fragments of provider messages that mean "the prompt does not fit"
 #: (OpenAI, OpenRouter, Groq, DeepSeek, vLLM, Anthropic, Gemini, Ollama).
@@ -86,6 +95,24 @@ def overflow_counts(
         if match:
             return int(match.group("requested").replace(",", "")), int(match.group("limit").replace(",", ""))
     return None, None
+
+
+#: What reading JSON of an unexpected shape raises.
+SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def require_object(data: Any, what: str = "the body") -> Dict[str, Any]:
+    """``data`` if it is a JSON object; else a ``TypeError`` (a shape error)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{what} is a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def malformed_in_stream(exc: BaseException, data: Any) -> ProviderError:
+    """The error event for stream data of an unexpected shape."""
+    return ProviderError(
+        message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(data, 120)}", type="malformed"
+    )
 
 
 @attrs.frozen
@@ -159,9 +186,21 @@ class Adapter(abc.ABC):
     def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
         """Events from a streamed body, given as byte chunks split anywhere."""
 
-    @abc.abstractmethod
     def parse_body(self, data: Any) -> Iterator[Event]:
-        """Events from a parsed (JSON) non-streaming body."""
+        """Events from a parsed (JSON) non-streaming body: those of
+        :meth:`body_events`, or one ``malformed`` error when the body is
+        not of the shape the provider sends."""
+        try:
+            events = list(self.body_events(data))
+        except SHAPE_ERRORS as exc:
+            message = f"the response has an unexpected shape ({type(exc).__name__}: {exc})"
+            events = [ProviderError(message=message, type="malformed")]
+        return iter(events)
+
+    @abc.abstractmethod
+    def body_events(self, data: Any) -> Iterator[Event]:
+        """The events of a non-streaming body; may raise any of
+        :data:`SHAPE_ERRORS` on a body it cannot read."""
 
     def generation_id(self, headers: Mapping[str, str]) -> Optional[str]:
         """The generation id a provider puts in response headers, if any."""

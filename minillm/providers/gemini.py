@@ -17,18 +17,16 @@ import json
 import re
 from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
-from ..events import STREAM_DONE, Event, ProviderError, ReasoningDetail, ResponseInfo, ToolCallDelta
+from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
-from ..redaction import excerpt
 from ..request import ChatRequest
 from ..transport import HTTPRequest
-from .base import Adapter
+from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
 from .messages import Image, arguments_object, content_parts, split_system, text_of, tool_names
 
 __all__ = ["GeminiAdapter", "usage_from_gemini"]
 
-_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 FINISH_REASONS: Dict[str, str] = {
     "STOP": "stop",
@@ -281,38 +279,23 @@ class GeminiAdapter(Adapter):
                 continue
             try:
                 yield from decoder.chunk(json.loads(data))
-            except _SHAPE_ERRORS as exc:
-                yield ProviderError(
-                    message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(data, 120)}",
-                    type="malformed",
-                )
+            except SHAPE_ERRORS as exc:
+                yield malformed_in_stream(exc, data)
                 return
             if decoder.failed:
                 return
         yield from decoder.finish()
 
-    def parse_body(self, data: Any) -> Iterator[Event]:
+    def body_events(self, data: Any) -> Iterator[Event]:
         """A ``generateContent`` answer -- or a whole stream fetched without
         ``alt=sse``, which is a JSON array of chunks."""
         decoder = _Decoder(self)
-        events: List[Event] = []
-        try:
-            for chunk in data if isinstance(data, list) else [data]:
-                events.extend(decoder.chunk(chunk))
-                if decoder.failed:
-                    return iter(events)
-            events.extend(decoder.finish())
-        except _SHAPE_ERRORS as exc:
-            return iter(
-                [
-                    ProviderError(
-                        message=f"the response has an unexpected shape ({type(exc).__name__}: {exc})",
-                        type="malformed",
-                    )
-                ]
-            )
-        events.append(STREAM_DONE)
-        return iter(events)
+        for chunk in data if isinstance(data, list) else [data]:
+            yield from decoder.chunk(chunk)
+            if decoder.failed:
+                return
+        yield from decoder.finish()
+        yield STREAM_DONE
 
 
 class _Decoder:
@@ -334,8 +317,7 @@ class _Decoder:
         return f"gemini-{self.response_id or 'call'}-{self.calls}"
 
     def chunk(self, obj: Any) -> Iterator[Event]:
-        if not isinstance(obj, dict):
-            raise TypeError(f"a chunk is a JSON {type(obj).__name__}, not an object")
+        require_object(obj, "a chunk")
         if obj.get("error"):
             self.failed = True
             yield self.adapter.in_band_error(obj["error"])

@@ -14,18 +14,16 @@ import json
 from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..errors import InvalidArgumentError
-from ..events import STREAM_DONE, Event, ProviderError, ResponseInfo, ToolCallDelta
+from ..events import STREAM_DONE, Event, ResponseInfo, ToolCallDelta
 from ..framing import iter_ndjson
 from ..models import Chunk, Usage
-from ..redaction import excerpt
 from ..request import ChatRequest
 from ..transport import HTTPRequest
-from .base import Adapter
+from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
 from .messages import Image, arguments_object, content_parts, text_of, tool_names
 
 __all__ = ["OllamaAdapter", "ollama_host"]
 
-_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 FINISH_REASONS: Dict[str, str] = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 
@@ -145,9 +143,7 @@ class OllamaAdapter(Adapter):
         calls = 0
         for line in iter_ndjson(body):
             try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise TypeError(f"a line is a JSON {type(obj).__name__}, not an object")
+                obj = require_object(json.loads(line), "a line")
                 if "error" in obj:
                     yield self.in_band_error(obj["error"])
                     return
@@ -156,11 +152,8 @@ class OllamaAdapter(Adapter):
                     yield ResponseInfo(id=None, model=obj.get("model"))
                 events, calls = self._message(obj, calls)
                 yield from events
-            except _SHAPE_ERRORS as exc:
-                yield ProviderError(
-                    message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(line, 120)}",
-                    type="malformed",
-                )
+            except SHAPE_ERRORS as exc:
+                yield malformed_in_stream(exc, line)
                 return
 
     def _message(self, obj: Mapping[str, Any], calls: int) -> Tuple[List[Event], int]:
@@ -194,20 +187,11 @@ class OllamaAdapter(Adapter):
             events.append(STREAM_DONE)
         return events, calls
 
-    def parse_body(self, data: Any) -> Iterator[Event]:
-        try:
-            if not isinstance(data, dict):
-                raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
-            if "error" in data:
-                return iter([self.in_band_error(data["error"])])
-            events, _ = self._message({**data, "done": True}, 0)
-            return iter([ResponseInfo(id=None, model=data.get("model")), *events])
-        except _SHAPE_ERRORS as exc:
-            return iter(
-                [
-                    ProviderError(
-                        message=f"the response has an unexpected shape ({type(exc).__name__}: {exc})",
-                        type="malformed",
-                    )
-                ]
-            )
+    def body_events(self, data: Any) -> Iterator[Event]:
+        require_object(data)
+        if "error" in data:
+            yield self.in_band_error(data["error"])
+            return
+        events, _ = self._message({**data, "done": True}, 0)
+        yield ResponseInfo(id=None, model=data.get("model"))
+        yield from events

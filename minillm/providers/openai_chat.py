@@ -23,10 +23,9 @@ from ..events import STREAM_DONE, Event, ProviderError, ResponseInfo, ToolCallDe
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..pricing import to_decimal
-from ..redaction import excerpt
 from ..request import ChatRequest
 from ..transport import HTTPRequest
-from .base import Adapter, effort_for_budget
+from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
 
 __all__ = ["SERVERS", "ChatCompletionsAdapter", "ServerMemory", "usage_from_chat"]
 
@@ -50,8 +49,6 @@ FINISH_REASONS: Dict[str, str] = {
 
 _USD_TICKS = Decimal(10) ** 10  # xAI reports cost in 1e-10 USD "ticks"
 _EMPTY: Dict[str, Any] = {}
-#: What reading JSON of an unexpected shape raises.
-_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 
 def _count(value: Any) -> Optional[int]:
@@ -306,8 +303,8 @@ class ChatCompletionsAdapter(Adapter):
                 continue  # an empty data: line is legal SSE and says nothing
             try:
                 obj = loads(data)
-                if type(obj) is not dict:
-                    raise TypeError(f"a chunk is a JSON {type(obj).__name__}, not an object")
+                if type(obj) is not dict:  # checked inline: this runs once per token
+                    require_object(obj, "a chunk")
                 if obj.get("error") or frame.event == "error":
                     yield self.in_band_error(obj.get("error") or obj)
                     return
@@ -342,27 +339,12 @@ class ChatCompletionsAdapter(Adapter):
                         )
                 elif usage is not None:
                     yield Chunk("", "", None, usage)
-            except _SHAPE_ERRORS as exc:
-                yield ProviderError(
-                    message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(data, 120)}",
-                    type="malformed",
-                )
+            except SHAPE_ERRORS as exc:
+                yield malformed_in_stream(exc, data)
                 return
 
-    def parse_body(self, data: Any) -> Iterator[Event]:
-        try:
-            events = list(self._body_events(data))
-        except _SHAPE_ERRORS as exc:
-            events = [
-                ProviderError(
-                    message=f"the response has an unexpected shape ({type(exc).__name__}: {exc})", type="malformed"
-                )
-            ]
-        return iter(events)
-
-    def _body_events(self, data: Any) -> Iterator[Event]:
-        if not isinstance(data, dict):
-            raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
+    def body_events(self, data: Any) -> Iterator[Event]:
+        require_object(data)
         error = data.get("error")
         if error:
             yield self.in_band_error(error)

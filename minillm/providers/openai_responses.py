@@ -17,19 +17,17 @@ import json
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set
 
 from ..errors import InvalidArgumentError
-from ..events import STREAM_DONE, Event, ProviderError, ReasoningDetail, ResponseInfo, ToolCallDelta
+from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..pricing import to_decimal
-from ..redaction import excerpt
 from ..request import ChatRequest
 from ..transport import HTTPRequest
-from .base import Adapter, effort_for_budget
+from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
 from .messages import Image, content_parts, split_system, text_of
 
 __all__ = ["ResponsesAdapter", "usage_from_responses"]
 
-_SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 INCOMPLETE_REASONS: Dict[str, str] = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
@@ -257,11 +255,8 @@ class ResponsesAdapter(Adapter):
                     yield self.in_band_error(obj.get("error") if isinstance(obj.get("error"), dict) else obj)
                     return
                 # other events (content parts, *.done repeats, added parts) add nothing
-            except _SHAPE_ERRORS as exc:
-                yield ProviderError(
-                    message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(data, 120)}",
-                    type="malformed",
-                )
+            except SHAPE_ERRORS as exc:
+                yield malformed_in_stream(exc, data)
                 return
 
     def _item(self, item: Mapping[str, Any], output_index: Any, calls: _Calls) -> Iterator[Event]:
@@ -294,20 +289,8 @@ class ResponsesAdapter(Adapter):
         usage = response.get("usage")
         return usage_from_responses(usage) if isinstance(usage, dict) else None
 
-    def parse_body(self, data: Any) -> Iterator[Event]:
-        try:
-            events = list(self._body_events(data))
-        except _SHAPE_ERRORS as exc:
-            events = [
-                ProviderError(
-                    message=f"the response has an unexpected shape ({type(exc).__name__}: {exc})", type="malformed"
-                )
-            ]
-        return iter(events)
-
-    def _body_events(self, data: Any) -> Iterator[Event]:
-        if not isinstance(data, dict):
-            raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
+    def body_events(self, data: Any) -> Iterator[Event]:
+        require_object(data)
         if data.get("error"):
             yield self.in_band_error(data["error"])
             return
