@@ -26,13 +26,14 @@ import datetime
 import json
 import os
 import re
+import uuid
 import weakref
 from decimal import Decimal
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import attrs
 
-from ..errors import InvalidArgumentError
+from ..errors import BudgetExceeded, InvalidArgumentError
 from ..models import CostInfo
 
 __all__ = ["BaseLedger", "Scope", "meta_json", "model_label"]
@@ -165,8 +166,39 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def over_limit(spent: Decimal, amount: Decimal, limit: Decimal) -> bool:
-    return spent + amount > limit
+def check_within(spent: Decimal, amount: Decimal, limit: Decimal, scope: Scope) -> None:
+    """Refuse a hold of ``amount`` that would take ``scope`` past ``limit``.
+
+    :raises BudgetExceeded: with the figures.
+    """
+    if spent + amount > limit:
+        raise BudgetExceeded(
+            f"the budget of ${limit} for {scope.describe()} has ${spent} spent or held: "
+            f"a request that may cost ${amount} would pass it",
+            limit=limit,
+            spent=spent,
+            requested=amount,
+            key=scope.key,
+            value=scope.value,
+        )
+
+
+def booking_id_of(cost: CostInfo, ledger: str) -> str:
+    """The id a booking is recorded under (one is made for a cost built by
+    hand without one); a ``TypeError`` for anything but a ``CostInfo``."""
+    if not isinstance(cost, CostInfo):
+        raise TypeError(f"{ledger}.record expects a CostInfo, not {type(cost).__name__}")
+    return cost.booking_id or uuid.uuid4().hex
+
+
+def group_key(value: Any) -> Any:
+    """A meta value as a key of a totals dict: itself, or its ``repr``
+    when it cannot be one (a list, a dict)."""
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 def close_when_dropped(owner: object, connection: Any) -> None:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime
 import threading
 import time
-import uuid
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import attrs
 
-from ..errors import BudgetExceeded
 from ..models import CostInfo
-from .base import BaseLedger, Scope, model_label, over_limit, utc_now
+from .base import BaseLedger, Scope, booking_id_of, check_within, group_key, model_label, utc_now
 
 __all__ = ["Ledger"]
 
@@ -52,9 +50,7 @@ class Ledger(BaseLedger):
 
     def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
         """Book ``cost`` with a copy of ``meta`` (once per booking id)."""
-        if not isinstance(cost, CostInfo):
-            raise TypeError(f"Ledger.record expects a CostInfo, not {type(cost).__name__}")
-        booking_id = cost.booking_id or uuid.uuid4().hex
+        booking_id = booking_id_of(cost, "Ledger")
         with self._lock:
             if booking_id in self._ids:
                 return
@@ -90,7 +86,7 @@ class Ledger(BaseLedger):
         ``0`` (see :meth:`unresolved`). A value that cannot be a dict key is
         grouped by its ``repr``.
         """
-        return self._totals(lambda e: _hashable(e.meta.get(key)))
+        return self._totals(lambda e: group_key(e.meta.get(key)))
 
     def totals_by_model(self) -> Dict[str, Decimal]:
         """Known money per ``"provider/model"``."""
@@ -117,16 +113,7 @@ class Ledger(BaseLedger):
     ) -> Decimal:
         with self._lock:
             spent = self._spent(scope)
-            if over_limit(spent, amount, limit):
-                raise BudgetExceeded(
-                    f"the budget of ${limit} for {scope.describe()} has ${spent} spent or held: "
-                    f"a request that may cost ${amount} would pass it",
-                    limit=limit,
-                    spent=spent,
-                    requested=amount,
-                    key=scope.key,
-                    value=scope.value,
-                )
+            check_within(spent, amount, limit, scope)
             self._holds[hold_id] = _Hold(amount, dict(meta), time.time() + ttl)
             return spent
 
@@ -156,11 +143,3 @@ def _counted(entry: _Entry) -> Optional[Decimal]:
 
 def _sum(values: Iterable[Optional[Decimal]]) -> Decimal:
     return sum((v for v in values if v is not None), Decimal(0))
-
-
-def _hashable(value: Any) -> Any:
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value

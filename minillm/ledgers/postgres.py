@@ -16,14 +16,23 @@ import json
 import os
 import threading
 import time
-import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
-from ..errors import BudgetExceeded, ConfigurationError, LedgerError
+from ..errors import ConfigurationError, LedgerError
 from ..models import CostInfo
 from ..redaction import Redactor
-from .base import BaseLedger, Scope, check_meta_key, close_when_dropped, meta_json, over_limit, utc_now
+from .base import (
+    BaseLedger,
+    Scope,
+    booking_id_of,
+    check_meta_key,
+    check_within,
+    close_when_dropped,
+    group_key,
+    meta_json,
+    utc_now,
+)
 from .sql import BOOKING_COLUMNS, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,9 +165,7 @@ class PostgresLedger(BaseLedger):
     def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
         """Book ``cost`` with ``meta`` -- once per booking id, however often
         it is written -- replacing the budget's hold for it."""
-        if not isinstance(cost, CostInfo):
-            raise TypeError(f"PostgresLedger.record expects a CostInfo, not {type(cost).__name__}")
-        booking_id = cost.booking_id or uuid.uuid4().hex
+        booking_id = booking_id_of(cost, "PostgresLedger")
         values = booking_values(booking_id, cost, meta_json(meta or {}), money=lambda usd: usd)
         booked_at = utc_now()
 
@@ -193,7 +200,7 @@ class PostgresLedger(BaseLedger):
     def totals_by(self, key: str) -> Dict[Any, Decimal]:
         check_meta_key(key)
         rows = self._query("SELECT meta -> %s, sum(usd) FROM minillm_bookings WHERE usd IS NOT NULL GROUP BY 1", (key,))
-        return {_hashable(group): Decimal(total) for group, total in rows}
+        return {group_key(group): Decimal(total) for group, total in rows}
 
     def totals_by_model(self) -> Dict[str, Decimal]:
         rows = self._query(
@@ -219,16 +226,7 @@ class PostgresLedger(BaseLedger):
         def write(connection: psycopg.Connection[Any]) -> Decimal:
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (_HOLD_LOCK,))
             spent = self._spent(connection, scope)
-            if over_limit(spent, amount, limit):
-                raise BudgetExceeded(
-                    f"the budget of ${limit} for {scope.describe()} has ${spent} spent or held: "
-                    f"a request that may cost ${amount} would pass it",
-                    limit=limit,
-                    spent=spent,
-                    requested=amount,
-                    key=scope.key,
-                    value=scope.value,
-                )
+            check_within(spent, amount, limit, scope)
             connection.execute(
                 "INSERT INTO minillm_holds (hold_id, usd, meta, expires_at) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT (hold_id) DO UPDATE SET usd = excluded.usd, expires_at = excluded.expires_at",
@@ -280,14 +278,6 @@ class PostgresLedger(BaseLedger):
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self._redactor.scrub(self._dsn)!r})"
-
-
-def _hashable(value: Any) -> Any:
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
 
 
 def _secrets_of(dsn: str) -> List[Optional[str]]:

@@ -15,14 +15,22 @@ import datetime
 import os
 import threading
 import time
-import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from .._sqlite import open_shared, while_busy
-from ..errors import BudgetExceeded, LedgerError
+from ..errors import LedgerError
 from ..models import CostInfo
-from .base import BaseLedger, Scope, check_meta_key, close_when_dropped, meta_json, over_limit, utc_now
+from .base import (
+    BaseLedger,
+    Scope,
+    booking_id_of,
+    check_meta_key,
+    check_within,
+    close_when_dropped,
+    meta_json,
+    utc_now,
+)
 from .sql import BOOKING_COLUMNS, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -172,9 +180,7 @@ class SQLiteLedger(BaseLedger):
     def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
         """Book ``cost`` with ``meta`` -- once per booking id, however often
         it is written -- replacing the budget's hold for it."""
-        if not isinstance(cost, CostInfo):
-            raise TypeError(f"SQLiteLedger.record expects a CostInfo, not {type(cost).__name__}")
-        booking_id = cost.booking_id or uuid.uuid4().hex
+        booking_id = booking_id_of(cost, "SQLiteLedger")
         values = booking_values(booking_id, cost, meta_json(meta or {}))
         booked_at = utc_now().isoformat()
 
@@ -228,16 +234,7 @@ class SQLiteLedger(BaseLedger):
 
         def write(connection: sqlite3.Connection) -> Decimal:
             spent = self._spent(connection, scope)
-            if over_limit(spent, amount, limit):
-                raise BudgetExceeded(
-                    f"the budget of ${limit} for {scope.describe()} has ${spent} spent or held: "
-                    f"a request that may cost ${amount} would pass it",
-                    limit=limit,
-                    spent=spent,
-                    requested=amount,
-                    key=scope.key,
-                    value=scope.value,
-                )
+            check_within(spent, amount, limit, scope)
             connection.execute(
                 "INSERT OR REPLACE INTO minillm_holds (hold_id, usd, meta, expires_at) VALUES (?, ?, ?, ?)",
                 (hold_id, str(amount), meta_text, time.time() + ttl),

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
-from ...ledgers.base import meta_json, model_label
+from ...ledgers.base import group_key, meta_json, model_label
 from ...models import CostInfo
 
 __all__ = ["DjangoSink"]
@@ -63,7 +63,7 @@ class DjangoSink:
         return sum((usd for usd in self._all().values_list("usd", flat=True) if usd is not None), Decimal(0))
 
     def totals_by(self, key: str) -> Dict[Any, Decimal]:
-        return self._totals(lambda record: _hashable((record.meta or {}).get(key)))
+        return self._totals(lambda record: group_key((record.meta or {}).get(key)))
 
     def totals_by_model(self) -> Dict[str, Decimal]:
         return self._totals(lambda record: model_label(record.as_booking()[0]))
@@ -85,11 +85,3 @@ class DjangoSink:
 
     def __repr__(self) -> str:
         return f"DjangoSink(using={self.using!r})"
-
-
-def _hashable(value: Any) -> Any:
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
