@@ -18,7 +18,6 @@ from ..events import STREAM_DONE, Event, ProviderError, ReasoningDetail, Respons
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from ..transport import HTTPRequest
 from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
 from .messages import Image, arguments_object, content_parts, split_system
 
@@ -90,23 +89,13 @@ class AnthropicAdapter(Adapter):
 
     # -- requests ---------------------------------------------------------
 
-    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
-            "anthropic-version": API_VERSION,
-        }
-        if self.config.api_key:
-            headers["x-api-key"] = self.config.api_key
-        if request.extra_headers:
-            headers.update(request.extra_headers)
-        return HTTPRequest(
-            method="POST",
-            url=self.url("/v1/messages"),
-            headers=headers,
-            body=self.encode(self.body(request, stream=stream)),
-            stream=stream,
-        )
+    key_header = ("x-api-key", "{key}")
+
+    def path(self, request: ChatRequest, *, stream: bool) -> str:
+        return "/v1/messages"
+
+    def host_headers(self) -> Dict[str, str]:
+        return {"anthropic-version": API_VERSION}
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         system, turns = split_system(request.messages, request.system)

@@ -170,9 +170,44 @@ class Adapter(abc.ABC):
 
     # -- requests ---------------------------------------------------------
 
-    @abc.abstractmethod
+    #: the header that carries the key, and how (``{key}`` is the key)
+    key_header: ClassVar[Tuple[str, str]] = ("Authorization", "Bearer {key}")
+
     def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
-        """The HTTP request for ``request``."""
+        """The HTTP request for ``request``: a POST to :meth:`path` with
+        :meth:`headers` (then the caller's ``extra_headers``) and :meth:`body`."""
+        headers = self.headers(stream=stream)
+        if request.extra_headers:
+            headers.update(request.extra_headers)
+        return HTTPRequest(
+            method="POST",
+            url=self.url(self.path(request, stream=stream)),
+            headers=headers,
+            body=self.encode(self.body(request, stream=stream)),
+            stream=stream,
+        )
+
+    @abc.abstractmethod
+    def path(self, request: ChatRequest, *, stream: bool) -> str:
+        """The endpoint's path below the base URL."""
+
+    @abc.abstractmethod
+    def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
+        """The JSON body for ``request``."""
+
+    def headers(self, *, stream: bool) -> Dict[str, str]:
+        """JSON in, the stream's or JSON's media type accepted, the key in
+        :attr:`key_header`, and the host's own headers."""
+        headers = {"Content-Type": "application/json", "Accept": self.accept(stream=stream)}
+        if self.config.api_key:
+            name, form = self.key_header
+            headers[name] = form.format(key=self.config.api_key)
+        headers.update(self.host_headers())
+        return headers
+
+    def accept(self, *, stream: bool) -> str:
+        """The ``Accept`` header."""
+        return "text/event-stream" if stream else "application/json"
 
     def learn_from(self, error: APIError) -> bool:
         """Given an error that rejected a request, adjust how requests are

@@ -21,7 +21,6 @@ from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCall
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from ..transport import HTTPRequest
 from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
 from .messages import Image, arguments_object, content_parts, split_system, text_of, tool_names
 
@@ -134,26 +133,14 @@ class GeminiAdapter(Adapter):
 
     # -- requests ---------------------------------------------------------
 
-    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
-        model = request.model[len("models/") :] if request.model.startswith("models/") else request.model
-        action = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
-        }
-        if self.config.api_key:
-            headers["x-goog-api-key"] = self.config.api_key
-        if request.extra_headers:
-            headers.update(request.extra_headers)
-        return HTTPRequest(
-            method="POST",
-            url=self.url(f"/models/{model}{action}"),
-            headers=headers,
-            body=self.encode(self.body(request)),
-            stream=stream,
-        )
+    # The key only ever in a header, never in the URL.
+    key_header = ("x-goog-api-key", "{key}")
 
-    def body(self, request: ChatRequest) -> Dict[str, Any]:
+    def path(self, request: ChatRequest, *, stream: bool) -> str:
+        model = request.model[len("models/") :] if request.model.startswith("models/") else request.model
+        return f"/models/{model}" + (":streamGenerateContent?alt=sse" if stream else ":generateContent")
+
+    def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         system, turns = split_system(request.messages, request.system)
         body: Dict[str, Any] = {"contents": self.contents(turns)}
         if system:

@@ -18,7 +18,6 @@ from ..events import STREAM_DONE, Event, ResponseInfo, ToolCallDelta
 from ..framing import iter_ndjson
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from ..transport import HTTPRequest
 from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
 from .messages import Image, arguments_object, content_parts, text_of, tool_names
 
@@ -62,19 +61,11 @@ class OllamaAdapter(Adapter):
 
     # -- requests ---------------------------------------------------------
 
-    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
-        headers = {"Content-Type": "application/json", "Accept": "application/x-ndjson, application/json"}
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
-        if request.extra_headers:
-            headers.update(request.extra_headers)
-        return HTTPRequest(
-            method="POST",
-            url=self.url("/api/chat"),
-            headers=headers,
-            body=self.encode(self.body(request, stream=stream)),
-            stream=stream,
-        )
+    def path(self, request: ChatRequest, *, stream: bool) -> str:
+        return "/api/chat"
+
+    def accept(self, *, stream: bool) -> str:
+        return "application/x-ndjson, application/json"
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         messages = self.messages(request)

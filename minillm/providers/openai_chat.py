@@ -24,7 +24,6 @@ from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..pricing import to_decimal
 from ..request import ChatRequest
-from ..transport import HTTPRequest
 from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
 
 __all__ = ["SERVERS", "ChatCompletionsAdapter", "ServerMemory", "usage_from_chat"]
@@ -198,16 +197,6 @@ class ChatCompletionsAdapter(Adapter):
 
     # -- requests ---------------------------------------------------------
 
-    def headers(self, *, stream: bool) -> Dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
-        }
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
-        headers.update(self.host_headers())
-        return headers
-
     def thinking_options(self, budget: int) -> Dict[str, Any]:
         """Body fields asking for a reasoning budget of ``budget`` tokens.
 
@@ -246,17 +235,8 @@ class ChatCompletionsAdapter(Adapter):
             body.update(request.extra_body)
         return body
 
-    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
-        headers = self.headers(stream=stream)
-        if request.extra_headers:
-            headers.update(request.extra_headers)
-        return HTTPRequest(
-            method="POST",
-            url=self.url("/chat/completions"),
-            headers=headers,
-            body=self.encode(self.body(request, stream=stream)),
-            stream=stream,
-        )
+    def path(self, request: ChatRequest, *, stream: bool) -> str:
+        return "/chat/completions"
 
     def learn_from(self, error: APIError) -> bool:
         # Some compatible servers reject stream_options (400, or 422 from

@@ -22,7 +22,6 @@ from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..pricing import to_decimal
 from ..request import ChatRequest
-from ..transport import HTTPRequest
 from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
 from .messages import Image, content_parts, split_system, text_of
 
@@ -98,27 +97,8 @@ class ResponsesAdapter(Adapter):
 
     # -- requests ---------------------------------------------------------
 
-    def headers(self, *, stream: bool) -> Dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
-        }
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
-        headers.update(self.host_headers())
-        return headers
-
-    def build_request(self, request: ChatRequest, *, stream: bool) -> HTTPRequest:
-        headers = self.headers(stream=stream)
-        if request.extra_headers:
-            headers.update(request.extra_headers)
-        return HTTPRequest(
-            method="POST",
-            url=self.url("/responses"),
-            headers=headers,
-            body=self.encode(self.body(request, stream=stream)),
-            stream=stream,
-        )
+    def path(self, request: ChatRequest, *, stream: bool) -> str:
+        return "/responses"
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         if request.stop is not None:
