@@ -82,6 +82,16 @@ class Booking:
     #: identifies the booking (and the budget's hold) in durable ledgers
     id: str = attrs.field(factory=new_booking_id)
 
+    def unknown(self, response_id: Optional[str], cancelled: bool) -> CostInfo:
+        """This request's cost when nothing about its money is known."""
+        return unknown_cost(
+            model=self.model,
+            provider=self.provider,
+            response_id=response_id,
+            cancelled=cancelled,
+            booking_id=self.id,
+        )
+
 
 @attrs.frozen
 class Decision:
@@ -175,26 +185,13 @@ def decide(
         job = LookupJob(
             generation_id=lookup_id,
             fetch=lambda: fetch(lookup_id, cancelled),
-            fallback=unknown_cost(
-                model=booking.model,
-                provider=booking.provider,
-                response_id=lookup_id,
-                cancelled=cancelled,
-                booking_id=booking.id,
-            ),
+            fallback=booking.unknown(lookup_id, cancelled),
             book=book_later,
             owner=booking.owner,
             policy=booking.lookup_policy,
         )
         return Decision(booking, later=job)
-    cost = unknown_cost(
-        model=booking.model,
-        provider=booking.provider,
-        response_id=response_id,
-        cancelled=cancelled,
-        booking_id=booking.id,
-    )
-    return Decision(booking, now=cost)
+    return Decision(booking, now=booking.unknown(response_id, cancelled))
 
 
 def settle(

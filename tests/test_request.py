@@ -42,7 +42,8 @@ def test_malformed_messages_are_rejected_with_a_clear_error(messages: Any, match
 
 def test_an_assistant_turn_may_carry_only_tool_calls() -> None:
     calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
-    build_chat_request("m", [{"role": "assistant", "content": None, "tool_calls": calls}])
+    turn = {"role": "assistant", "content": None, "tool_calls": calls}
+    assert build_chat_request("m", [turn]).messages == (turn,)
 
 
 @pytest.mark.parametrize(
