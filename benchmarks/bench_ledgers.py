@@ -21,8 +21,8 @@ from decimal import Decimal
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from minillm import Budget, CostInfo, Ledger, PostgresLedger, Resolution, SQLiteLedger
+from minillm.accounting.ledgers import BaseLedger
 from minillm.ids import new_booking_id
-from minillm.ledgers import BaseLedger
 
 THREADS = (1, 8, 32)
 LIMIT = Decimal(10**9)

@@ -7,10 +7,10 @@ import time
 from typing import Dict, List
 
 from minillm import Ledger, LookupPolicy, TokenPrice
+from minillm.accounting.settlement import Booking, Ending, settle
 from minillm.accumulate import StreamState, accumulate
 from minillm.events import STREAM_DONE, ResponseInfo
 from minillm.models import Chunk, Usage
-from minillm.settlement import Booking, Ending, settle
 from minillm.streaming import TrackedStream, _no_errors, _StreamCore
 
 PRICE = TokenPrice("0.15", "0.60", cached_input_per_mtok="0.075")

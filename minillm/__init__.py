@@ -10,7 +10,10 @@ and does not import the HTTP or retry stack.
 import logging as _logging
 
 from ._version import __version__
-from .budget import Budget
+from .accounting.budget import Budget
+from .accounting.ledgers import Ledger, PostgresLedger, SQLiteLedger
+from .accounting.lookups import LookupPolicy
+from .accounting.pricing import TokenPrice
 from .cancellation import CancellationToken
 from .client import Client
 from .errors import (
@@ -31,10 +34,7 @@ from .errors import (
     ServerError,
     StreamError,
 )
-from .ledgers import Ledger, PostgresLedger, SQLiteLedger
-from .lookups import LookupPolicy
 from .models import Chunk, CostInfo, Resolution, Response, ToolCall, Usage
-from .pricing import TokenPrice
 from .retry import RetryPolicy
 from .streaming import TrackedStream
 from .timeouts import Timeout

@@ -31,8 +31,9 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import attrs
 
-from ._sqlite import open_shared, while_busy
-from .budget import Budget
+from .accounting._sqlite import open_shared, while_busy
+from .accounting.budget import Budget
+from .accounting.ledgers.base import close_when_dropped
 from .client import Client
 from .errors import (
     AuthenticationError,
@@ -43,7 +44,6 @@ from .errors import (
     LedgerError,
     MiniLLMError,
 )
-from .ledgers.base import close_when_dropped
 from .models import CostInfo, Usage
 from .serialization import cost_from_dict, cost_to_dict
 

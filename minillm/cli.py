@@ -145,8 +145,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _price(text: Optional[str]) -> Optional[object]:
     if text is None:
         return None
+    from .accounting.pricing import TokenPrice
     from .errors import ConfigurationError
-    from .pricing import TokenPrice
 
     parts = text.split(",")
     try:
@@ -158,9 +158,9 @@ def _price(text: Optional[str]) -> Optional[object]:
 
 
 def _chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    from .accounting.pricing import TokenPrice
     from .client import Client
     from .demo import cost_summary
-    from .pricing import TokenPrice
 
     price = _price(args.price)
     assert price is None or isinstance(price, TokenPrice)
@@ -209,18 +209,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _ledger(target: Optional[str]) -> object:
-    from .ledgers import open_ledger
+    from .accounting.ledgers import open_ledger
 
     return open_ledger(target or os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER)
 
 
 def _batch(args: argparse.Namespace) -> int:
     from . import batch
-    from .budget import Budget
+    from .accounting.budget import Budget
+    from .accounting.ledgers import BaseLedger
+    from .accounting.pricing import TokenPrice
     from .client import Client
     from .errors import InvalidArgumentError
-    from .ledgers import BaseLedger
-    from .pricing import TokenPrice
 
     items = []
     with open(args.input, encoding="utf-8") as lines:
@@ -275,7 +275,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _costs(args: argparse.Namespace) -> int:
-    from .ledgers import BaseLedger
+    from .accounting.ledgers import BaseLedger
 
     ledger = _ledger(args.ledger)
     assert isinstance(ledger, BaseLedger)

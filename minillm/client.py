@@ -3,7 +3,7 @@ registry, owns the transport, the retry policy and the sink, and turns
 calls into requests, responses and bookings.
 
 The client never touches wire formats (that is the adapter's job) and never
-decides what a request costs (that is :mod:`minillm.settlement`'s). It is
+decides what a request costs (that is :mod:`minillm.accounting.settlement`'s). It is
 safe to share between threads: its configuration is immutable, the
 transport pools connections for many threads, and all per-call state lives
 in per-call objects.
@@ -17,10 +17,14 @@ import os
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
+from .accounting.budget import Budget, worst_case
+from .accounting.catalog import catalog_price
+from .accounting.lookups import LookupPolicy, lookups
+from .accounting.pricing import TokenPrice, cost_from_usage
+from .accounting.settlement import Booking, Ending, release, settle
+from .accounting.sinks import CostSink, SinkFunction, as_sink
 from .accumulate import StreamState, accumulate
-from .budget import Budget, worst_case
 from .cancellation import CancellationToken
-from .catalog import catalog_price
 from .errors import (
     APIError,
     APITimeoutError,
@@ -36,21 +40,17 @@ from .errors import (
 )
 from .events import Event, ProviderError
 from .ids import new_booking_id
-from .lookups import LookupPolicy, lookups
 from .models import CostInfo, Response
-from .pricing import TokenPrice, cost_from_usage
 from .providers import Adapter, ProviderConfig, adapter_class, split_model
 from .providers.base import overflow_counts
 from .redaction import Redactor, excerpt
 from .request import ChatRequest, Messages, build_chat_request, request_options
 from .retry import RetryPolicy
 from .scheduler import Scheduler
-from .settlement import Booking, Ending, release, settle
-from .sinks import CostSink, SinkFunction, as_sink
 from .streaming import Opened, TrackedStream, _StreamCore
 from .thinktags import split_think_tags
 from .timeouts import Timeout
-from .transport import HTTPResponse, RequestInterruptedError, RequestSlot
+from .transports.http import HTTPResponse, RequestInterruptedError, RequestSlot
 
 __all__ = ["Client"]
 

@@ -14,11 +14,11 @@ import sys
 from decimal import Decimal
 from typing import TextIO
 
+from .accounting.ledgers import Ledger
+from .accounting.pricing import TokenPrice
 from .client import Client
 from .engines.ngram import NGramEngine
-from .ledgers import Ledger
 from .models import CostInfo
-from .pricing import TokenPrice
 from .serve.server import EngineServer
 
 __all__ = ["cost_summary", "run_demo"]

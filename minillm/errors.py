@@ -2,7 +2,7 @@
 
 Foreign exceptions (``requests``, ``urllib3``, ``json``) are translated into
 this tree in exactly two places -- when a request is sent and while its body
-is read (see :mod:`minillm.transport`) -- and chained with ``raise ... from``.
+is read (see :mod:`minillm.transports.http`) -- and chained with ``raise ... from``.
 HTTP statuses map to classes through one table, :data:`STATUS_ERRORS`::
 
     MiniLLMError

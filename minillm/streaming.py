@@ -27,13 +27,13 @@ import threading
 import weakref
 from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Set
 
+from .accounting.lookups import run_before_exit
+from .accounting.settlement import Booking, Ending, decide, release
 from .accumulate import StreamState, accumulate
 from .errors import MiniLLMError, StreamError
 from .events import Event, ProviderError
-from .lookups import run_before_exit
 from .models import Chunk, CostInfo, Response
-from .settlement import Booking, Ending, decide, release
-from .transport import HTTPResponse, RequestInterruptedError
+from .transports.http import HTTPResponse, RequestInterruptedError
 
 __all__ = ["TrackedStream"]
 

@@ -16,13 +16,14 @@ from decimal import Decimal
 from typing import Any, Dict, List
 
 import minillm
+from minillm.accounting.ledgers import BaseLedger
 
 
-def ledger_of(kind: str, target: str) -> minillm.ledgers.BaseLedger:
+def ledger_of(kind: str, target: str) -> BaseLedger:
     return minillm.SQLiteLedger(target) if kind == "sqlite" else minillm.PostgresLedger(target)
 
 
-def book(ledger: minillm.ledgers.BaseLedger, threads: int, count: int, tag: str) -> Dict[str, Any]:
+def book(ledger: BaseLedger, threads: int, count: int, tag: str) -> Dict[str, Any]:
     def work(n: int) -> None:
         for i in range(count):
             cost = minillm.CostInfo(
@@ -38,7 +39,7 @@ def book(ledger: minillm.ledgers.BaseLedger, threads: int, count: int, tag: str)
     return {"booked": threads * count}
 
 
-def spend(ledger: minillm.ledgers.BaseLedger, threads: int, count: int, tag: str, limit: str) -> Dict[str, Any]:
+def spend(ledger: BaseLedger, threads: int, count: int, tag: str, limit: str) -> Dict[str, Any]:
     budget = minillm.Budget(ledger, Decimal(limit), default_max_tokens=8)
     price = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="1")
     client = minillm.Client("local/echo", on_cost=ledger, price=price, budget=budget)

@@ -443,7 +443,7 @@ def test_minillm_batch_is_there_when_used_and_not_loaded_before() -> None:
 
 
 def test_open_ledger_tells_a_postgres_target_from_a_file(tmp_path: Path, postgres_dsn: str) -> None:
-    from minillm.ledgers import open_ledger
+    from minillm.accounting.ledgers import open_ledger
 
     assert isinstance(open_ledger(str(tmp_path / "costs.db")), minillm.SQLiteLedger)
     assert isinstance(open_ledger(postgres_dsn), minillm.PostgresLedger)

@@ -13,7 +13,8 @@ from typing import Any, Callable, Iterator, List
 import pytest
 
 import minillm
-from minillm.budget import estimate_prompt_tokens, worst_case
+from minillm.accounting.budget import estimate_prompt_tokens, worst_case
+from minillm.accounting.ledgers import BaseLedger
 from minillm.engines import Fail, ScriptedEngine, registered
 from minillm.request import build_chat_request
 from minillm.testing import Hang, Reply, ScriptedServer, chat_stream, chat_usage
@@ -30,7 +31,7 @@ def scripted() -> Iterator[ScriptedEngine]:
         yield engine
 
 
-def local(ledger: minillm.ledgers.BaseLedger, budget: minillm.Budget, model: str = "local/echo") -> minillm.Client:
+def local(ledger: BaseLedger, budget: minillm.Budget, model: str = "local/echo") -> minillm.Client:
     return minillm.Client(model, on_cost=ledger, price=PRICE, budget=budget, retry=minillm.RetryPolicy(max_attempts=1))
 
 
@@ -157,7 +158,7 @@ def test_bad_budgets_are_refused(tmp_path: Path) -> None:
         minillm.Client("local/echo", budget="10 dollars")  # type: ignore[arg-type]
 
 
-def hammer(make_ledger: Callable[[], minillm.ledgers.BaseLedger], limit: str, threads: int, calls: int) -> List[Any]:
+def hammer(make_ledger: Callable[[], BaseLedger], limit: str, threads: int, calls: int) -> List[Any]:
     ledger = make_ledger()
     budget = minillm.Budget(ledger, limit, default_max_tokens=8)
     client = minillm.Client("local/echo", on_cost=ledger, price=PRICE, budget=budget)
@@ -184,7 +185,7 @@ def hammer(make_ledger: Callable[[], minillm.ledgers.BaseLedger], limit: str, th
 def test_thirty_two_threads_never_pass_the_limit_by_more_than_one_worst_case(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    def make() -> minillm.ledgers.BaseLedger:
+    def make() -> BaseLedger:
         if kind == "memory":
             return minillm.Ledger()
         if kind == "sqlite":

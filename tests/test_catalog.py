@@ -11,8 +11,8 @@ import pytest
 import responses
 
 import minillm
-from minillm.catalog import catalog_price
-from minillm.pricing import cost_from_usage
+from minillm.accounting.catalog import catalog_price
+from minillm.accounting.pricing import cost_from_usage
 from minillm.testing import Reply, ScriptedServer, anthropic_stream
 
 genai_prices: Any = pytest.importorskip("genai_prices", reason="genai-prices (minillm[prices]) needs Python 3.11+")

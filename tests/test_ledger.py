@@ -10,8 +10,8 @@ import pytest
 
 import minillm
 from minillm import CostInfo, Resolution
+from minillm.accounting.sinks import as_sink, deliver
 from minillm.serialization import cost_from_dict, cost_to_dict, cost_to_json
-from minillm.sinks import as_sink, deliver
 
 PAID = CostInfo(usd=Decimal("0.25"), resolution=Resolution.RESOLVED, model="m", provider="p", prompt_tokens=3)
 UNKNOWN = CostInfo(resolution=Resolution.UNKNOWN, model="m", provider="p", response_id="gen-1", cancelled=True)

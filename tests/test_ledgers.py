@@ -17,8 +17,8 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 import minillm
-from minillm.ledgers import BaseLedger
-from minillm.ledgers.base import Scope
+from minillm.accounting.ledgers import BaseLedger
+from minillm.accounting.ledgers.base import Scope
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from typing import Callable, List, Optional
 import pytest
 
 from minillm import CostInfo, LookupPolicy, Resolution
-from minillm.lookups import LookupJob, LookupService
+from minillm.accounting.lookups import LookupJob, LookupService
 
 FOUND = CostInfo(usd=Decimal("0.01"), resolution=Resolution.RESOLVED, response_id="gen-1")
 UNKNOWN = CostInfo(resolution=Resolution.UNKNOWN, response_id="gen-1", provider="openrouter", model="m")
@@ -80,7 +80,7 @@ def test_a_job_that_never_finds_its_record_books_the_fallback_and_says_so(
 def test_backoff_grows_by_the_multiplier_up_to_the_cap_and_gives_up_at_the_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import minillm.lookups
+    import minillm.accounting.lookups
 
     class Clock:
         now = 1000.0
@@ -89,7 +89,7 @@ def test_backoff_grows_by_the_multiplier_up_to_the_cap_and_gives_up_at_the_timeo
             return self.now
 
     clock = Clock()
-    monkeypatch.setattr(minillm.lookups, "time", clock)
+    monkeypatch.setattr(minillm.accounting.lookups, "time", clock)
     service, booked = LookupService(), []  # type: ignore[var-annotated]
     attempts: List[float] = []
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from minillm import CostInfo, InvalidArgumentError, Resolution, TokenPrice, Usage
-from minillm.pricing import cost_from_usage, native_cost, to_decimal, unknown_cost
+from minillm.accounting.pricing import cost_from_usage, native_cost, to_decimal, unknown_cost
 
 
 @pytest.mark.parametrize(

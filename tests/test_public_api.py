@@ -67,16 +67,16 @@ def test_the_version_is_a_string() -> None:
 def test_the_api_reference_documents_exactly_the_public_names() -> None:
     import re
 
+    import minillm.accounting.ledgers
     import minillm.batch
     import minillm.contrib.django
     import minillm.engines
-    import minillm.ledgers
     import minillm.serve
     import minillm.testing
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "api.rst").read_text("utf-8")
     documented = set(re.findall(r"^\.\. auto(?:class|exception|function|data):: (\S+)", page, re.MULTILINE))
-    packages = [minillm, minillm.ledgers, minillm.batch, minillm.contrib.django]
+    packages = [minillm, minillm.accounting.ledgers, minillm.batch, minillm.contrib.django]
     packages += [minillm.engines, minillm.serve, minillm.testing]
     public = {
         f"{package.__name__}.{name}"
@@ -89,14 +89,14 @@ def test_the_api_reference_documents_exactly_the_public_names() -> None:
 
 
 def test_the_subpackages_export_exactly_their_public_attributes() -> None:
+    import minillm.accounting.ledgers
     import minillm.batch
     import minillm.contrib.django
     import minillm.engines
-    import minillm.ledgers
     import minillm.serve
     import minillm.testing
 
-    packages = (minillm.ledgers, minillm.contrib.django, minillm.engines, minillm.serve, minillm.testing)
+    packages = (minillm.accounting.ledgers, minillm.contrib.django, minillm.engines, minillm.serve, minillm.testing)
     for package in packages:
         public = {
             name

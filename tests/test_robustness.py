@@ -26,7 +26,7 @@ from minillm.testing import (
     chat_usage,
     sse,
 )
-from minillm.transport import _shutdown
+from minillm.transports.http import _shutdown
 
 from .conftest import finishes
 

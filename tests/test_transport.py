@@ -12,7 +12,7 @@ import minillm
 from minillm.errors import StreamTimeoutError
 from minillm.redaction import Redactor
 from minillm.testing import Drop, Gate, Hang, Pause, Reply, ScriptedServer, chat_chunk, chat_stream, chat_usage, sse
-from minillm.transport import HTTPRequest, HTTPTransport, endpoint_of
+from minillm.transports.http import HTTPRequest, HTTPTransport, endpoint_of
 
 from .conftest import finishes
 

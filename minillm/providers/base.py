@@ -31,7 +31,7 @@ from ..models import Usage
 from ..redaction import Redactor, excerpt
 from ..request import ChatRequest
 from ..retry import RETRYABLE_STATUSES, parse_retry_after
-from ..transport import HTTPRequest, HTTPTransport, Transport
+from ..transports.http import HTTPRequest, HTTPTransport, Transport
 
 __all__ = [
     "OVERFLOW_COUNTS",

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Dict, Tuple
 
 from ..redaction import Redactor
 from ..request import ChatRequest
-from ..transport import Transport
+from ..transports.http import Transport
 from .openai_chat import ChatCompletionsAdapter
 
 __all__ = ["LocalAdapter"]
@@ -31,7 +31,7 @@ class LocalAdapter(ChatCompletionsAdapter):
 
     def transport(self, redactor: Redactor) -> Transport:
         from ..engines.registry import get_engine
-        from ..serve.inprocess import InProcessTransport
+        from ..transports.inprocess import InProcessTransport
 
         name = self.config.model
         return InProcessTransport(get_engine(name), redactor=redactor, aliases=(name,))

@@ -18,11 +18,11 @@ import threading
 from decimal import Decimal
 from typing import Any, ClassVar, Dict, Iterable, Iterator, Optional, Set
 
+from ..accounting.pricing import to_decimal
 from ..errors import APIError
 from ..events import STREAM_DONE, Event, ProviderError, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
-from ..pricing import to_decimal
 from ..request import ChatRequest
 from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set
 
+from ..accounting.pricing import to_decimal
 from ..errors import InvalidArgumentError
 from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
-from ..pricing import to_decimal
 from ..request import ChatRequest
 from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
 from .messages import Image, content_parts, split_system, text_of

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Tuple
 
+from ..accounting.pricing import to_decimal
 from ..models import Usage
-from ..pricing import to_decimal
-from ..transport import HTTPRequest
+from ..transports.http import HTTPRequest
 from .base import ProviderConfig
 from .openai_chat import ChatCompletionsAdapter, _int
 from .openai_responses import ResponsesAdapter

@@ -3,7 +3,7 @@
 :class:`OpenAIApp` answers ``POST /v1/chat/completions`` (streaming, with
 usage in a final chunk when asked, and whole), ``GET /v1/models`` and
 ``GET /health`` for one engine. The HTTP server (:mod:`minillm.serve.server`)
-and the in-process transport (:mod:`minillm.serve.inprocess`) both put it to
+and the in-process transport (:mod:`minillm.transports.inprocess`) both put it to
 work, so ``local/<engine>`` and ``minillm serve`` answer the same bytes.
 
 The first output is pulled before the status is chosen, so a request that

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
-from ...ledgers.base import group_key, meta_json, model_label
+from ...accounting.ledgers.base import group_key, meta_json, model_label
 from ...models import CostInfo
 
 __all__ = ["DjangoSink"]

@@ -2,7 +2,7 @@
 
 :class:`InProcessTransport` hands each request to the same
 :class:`~minillm.serve.app.OpenAIApp` that ``minillm serve`` runs, and
-returns its answer as an :class:`~minillm.transport.HTTPResponse`, so a
+returns its answer as an :class:`~minillm.transports.http.HTTPResponse`, so a
 local engine goes through every step a remote model does -- the adapter,
 the framing, the fold, settlement -- except the socket.
 
@@ -22,8 +22,8 @@ from ..engines.base import Engine, GenerationContext
 from ..errors import APITimeoutError, StreamError, StreamTimeoutError
 from ..redaction import Redactor
 from ..scheduler import Scheduler
-from ..transport import HTTPRequest, HTTPResponse, RequestInterruptedError, RequestSlot, Transport, endpoint_of
-from .app import AppReply, OpenAIApp
+from ..serve.app import AppReply, OpenAIApp
+from .http import HTTPRequest, HTTPResponse, RequestInterruptedError, RequestSlot, Transport, endpoint_of
 
 __all__ = ["InProcessTransport"]
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import attrs
 
-from ..models import CostInfo
+from ...models import CostInfo
 from .base import BaseLedger, Scope, booking_id_of, check_within, group_key, model_label, utc_now
 
 __all__ = ["Ledger"]

@@ -26,9 +26,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import attrs
 
-from .errors import InvalidArgumentError
-from .models import CostInfo
-from .scheduler import DaemonPool, Scheduler
+from ..errors import InvalidArgumentError
+from ..models import CostInfo
+from ..scheduler import DaemonPool, Scheduler
 
 __all__ = ["LookupJob", "LookupPolicy", "LookupService", "lookups"]
 

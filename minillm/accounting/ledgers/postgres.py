@@ -19,9 +19,9 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
-from ..errors import ConfigurationError, LedgerError
-from ..models import CostInfo
-from ..redaction import Redactor
+from ...errors import ConfigurationError, LedgerError
+from ...models import CostInfo
+from ...redaction import Redactor
 from .base import (
     BaseLedger,
     Scope,

@@ -1,6 +1,6 @@
 """Maintained list prices: the third place money can come from.
 
-Resolution order (see :mod:`minillm.pricing`): the provider's own figure,
+Resolution order (see :mod:`minillm.accounting.pricing`): the provider's own figure,
 then the caller's :class:`~minillm.TokenPrice`, then this catalog, then
 ``UNPRICED``. The catalog is `genai-prices <https://github.com/pydantic/genai-prices>`_
 (``pip install "minillm[prices]"``, Python 3.11+): offline data bundled
@@ -21,11 +21,11 @@ import os
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
-from .models import Usage
+from ..models import Usage
 
 __all__ = ["CatalogPrice", "catalog_price"]
 
-log = logging.getLogger("minillm.pricing")
+log = logging.getLogger("minillm.accounting.pricing")
 
 #: Prices ``usage`` from the catalog: the USD, or None when the model is not in it.
 CatalogPrice = Callable[[Usage], Optional[Decimal]]

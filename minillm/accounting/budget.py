@@ -23,12 +23,12 @@ import math
 from decimal import Decimal
 from typing import Any, Dict, Mapping, Optional
 
+from ..errors import ConfigurationError, InvalidArgumentError
+from ..models import CostInfo, Usage
+from ..request import ChatRequest
 from .catalog import CatalogPrice
-from .errors import ConfigurationError, InvalidArgumentError
 from .ledgers.base import BaseLedger, Scope
-from .models import CostInfo, Usage
 from .pricing import TokenPrice, to_decimal
-from .request import ChatRequest
 from .sinks import SinkFunction, deliver
 
 __all__ = ["Budget", "estimate_prompt_tokens", "worst_case"]

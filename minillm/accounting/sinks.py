@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, Optional, Protocol, Union, runtime_checkable
 
-from .errors import ConfigurationError
-from .models import CostInfo
-from .serialization import cost_to_json
+from ..errors import ConfigurationError
+from ..models import CostInfo
+from ..serialization import cost_to_json
 
 __all__ = ["CostSink", "RecordingSink", "SinkFunction", "as_sink", "deliver"]
 

@@ -3,7 +3,7 @@
 :class:`Ledger` keeps bookings in memory; :class:`SQLiteLedger` in a file
 shared by threads and processes; :class:`PostgresLedger` in PostgreSQL, for
 fleets of workers on many machines. All answer the same queries and hold
-money for budgets the same way (see :mod:`minillm.ledgers.base`).
+money for budgets the same way (see :mod:`minillm.accounting.ledgers.base`).
 """
 
 from __future__ import annotations

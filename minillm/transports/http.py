@@ -3,7 +3,7 @@
 :class:`Transport` is the one seam between the client and the world: it
 sends an :class:`HTTPRequest` and returns an :class:`HTTPResponse` whose
 body has not been read yet. :class:`HTTPTransport` goes over the network;
-an in-process engine has its own transport (:mod:`minillm.serve.inprocess`)
+an in-process engine has its own transport (:mod:`minillm.transports.inprocess`)
 that answers the same requests without a socket.
 
 This is the only module that imports ``requests``. Foreign exceptions are
@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tu
 
 import attrs
 
-from ._version import __version__
-from .errors import (
+from .._version import __version__
+from ..errors import (
     APIConnectionError,
     APITimeoutError,
     ConfigurationError,
@@ -47,7 +47,7 @@ from .errors import (
     StreamError,
     StreamTimeoutError,
 )
-from .redaction import Redactor
+from ..redaction import Redactor
 
 if TYPE_CHECKING:  # pragma: no cover
     import socket
@@ -65,7 +65,7 @@ __all__ = [
     "endpoint_of",
 ]
 
-log = logging.getLogger("minillm.transport")
+log = logging.getLogger("minillm.transports.http")
 
 USER_AGENT = f"minillm/{__version__}"
 _READ_SIZE = 65536

@@ -4,7 +4,7 @@ and the rule that turns a :class:`~minillm.Usage` into a
 
 Resolution order: the provider's native cost, else tokens x the caller's
 :class:`TokenPrice`, else the maintained price catalog
-(:mod:`minillm.catalog`), else ``UNPRICED``. Floats never take part in
+(:mod:`minillm.accounting.catalog`), else ``UNPRICED``. Floats never take part in
 arithmetic: a JSON float is converted through its shortest ``repr``.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Callable, Optional
 
 import attrs
 
-from .errors import InvalidArgumentError
-from .models import CostInfo, Resolution, Usage
+from ..errors import InvalidArgumentError
+from ..models import CostInfo, Resolution, Usage
 
 __all__ = ["TokenPrice", "cost_from_usage", "native_cost", "to_decimal", "unknown_cost"]
 

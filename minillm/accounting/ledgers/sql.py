@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from ..models import CostInfo, Resolution
+from ...models import CostInfo, Resolution
 
 __all__ = ["BOOKING_COLUMNS", "booking_values", "cost_from_row"]
 

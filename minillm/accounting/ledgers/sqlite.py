@@ -18,9 +18,9 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
+from ...errors import LedgerError
+from ...models import CostInfo
 from .._sqlite import open_shared, while_busy
-from ..errors import LedgerError
-from ..models import CostInfo
 from .base import (
     BaseLedger,
     Scope,

@@ -29,11 +29,11 @@ from typing import Any, Callable, Dict, Optional, Protocol
 
 import attrs
 
-from .accumulate import StreamState
+from ..accumulate import StreamState
+from ..ids import new_booking_id
+from ..models import CostInfo
 from .catalog import CatalogPrice
-from .ids import new_booking_id
 from .lookups import LookupJob, LookupPolicy, lookups
-from .models import CostInfo
 from .pricing import TokenPrice, cost_from_usage, unknown_cost
 from .sinks import SinkFunction, deliver
 

@@ -33,8 +33,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import attrs
 
-from ..errors import BudgetExceeded, InvalidArgumentError
-from ..models import CostInfo
+from ...errors import BudgetExceeded, InvalidArgumentError
+from ...models import CostInfo
 
 __all__ = ["BaseLedger", "Scope", "meta_json", "model_label"]
 
