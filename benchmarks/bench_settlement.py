@@ -1,17 +1,23 @@
-"""The settlement path: what booking one finished stream costs, and a whole
-tracked stream's lifecycle without the network."""
+"""The settlement path: what booking one finished attempt costs, and a whole
+call -- request built, sent, read, folded, booked -- without the network."""
 
 from __future__ import annotations
 
 import time
-from typing import Dict, List
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import attrs
 
 from minillm import Ledger, LookupPolicy, TokenPrice
-from minillm.accounting.settlement import Booking, Ending, settle
+from minillm.accounting.pricing import Pricer
+from minillm.accounting.settlement import Booking, Outcome, decide
 from minillm.accumulate import StreamState, accumulate
+from minillm.cancellation import Stop
+from minillm.client import Client
 from minillm.events import STREAM_DONE, ResponseInfo
 from minillm.models import Chunk, Usage
-from minillm.streaming import TrackedStream, _no_errors, _StreamCore
+from minillm.testing import chat_stream, chat_usage
+from minillm.transports import Exchange, HTTPRequest, HTTPResponse, Transport
 
 PRICE = TokenPrice("0.15", "0.60", cached_input_per_mtok="0.075")
 #: A client makes its policy once and passes it to every booking.
@@ -32,40 +38,75 @@ def _finished_state() -> StreamState:
 
 
 def settle_only(rounds: int) -> float:
-    """Microseconds per settle(): the request's booking (with its id), then
-    price the usage, build the CostInfo, book it."""
+    """Microseconds per settlement: the attempt's booking (with its id), then
+    decide, price the usage, build the CostInfo, book it."""
     ledger = Ledger()
     meta = {"user_id": 7}
+    pricer = Pricer(PRICE)
     states = [_finished_state() for _ in range(rounds)]
     started = time.perf_counter()
     for state in states:
         booking = Booking(
-            provider="openai", model="bench", price=PRICE, sink=ledger.record, meta=meta, lookup_policy=LOOKUP
+            provider="openai", model="bench", pricer=pricer, sink=ledger.record, meta=meta, lookup_policy=LOOKUP
         )
-        settle(booking, state, Ending.COMPLETED, generation_id=None, on_booked=lambda cost: None)
+        decide(booking, Outcome.COMPLETED, state).carry_out()
     elapsed = time.perf_counter() - started
     assert ledger.count == rounds
     return elapsed / rounds * 1e6
 
 
-def stream_lifecycle(rounds: int) -> float:
-    """Microseconds per tracked stream: create, iterate 3 chunks, exit, book."""
+class _Canned(HTTPResponse):
+    """A response already in memory."""
+
+    def __init__(self, body: List[bytes]) -> None:
+        self.status = 200
+        self.headers = {"content-type": "text/event-stream"}
+        self.endpoint = "memory"
+        self._body = body
+
+    @property
+    def interrupted(self) -> Optional[Stop]:
+        return None
+
+    def interrupt(self, reason: Stop) -> bool:
+        return False
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        pass
+
+
+class _Memory(Transport):
+    """Answers every request with the same stream, without a socket."""
+
+    def __init__(self, body: List[bytes]) -> None:
+        self._body = body
+
+    def send(
+        self, request: HTTPRequest, *, timeouts: Tuple[float, float], exchange: Optional[Exchange] = None
+    ) -> HTTPResponse:
+        response = _Canned(self._body)
+        if exchange is not None:
+            exchange.mark_sent()
+            exchange.attach(response)
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def call_lifecycle(rounds: int) -> float:
+    """Microseconds per call: build and validate the request, open the call,
+    read and fold three chunks, leave the block, book -- everything but the socket."""
     ledger = Ledger()
-    usage = Usage(prompt_tokens=120, completion_tokens=40, total_tokens=160)
-    events: List[object] = [Chunk(text="Hel"), Chunk(text="lo"), Chunk(finish_reason="stop", usage=usage), STREAM_DONE]
+    client = Client("openai/bench", base_url="http://bench.invalid", api_key="k", price=PRICE, on_cost=ledger)
+    body = chat_stream(["Hel", "lo"], usage=chat_usage(120, 40))
+    client._routes = tuple(attrs.evolve(route, transport=_Memory(body)) for route in client._routes)
     started = time.perf_counter()
     for _ in range(rounds):
-        booking = Booking(
-            provider="openai", model="bench", price=PRICE, sink=ledger.record, meta={}, lookup_policy=LOOKUP
-        )
-        core = _StreamCore(
-            events=iter(events),  # type: ignore[arg-type]
-            booking=booking,
-            response=None,
-            generation_id=None,
-            to_error=_no_errors,
-        )
-        with TrackedStream(core, model="openai/bench") as stream:
+        with client.stream("Hi") as stream:
             for _chunk in stream:
                 pass
     elapsed = time.perf_counter() - started
@@ -75,10 +116,10 @@ def stream_lifecycle(rounds: int) -> float:
 
 def main(rounds: int = 20_000) -> Dict[str, float]:
     results = {
-        "settle() per stream (us)": min(settle_only(rounds) for _ in range(3)),
-        "whole tracked stream, no network (us)": min(stream_lifecycle(rounds) for _ in range(3)),
+        "settle one attempt (us)": min(settle_only(rounds) for _ in range(3)),
+        "whole call, no network (us)": min(call_lifecycle(rounds) for _ in range(3)),
     }
-    print(f"settlement ({rounds} streams, best of 3):")
+    print(f"settlement ({rounds} calls, best of 3):")
     for name, value in results.items():
         print(f"  {name:40s} {value:8.1f}")
     return results

@@ -20,6 +20,9 @@ class ThreadedServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    #: Room for many clients connecting at once: the default of 5 makes the
+    #: rest wait for SYN retransmits (a second or more) or be reset.
+    request_queue_size = 128
 
     def __init__(
         self,

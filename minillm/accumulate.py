@@ -71,6 +71,7 @@ class StreamState:
         "finish_reason",
         "id",
         "model",
+        "shared_parts",
         "text_parts",
         "thinking_parts",
         "usage",
@@ -82,6 +83,8 @@ class StreamState:
         #: appended to by the fold only
         self.text_parts = self._text.parts
         self.thinking_parts = self._thinking.parts
+        #: chunks that carried both text and thinking (one delta, two parts)
+        self.shared_parts = 0
         self._tool_calls: Dict[int, _ToolCallBuilder] = {}
         self._reasoning: List[Tuple[Any, Dict[str, Any]]] = []
         self.finish_reason: Optional[str] = None
@@ -105,6 +108,23 @@ class StreamState:
     def content_seen(self) -> bool:
         """Whether any output (text, thinking, a tool call) has arrived."""
         return bool(self.text_parts or self.thinking_parts or self._tool_calls)
+
+    @property
+    def output_deltas(self) -> int:
+        """How many pieces of output arrived (text, thinking, tool-call
+        arguments): a lower bound on the output tokens, since a provider
+        sends at least one token per delta."""
+        arguments = sum(len(builder.arguments) for builder in self._tool_calls.values())
+        return len(self.text_parts) + len(self.thinking_parts) - self.shared_parts + arguments
+
+    @property
+    def final_usage(self) -> Optional[Usage]:
+        """The provider's final usage, once the response said it is complete
+        (a finish reason or the terminal event); None while the usage seen
+        is a running count or a placeholder."""
+        if self.finish_reason is not None or self.done:
+            return self.usage
+        return None
 
     @property
     def is_terminal(self) -> bool:
@@ -152,7 +172,10 @@ def accumulate(state: StreamState, event: Event) -> None:
         chunk: Chunk = event  # type: ignore[assignment]
         if chunk.text:
             state.text_parts.append(chunk.text)
-        if chunk.thinking:
+            if chunk.thinking:
+                state.thinking_parts.append(chunk.thinking)
+                state.shared_parts += 1
+        elif chunk.thinking:
             state.thinking_parts.append(chunk.thinking)
         if chunk.finish_reason is not None:
             state.finish_reason = chunk.finish_reason

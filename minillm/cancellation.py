@@ -1,16 +1,36 @@
-"""Cooperative cancellation from any thread: :class:`CancellationToken`.
+"""Stopping a call from any thread: :class:`CancellationToken`, and
+:class:`Stop`, the reasons a call can be stopped before its end.
 
-A token passed as ``cancel=`` stops the stream it was given to -- also one
+A token passed as ``cancel=`` stops the call it was given to -- also one
 blocked waiting on the network, whose socket is shut down -- and a token
 cancelled before a request is sent prevents the request.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 from typing import Callable, List
 
-__all__ = ["CancellationToken"]
+__all__ = ["CancellationToken", "Stop"]
+
+
+class Stop(enum.Enum):
+    """Why a call was stopped before it ended on its own."""
+
+    #: the caller: ``cancel()``, a token's cancel, leaving the ``with`` block
+    #: early, ``close()``, a dropped stream, the interpreter's exit
+    CANCELLED = "cancelled"
+    #: the caller, through a token's ``pause()``
+    PAUSED = "paused"
+    #: the total deadline (``Timeout(total=)``) passed: a failure, not a choice
+    DEADLINE = "deadline"
+
+    @property
+    def by_caller(self) -> bool:
+        """Whether the caller chose to stop (the attempt is then *cancelled*, not *failed*)."""
+        return self is not Stop.DEADLINE
+
 
 RUNNING = "running"
 CANCELLED = "cancelled"
@@ -48,6 +68,11 @@ class CancellationToken:
     def pause(self) -> None:
         """Stop every stream this token was given to, recording a pause."""
         self._set(PAUSED)
+
+    @property
+    def stop(self) -> Stop:
+        """The :class:`Stop` this token's state means (``CANCELLED`` while running)."""
+        return Stop.PAUSED if self._disposition == PAUSED else Stop.CANCELLED
 
     def _set(self, disposition: str) -> None:
         with self._lock:

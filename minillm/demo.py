@@ -18,10 +18,10 @@ from .accounting.ledgers import Ledger
 from .accounting.pricing import TokenPrice
 from .client import Client
 from .engines.ngram import NGramEngine
-from .models import CostInfo
+from .models import CostInfo, Resolution
 from .serve.server import EngineServer
 
-__all__ = ["cost_summary", "run_demo"]
+__all__ = ["cost_summary", "format_usd", "run_demo"]
 
 PROMPT = "In a few sentences: what does minillm promise about cost?"
 
@@ -29,14 +29,25 @@ PROMPT = "In a few sentences: what does minillm promise about cost?"
 DEMO_PRICE = TokenPrice(input_per_mtok="0.80", output_per_mtok="4.00")
 
 
+def format_usd(usd: Decimal) -> str:
+    """Money for people: to the millionth of a dollar when that is exact,
+    else every digit -- a real but tiny cost never shows as ``$0.000000``."""
+    rounded = usd.quantize(Decimal("0.000001"))
+    return f"${rounded}" if rounded == usd else f"${usd.normalize():f}"
+
+
 def cost_summary(cost: CostInfo) -> str:
-    """One line: the tokens, the money (or why it is not known), how it was resolved."""
-    usd = "cost unknown" if cost.usd is None else f"${cost.usd.quantize(Decimal('0.000001'))}"
-    ended = ", cancelled" if cost.cancelled else ""
-    return (
-        f"{cost.prompt_tokens} prompt + {cost.completion_tokens} completion tokens"
-        f" = {usd} ({cost.resolution.value}{ended})"
-    )
+    """One line: the tokens, the money (or why it is not known), how it was
+    resolved. Figures of an attempt cut short before its final usage are
+    lower bounds, and say so."""
+    bound = "at least " if cost.resolution in (Resolution.PARTIAL, Resolution.UNKNOWN) else ""
+    tokens = f"{cost.prompt_tokens} prompt + {cost.completion_tokens} completion tokens"
+    if cost.resolution is Resolution.UNKNOWN and not (cost.prompt_tokens or cost.completion_tokens):
+        bound = tokens = ""
+    usd = "cost unknown" if cost.usd is None else f"{bound}{format_usd(cost.usd)}"
+    ended = ", cancelled" if cost.cancelled else ", failed" if cost.failed else ""
+    counted = f"{bound}{tokens} = " if tokens else ""
+    return f"{counted}{usd} ({cost.resolution.value}{ended})"
 
 
 def run_demo(out: TextIO = sys.stdout, *, delay: float = 0.03) -> Ledger:

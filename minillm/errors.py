@@ -23,11 +23,15 @@ HTTP statuses map to classes through one table, :data:`STATUS_ERRORS`::
     └── LedgerError                 a durable ledger could not be read or written
 
 A failure inside a stream that also has a more specific meaning is raised as
-a class that is both: an overflow reported in-band is a
-:class:`ContextOverflowError` *and* a :class:`StreamError`; a read timeout
-after the body started is an :class:`APITimeoutError` *and* a
-:class:`StreamError`. ``except StreamError`` therefore catches every failure
-that happened after output could have reached the caller.
+a class that is both: an error the provider reports inside the stream maps
+through the same tables as an HTTP error -- its numeric code, else its kind
+(:data:`KIND_STATUS`: ``rate_limit_error`` is a 429, ``overloaded_error`` a
+529) -- so an in-band rate limit is a :class:`RateLimitError` *and* a
+:class:`StreamError`, an in-band overflow a :class:`ContextOverflowError`
+*and* a :class:`StreamError`; a read timeout after the body started is an
+:class:`APITimeoutError` *and* a :class:`StreamError`. ``except StreamError``
+therefore catches every failure that happened after output could have
+reached the caller, and ``except RateLimitError`` every rate limit.
 
 No message, ``repr`` or attribute of these errors may carry an API key: they
 are built from text that has passed through :mod:`minillm.redaction`.
@@ -57,8 +61,11 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "StreamError",
+    "KIND_STATUS",
     "STATUS_ERRORS",
+    "STREAM_ERRORS",
     "error_class_for_status",
+    "status_for_kind",
 ]
 
 
@@ -184,12 +191,41 @@ class StreamTimeoutError(StreamError, APITimeoutError):
     """A read or total deadline passed after the body had started."""
 
 
-class StreamContextOverflowError(StreamError, ContextOverflowError):
-    """The provider reported a context overflow inside the stream."""
+class _InBandError(StreamError):
+    """An error the provider reported inside a response body: a
+    :class:`StreamError` that is also the :class:`APIError` its status means."""
 
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("status_code", None)
         super().__init__(message, **kwargs)
+
+
+class StreamAPIError(_InBandError, APIError):
+    """The provider reported an error inside the stream."""
+
+
+class StreamAuthenticationError(_InBandError, AuthenticationError):
+    """The provider reported an authentication error inside the stream."""
+
+
+class StreamNotFoundError(_InBandError, NotFoundError):
+    """The provider reported a missing model or resource inside the stream."""
+
+
+class StreamRateLimitError(_InBandError, RateLimitError):
+    """The provider reported a rate limit inside the stream."""
+
+
+class StreamBadRequestError(_InBandError, BadRequestError):
+    """The provider rejected the request inside the stream."""
+
+
+class StreamContextOverflowError(_InBandError, ContextOverflowError):
+    """The provider reported a context overflow inside the stream."""
+
+
+class StreamServerError(_InBandError, ServerError):
+    """The provider reported a failure or an overload inside the stream."""
 
 
 #: The one status -> class table. Statuses not listed fall back by range:
@@ -208,6 +244,48 @@ STATUS_ERRORS: Dict[int, Type[APIError]] = {
     504: ServerError,
     529: ServerError,
 }
+
+
+#: What the kind of an in-band error object (its ``type``) means, as an HTTP
+#: status: the same :data:`STATUS_ERRORS` then name its class.
+KIND_STATUS: Dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "api_error": 500,
+    "server_error": 500,
+    "service_unavailable": 503,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+#: The stream class of each error class: what an in-band error is raised as.
+STREAM_ERRORS: Dict[Type[APIError], Type[StreamError]] = {
+    APIError: StreamAPIError,
+    AuthenticationError: StreamAuthenticationError,
+    NotFoundError: StreamNotFoundError,
+    RateLimitError: StreamRateLimitError,
+    BadRequestError: StreamBadRequestError,
+    ContextOverflowError: StreamContextOverflowError,
+    ServerError: StreamServerError,
+}
+
+
+def status_for_kind(code: Any, kind: Any) -> Optional[int]:
+    """The HTTP status an in-band error stands for: its numeric ``code`` when
+    that is an error status, else what its ``kind`` means, else None."""
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
+        return code
+    if isinstance(code, str) and code.isdigit() and 400 <= int(code) < 600:
+        return int(code)
+    if isinstance(kind, str):
+        return KIND_STATUS.get(kind)
+    return None
 
 
 def error_class_for_status(status: int) -> Type[APIError]:

@@ -63,15 +63,17 @@ class StreamDone:
 class ProviderError:
     """An error the provider reported inside a response body.
 
-    ``overflow`` marks a context-length overflow; ``retryable`` says whether
-    the same request may succeed if sent again (an overload, say).
+    ``overflow`` marks a context-length overflow; ``status`` is the HTTP
+    status the error stands for (its numeric code, else what its kind means:
+    see :data:`minillm.errors.KIND_STATUS`), which decides its class and
+    whether sending the request again may help.
     """
 
     message: str
     code: Any = None
     type: Optional[str] = None
     overflow: bool = False
-    retryable: bool = False
+    status: Optional[int] = None
     body: Any = attrs.field(default=None, repr=False)
 
 

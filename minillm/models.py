@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import attrs
 
-__all__ = ["Chunk", "CostInfo", "Resolution", "Response", "ToolCall", "Usage"]
+__all__ = ["SOURCES", "Chunk", "CostInfo", "Resolution", "Response", "ToolCall", "Usage"]
 
 #: The normalised finish reasons.
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "cancelled", "paused", "error"})
@@ -73,34 +73,62 @@ class Chunk:
 
 
 class Resolution(str, enum.Enum):
-    """How much of a request's cost is known."""
+    """How much of an attempt's cost is known."""
 
-    #: The money is known (the provider's own figure, or tokens x price).
+    #: The money is known: the provider's final usage or its own figure.
     RESOLVED = "resolved"
+    #: A lower bound: the provider bills at least ``usd``, maybe more (the
+    #: attempt was cut short or failed before its final usage arrived).
+    PARTIAL = "partial"
     #: Token counts are known, but there is no price for them.
     UNPRICED = "unpriced"
-    #: Neither the money nor (reliably) the tokens are known.
+    #: The money is not known (the tokens, when given, are a lower bound).
     UNKNOWN = "unknown"
 
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def has_money(self) -> bool:
+        """Whether a booking of this resolution carries ``usd``."""
+        return self is Resolution.RESOLVED or self is Resolution.PARTIAL
+
+
+#: Where a booking's money figure came from.
+SOURCES = frozenset({"provider", "lookup", "price", "catalog"})
+
 
 def _check_usd(instance: CostInfo, attribute: Any, value: Optional[Decimal]) -> None:
     if value is not None and not isinstance(value, Decimal):
         raise TypeError(f"CostInfo.usd must be a Decimal or None, not {type(value).__name__}")
-    if (value is None) == (instance.resolution is Resolution.RESOLVED):
+    if (value is None) == instance.resolution.has_money:
         raise ValueError(
-            f"CostInfo.usd is {value!r} but resolution is {instance.resolution.value}: only RESOLVED costs carry money"
+            f"CostInfo.usd is {value!r} but resolution is {instance.resolution.value}: "
+            "RESOLVED and PARTIAL costs carry money, the others never do"
         )
+
+
+def _check_source(instance: CostInfo, attribute: Any, value: Optional[str]) -> None:
+    if value is None:
+        return
+    if value not in SOURCES:
+        raise ValueError(f"CostInfo.source must be one of {', '.join(sorted(SOURCES))} or None, not {value!r}")
+    if instance.usd is None:
+        raise ValueError("CostInfo.source names where money came from: a cost without money has none")
+
+
+def _check_attempt(instance: CostInfo, attribute: Any, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"CostInfo.attempt is 1-based, not {value!r}")
 
 
 @attrs.frozen(kw_only=True)
 class CostInfo:
-    """What one request cost, as booked to the sink.
+    """What one attempt cost, as booked to the sink.
 
-    ``usd`` is a ``Decimal`` when ``resolution`` is ``RESOLVED`` and None
-    otherwise -- unknown money is never a fake ``0``.
+    ``usd`` is a ``Decimal`` when ``resolution`` is ``RESOLVED`` (exact) or
+    ``PARTIAL`` (a lower bound), and None otherwise -- unknown money is never
+    a fake ``0``.
     """
 
     usd: Optional[Decimal] = attrs.field(default=None, validator=_check_usd)
@@ -114,11 +142,27 @@ class CostInfo:
     provider: str = ""
     response_id: Optional[str] = None
     byok: bool = False
-    #: The stream ended early (cancelled, broken out of, abandoned).
+    #: The caller stopped the attempt early (cancelled, broken out of, abandoned).
     cancelled: bool = False
+    #: The attempt failed after it may have been billed.
+    failed: bool = False
+    #: This send's number among all of its request's sends (1-based; retries
+    #: and fallbacks count, billed or not).
+    attempt: int = attrs.field(default=1, validator=_check_attempt)
+    #: Where ``usd`` came from: ``"provider"`` (its own figure in the
+    #: response), ``"lookup"`` (an out-of-band look-up), ``"price"`` (the
+    #: caller's :class:`~minillm.TokenPrice`), ``"catalog"`` (the maintained
+    #: price catalog); None without money.
+    source: Optional[str] = attrs.field(default=None, validator=_check_source)
     #: Identifies this booking: a durable ledger records it once however
     #: often it is delivered. Not part of equality.
     booking_id: Optional[str] = attrs.field(default=None, eq=False)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Every field as JSON-ready data (money as a decimal string)."""
+        from .serialization import cost_to_dict
+
+        return cost_to_dict(self)
 
 
 @attrs.define(eq=False)

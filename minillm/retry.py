@@ -4,10 +4,11 @@ What is retried: connection errors, timeouts before the first byte, the
 statuses in :data:`RETRYABLE_STATUSES`, and errors a provider reports inside
 a response before any output -- an Anthropic ``overloaded_error``, an
 OpenRouter ``error`` frame, Groq's ``event: error``, or an error object in a
-200 body. A stream hit by such an error sends its request again and carries
-on reading the new response, invisibly to the caller (:meth:`RetryPolicy.resume`);
-the failed attempt books nothing. Nothing is retried once any output has
-reached the caller: that is a :class:`~minillm.StreamError` with
+200 body -- whose status (from their code or kind) is one of those. A
+stream hit by such an error sends its request again and carries on reading
+the new response, invisibly to the caller; the failed attempt is booked
+like any other that may have been billed. Nothing is retried once any
+output has reached the caller: that is a :class:`~minillm.StreamError` with
 ``.partial_text``.
 
 How long to wait: the provider's own hint (``retry-after-ms``, then
@@ -107,8 +108,12 @@ class RetryPolicy:
     sleep: Callable[[float], None] = attrs.field(default=time.sleep, kw_only=True, eq=False, repr=False)
 
     def should_retry(self, exc: BaseException) -> bool:
-        """Whether ``exc`` (raised before the body began) is worth another attempt."""
-        if isinstance(exc, StreamError):
+        """Whether ``exc`` is worth another attempt: a connection error or a
+        timeout before the body, or a retryable status -- an HTTP error's, or
+        that of an error the provider reported inside the body before any
+        output (the caller only asks then). A failure while reading a body
+        (a dropped connection, a timeout) is never retried."""
+        if isinstance(exc, StreamError) and not isinstance(exc, APIError):
             return False
         if isinstance(exc, APIConnectionError):
             return True
@@ -134,13 +139,20 @@ class RetryPolicy:
         self,
         fn: Callable[[], T],
         *,
+        attempts: Optional[Callable[[], int]] = None,
+        failed: Optional[BaseException] = None,
         deadline: Optional[float] = None,
         on_retry: Optional[Callable[[int, BaseException, float], None]] = None,
         wake: Optional[threading.Event] = None,
-        attempts_made: int = 0,
     ) -> T:
-        """Run ``fn`` under this policy and return its result.
+        """Run ``fn`` under this policy and return its result: the one retry loop.
 
+        :param attempts: how many attempts have been made so far (they count
+            against ``max_attempts``; default: the attempts of this loop).
+        :param failed: the error that ended the last attempt, when the loop
+            carries on after one made elsewhere (a retryable error reported
+            inside a response before any output): it is waited after as if
+            ``fn`` had just raised it.
         :param deadline: a ``time.monotonic()`` instant; no retry is started
             whose wait would end after it.
         :param on_retry: called as ``on_retry(attempt, exc, delay)`` before
@@ -148,11 +160,21 @@ class RetryPolicy:
         :param wake: an event that ends a backoff early (a cancellation);
             used with the default sleep -- an injected ``sleep`` is trusted
             to do its own waiting.
-        :param attempts_made: attempts of the same request already spent
-            (see :meth:`resume`): they count against ``max_attempts``.
-        :raises: the last attempt's own minillm error.
+        :raises: the last attempt's own error.
         """
         import tenacity
+
+        pending = [failed]
+
+        def attempt() -> T:
+            error = pending[0]
+            if error is not None:
+                pending[0] = None
+                raise error
+            return fn()
+
+        def made(state: tenacity.RetryCallState) -> int:
+            return attempts() if attempts is not None else state.attempt_number
 
         # One delay per failed attempt, drawn once (it has jitter) and shared
         # by wait, stop and before_sleep -- whichever order the installed
@@ -160,21 +182,21 @@ class RetryPolicy:
         delays: Dict[int, float] = {}
 
         def wait(state: tenacity.RetryCallState) -> float:
-            attempt = state.attempt_number + attempts_made
-            if attempt not in delays:
+            number = made(state)
+            if number not in delays:
                 exc = state.outcome.exception() if state.outcome else None
-                delays[attempt] = self.delay(attempt, exc)
-            return delays[attempt]
+                delays[number] = self.delay(number, exc)
+            return delays[number]
 
         def stop(state: tenacity.RetryCallState) -> bool:
-            if state.attempt_number + attempts_made >= self.max_attempts:
+            if made(state) >= self.max_attempts:
                 return True
             return deadline is not None and time.monotonic() + wait(state) >= deadline
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             if on_retry is not None and exc is not None:
-                on_retry(state.attempt_number + attempts_made, exc, wait(state))
+                on_retry(made(state), exc, wait(state))
 
         retrying = tenacity.Retrying(
             stop=stop,
@@ -184,35 +206,7 @@ class RetryPolicy:
             sleep=lambda seconds: self._pause(seconds, wake),
             before_sleep=before_sleep,
         )
-        return retrying(fn)
-
-    def resume(
-        self,
-        fn: Callable[[], T],
-        *,
-        failed: int,
-        error: BaseException,
-        deadline: Optional[float] = None,
-        on_retry: Optional[Callable[[int, BaseException, float], None]] = None,
-        wake: Optional[threading.Event] = None,
-    ) -> T:
-        """Carry on after attempt number ``failed`` ended in ``error``
-        outside :meth:`call` -- a retryable error that the provider reported
-        inside a response body, before any output reached the caller.
-
-        Waits as :meth:`call` would have, then runs ``fn`` under the policy
-        with the attempts left.
-
-        :raises: ``error`` itself when no attempt is left or the wait would
-            pass ``deadline``; else as :meth:`call`.
-        """
-        wait = self.delay(failed, error)
-        if failed >= self.max_attempts or (deadline is not None and time.monotonic() + wait >= deadline):
-            raise error
-        if on_retry is not None:
-            on_retry(failed, error, wait)
-        self._pause(wait, wake)
-        return self.call(fn, deadline=deadline, on_retry=on_retry, wake=wake, attempts_made=failed)
+        return retrying(attempt)
 
     def _pause(self, seconds: float, wake: Optional[threading.Event]) -> None:
         # The default sleep waits on ``wake`` so a cancellation ends it

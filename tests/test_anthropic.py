@@ -143,21 +143,35 @@ def test_complete_reads_the_message_body(
     assert ledger.count == 1
 
 
-def test_an_overloaded_error_in_the_stream_is_a_retryable_stream_error_that_books_nothing(
+def test_an_overloaded_error_after_output_is_a_server_error_and_a_stream_error_booked_as_failed(
     server: ScriptedServer, claude: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
     overloaded = {"type": "error", "error": {"details": None, "type": "overloaded_error", "message": "Overloaded"}}
     server.reply(Reply.sse([*anthropic_stream(["par"], done=False)[:4], sse(overloaded, event="error")]))
     with pytest.raises(minillm.StreamError, match="Overloaded") as caught:
-        with claude().stream("Hi") as stream:
+        with claude(price=PRICE).stream("Hi") as stream:
             list(stream)
+    assert isinstance(caught.value, minillm.ServerError) and caught.value.status_code == 529
     assert caught.value.partial_text == "par"
-    assert ledger.count == 0
+    ((cost, _),) = ledger.records
+    assert cost.failed and cost.resolution is Resolution.PARTIAL
     from minillm.providers import PROVIDERS, ProviderConfig
 
     adapter = PROVIDERS["anthropic"](ProviderConfig(provider="anthropic", model="m", base_url="http://x"))
-    assert adapter.in_band_error(overloaded["error"]).retryable
-    assert not adapter.in_band_error({"type": "invalid_request_error", "message": "bad"}).retryable
+    assert adapter.in_band_error(overloaded["error"]).status == 529
+    assert adapter.in_band_error({"type": "rate_limit_error", "message": "slow"}).status == 429
+    assert adapter.in_band_error({"type": "invalid_request_error", "message": "bad"}).status == 400
+
+
+def test_an_in_band_rate_limit_is_a_rate_limit_error_and_a_stream_error(
+    server: ScriptedServer, claude: Callable[..., minillm.Client]
+) -> None:
+    limited = {"type": "error", "error": {"type": "rate_limit_error", "message": "Number of requests exceeded"}}
+    server.reply(Reply.sse([*anthropic_stream(["par"], done=False)[:4], sse(limited, event="error")]))
+    with pytest.raises(minillm.RateLimitError) as caught:
+        with claude().stream("Hi") as stream:
+            list(stream)
+    assert isinstance(caught.value, minillm.StreamError) and caught.value.status_code == 429
 
 
 def test_a_prompt_too_long_is_a_context_overflow_with_its_counts(
@@ -190,7 +204,22 @@ def test_a_stream_cancelled_after_message_start_books_the_input_usage_seen(
         next(iter(stream))
     cost = ledger.records[0][0]
     assert (cost.prompt_tokens, cost.completion_tokens, cost.cancelled) == (40, 1, True)
-    assert cost.resolution is Resolution.RESOLVED
+    # message_start's output count is a placeholder: a lower bound, never exact
+    assert cost.resolution is Resolution.PARTIAL and cost.usd == PRICE.cost(minillm.Usage(40, 1))
+
+
+def test_a_stream_cancelled_after_many_deltas_counts_them_not_the_placeholder(
+    server: ScriptedServer, claude: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    pieces = [f"t{i} " for i in range(500)]
+    server.reply(Reply.sse([*anthropic_stream(pieces, input_tokens=40, done=False)[:-2], Hang()]))
+    with claude(price=PRICE).stream("Hi") as stream:
+        for count, _ in enumerate(stream.text_stream(), start=1):
+            if count == 500:
+                break
+    ((cost, _),) = ledger.records
+    assert (cost.prompt_tokens, cost.completion_tokens) == (40, 500)
+    assert cost.resolution is Resolution.PARTIAL and cost.usd == PRICE.cost(minillm.Usage(40, 500))
 
 
 def test_a_stream_without_message_stop_is_incomplete(
@@ -199,8 +228,10 @@ def test_a_stream_without_message_stop_is_incomplete(
     events = anthropic_stream(["cut"])
     server.reply(Reply.sse(events[:4]))  # message_start, ping, block start, one delta
     with pytest.raises(minillm.StreamError, match="ended before"):
-        list(claude().stream("Hi"))
-    assert ledger.count == 0
+        with claude(price=PRICE).stream("Hi") as stream:
+            list(stream)
+    ((cost, _),) = ledger.records
+    assert cost.failed and cost.resolution is Resolution.PARTIAL and cost.completion_tokens == 1
 
 
 def _message(text: str, stop_reason: str = "end_turn") -> Dict[str, Any]:

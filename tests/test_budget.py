@@ -15,9 +15,10 @@ import pytest
 import minillm
 from minillm.accounting.budget import estimate_prompt_tokens, worst_case
 from minillm.accounting.ledgers import BaseLedger
+from minillm.accounting.pricing import Pricer
 from minillm.engines import Fail, ScriptedEngine, registered
 from minillm.request import build_chat_request
-from minillm.testing import Hang, Reply, ScriptedServer, chat_stream, chat_usage
+from minillm.testing import Hang, Reply, ScriptedServer, chat_chunk, chat_stream, chat_usage, sse
 
 from .test_ledgers import run_workers
 
@@ -39,9 +40,9 @@ def test_the_worst_case_is_the_estimated_prompt_and_every_token_that_may_come_ou
     request = build_chat_request("m", "x" * 300, max_tokens=100, thinking_budget=50)
     assert estimate_prompt_tokens(request) > 300 / 4  # errs high: fewer characters a token than usual
     prompt = estimate_prompt_tokens(request)
-    assert worst_case(request, price=PRICE, catalog=None, model="m") == Decimal(prompt + 150) / 1_000_000
+    assert worst_case(request, pricer=Pricer(PRICE), model="m") == Decimal(prompt + 150) / 1_000_000
     with pytest.raises(minillm.ConfigurationError, match="a budget needs a price for m"):
-        worst_case(request, price=None, catalog=None, model="m")
+        worst_case(request, pricer=Pricer(), model="m")
 
 
 def test_a_request_within_the_budget_is_booked_and_its_real_cost_replaces_the_hold() -> None:
@@ -71,7 +72,7 @@ def test_a_budgeted_call_without_max_tokens_is_capped_by_the_budget(server: Scri
     assert server.requests[0].json()["max_tokens"] == 77
 
 
-@pytest.mark.parametrize("how", ["http-error", "engine-error", "reject", "cancelled-before-send"])
+@pytest.mark.parametrize("how", ["http-error", "reject", "cancelled-before-send"])
 def test_what_a_request_that_books_nothing_held_is_let_go(
     how: str, scripted: ScriptedEngine, server: ScriptedServer
 ) -> None:
@@ -82,10 +83,6 @@ def test_what_a_request_that_books_nothing_held_is_let_go(
         client = minillm.Client("openai/test-model", base_url=server.url, price=PRICE, on_cost=ledger, budget=budget)
         with pytest.raises(minillm.BadRequestError):
             client.stream("Hi")
-    elif how == "engine-error":
-        scripted.add("partial", Fail("out of memory"))
-        with pytest.raises(minillm.StreamError):
-            local(ledger, budget, "local/budget-test").stream("Hi").collect()
     elif how == "reject":
         scripted.add("a draft")
         stream = local(ledger, budget, "local/budget-test").stream("Hi")
@@ -108,10 +105,68 @@ def test_a_stream_cut_short_without_usage_counts_at_its_worst_case(server: Scrip
         for _ in stream:
             break
     booked = ledger.records[0][0]
-    assert booked.usd is None and booked.cancelled
+    # A lower bound (one output token seen), not the money: the budget keeps the worst case.
+    assert booked.resolution is minillm.Resolution.PARTIAL and booked.cancelled
+    assert booked.usd is not None and booked.usd < budget.spent()
     assert budget.spent() == worst_case(
-        build_chat_request("test-model", "Hi", max_tokens=100), price=PRICE, catalog=None, model="m"
+        build_chat_request("test-model", "Hi", max_tokens=100), pricer=Pricer(PRICE), model="m"
     )
+
+
+def test_an_attempt_that_failed_after_output_keeps_its_worst_case(scripted: ScriptedEngine) -> None:
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "1")
+    scripted.add("partial", Fail("out of memory"))
+    with pytest.raises(minillm.StreamError):
+        with local(ledger, budget, "local/budget-test").stream("Hi", max_tokens=50) as stream:
+            list(stream)
+    ((booked, _),) = ledger.records
+    assert booked.failed and booked.resolution is minillm.Resolution.PARTIAL
+    held = worst_case(build_chat_request("budget-test", "Hi", max_tokens=50), pricer=Pricer(PRICE), model="m")
+    assert budget.spent() == held > booked.usd  # type: ignore[operator]
+
+
+def test_each_attempt_holds_its_own_worst_case_and_a_retry_that_cannot_be_held_is_not_sent(
+    server: ScriptedServer,
+) -> None:
+    server.reply(Reply.sse([sse(chat_chunk(content="")), sse({"error": {"message": "overloaded", "code": 503}})]))
+    ledger = minillm.Ledger()
+    request = build_chat_request("test-model", "Hi", max_tokens=10)
+    one = worst_case(request, pricer=Pricer(PRICE), model="m")
+    # Room for one attempt's worst case, not two: the failed first attempt
+    # (booked UNKNOWN) keeps its worst case, and the retry cannot be held.
+    budget = minillm.Budget(ledger, one * 3 / 2)
+    client = minillm.Client(
+        "openai/test-model",
+        base_url=server.url,
+        price=PRICE,
+        on_cost=ledger,
+        retry=minillm.RetryPolicy(sleep=lambda seconds: None),
+    )
+    with pytest.raises(minillm.BudgetExceeded):
+        with client.stream("Hi", max_tokens=10, budget=budget) as stream:
+            list(stream)  # the overload is read here; its retry is refused here
+    assert len(server.requests) == 1
+    ((failed, _),) = ledger.records
+    assert failed.failed and failed.resolution is minillm.Resolution.UNKNOWN
+    assert budget.spent() == one
+    roomy = minillm.Budget(minillm.Ledger(), one * 3)
+    roomy_client = minillm.Client(
+        "openai/test-model",
+        base_url=server.url,
+        price=PRICE,
+        on_cost=roomy.ledger,
+        retry=minillm.RetryPolicy(sleep=lambda s: None),
+    )
+    server.reply(
+        Reply.sse([sse(chat_chunk(content="")), sse({"error": {"message": "overloaded", "code": 503}})]),
+        Reply.sse(chat_stream(["ok"], usage=chat_usage(3, 1))),
+    )
+    with roomy_client.stream("Hi", max_tokens=10, budget=roomy) as stream:
+        assert "".join(stream.text_stream()) == "ok"
+    first, second = roomy.ledger.records
+    assert (first[0].attempt, second[0].attempt) == (1, 2)
+    assert roomy.spent() == one + second[0].usd  # type: ignore[operator]
 
 
 def test_a_budget_per_user_keeps_users_apart() -> None:
@@ -196,8 +251,7 @@ def test_thirty_two_threads_never_pass_the_limit_by_more_than_one_worst_case(
     ledger, refused = hammer(make, str(limit), threads=32, calls=12)
     one_worst_case = worst_case(
         build_chat_request("echo", "thread 10 request 10 says hello", max_tokens=8),
-        price=PRICE,
-        catalog=None,
+        pricer=Pricer(PRICE),
         model="m",
     )
     assert refused, "the budget was never reached: the test proves nothing"
@@ -219,8 +273,7 @@ def test_two_processes_share_one_budget(kind: str, tmp_path: Path, request: pyte
     assert refused > 0 and ledger.count + refused == 2 * 16 * 10
     one_worst_case = worst_case(
         build_chat_request("echo", "A thread 10 request 10 says hello", max_tokens=8),
-        price=PRICE,
-        catalog=None,
+        pricer=Pricer(PRICE),
         model="m",
     )
     assert ledger.total() <= limit + one_worst_case

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 import responses
 
 import minillm
 from minillm.accounting.catalog import catalog_price
-from minillm.accounting.pricing import cost_from_usage
+from minillm.accounting.pricing import Pricer
 from minillm.testing import Reply, ScriptedServer, anthropic_stream
 
 genai_prices: Any = pytest.importorskip("genai_prices", reason="genai-prices (minillm[prices]) needs Python 3.11+")
@@ -50,13 +50,11 @@ def test_the_catalog_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_the_order_is_native_cost_then_token_price_then_the_catalog() -> None:
     catalog = catalog_price("openai", "gpt-4o-mini")
     own = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="2")
-    common: Dict[str, Any] = {"model": "gpt-4o-mini", "provider": "openai", "response_id": None, "cancelled": False}
     native = minillm.Usage(prompt_tokens=10, completion_tokens=1, total_tokens=11, cost=Decimal("0.5"))
-    assert cost_from_usage(native, price=own, catalog=catalog, **common).usd == Decimal("0.5")
-    assert cost_from_usage(USAGE, price=own, catalog=catalog, **common).usd == own.cost(USAGE)
-    listed = cost_from_usage(USAGE, price=None, catalog=catalog, **common)
-    assert listed.usd == list_price("gpt-4o-mini", "openai") and listed.resolution is minillm.Resolution.RESOLVED
-    assert cost_from_usage(USAGE, price=None, catalog=None, **common).resolution is minillm.Resolution.UNPRICED
+    assert Pricer(own, catalog).money(native) == (Decimal("0.5"), "provider")
+    assert Pricer(own, catalog).money(USAGE) == (own.cost(USAGE), "price")
+    assert Pricer(None, catalog).money(USAGE) == (list_price("gpt-4o-mini", "openai"), "catalog")
+    assert Pricer(None, None).money(USAGE) == (None, None)
 
 
 @responses.activate

@@ -221,12 +221,14 @@ def test_complete_returns_a_settled_response(
     assert ledger.records == [(response.cost, {"k": "v"})]
 
 
-def test_complete_without_usage_books_unknown(
+def test_complete_without_usage_books_a_lower_bound_never_an_exact_figure(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
     server.reply(Reply.json(chat_completion("ok")))
     response = make_client(price=PRICE).complete("Hi")
-    assert response.cost is not None and response.cost.resolution is Resolution.UNKNOWN
+    # The answer has at least one output token; how many more, and the prompt, nobody said.
+    assert response.cost is not None and response.cost.resolution is Resolution.PARTIAL
+    assert (response.cost.prompt_tokens, response.cost.completion_tokens) == (0, 1)
     assert response.cost.cancelled is False and ledger.count == 1
 
 
@@ -276,22 +278,29 @@ def test_error_statuses_raise_their_class_with_a_short_clear_message(
 
 
 @pytest.mark.parametrize(
-    ("reply", "match"),
+    ("reply", "match", "booked"),
     [
-        (Reply.text("", content_type="application/json"), "empty body"),
-        (Reply.text('{"id": "chatcmpl-1", "choi', content_type="application/json"), "not valid JSON"),
-        (Reply.text("<html>maintenance</html>", content_type="text/html"), "HTML"),
-        (Reply.json({"object": "list"}), "no choices"),
+        (Reply.text("", content_type="application/json"), "empty body", 1),
+        (Reply.text('{"id": "chatcmpl-1", "choi', content_type="application/json"), "not valid JSON", 1),
+        # A page of HTML is a proxy or a web server answering, not the API: nothing to bill.
+        (Reply.text("<html>maintenance</html>", content_type="text/html"), "HTML", 0),
+        (Reply.json({"object": "list"}), "no choices", 1),
     ],
 )
 def test_an_unusable_success_body_is_a_malformed_response_error(
-    reply: Reply, match: str, server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+    reply: Reply,
+    match: str,
+    booked: int,
+    server: ScriptedServer,
+    make_client: Callable[..., minillm.Client],
+    ledger: minillm.Ledger,
 ) -> None:
     server.reply(reply)
     with pytest.raises(minillm.MalformedResponseError, match=match) as caught:
         make_client().complete("Hi")
     assert caught.value.status_code == 200
-    assert ledger.count == 0
+    # The API answered with a success status: it may have billed the request.
+    assert [(c.failed, c.resolution) for c, _ in ledger.records] == [(True, Resolution.UNKNOWN)] * booked
 
 
 def test_an_error_object_in_a_success_body_raises_its_status_class(
@@ -301,7 +310,8 @@ def test_an_error_object_in_a_success_body_raises_its_status_class(
     with pytest.raises(minillm.BadRequestError, match="Invalid model"):
         make_client().complete("Hi")
     assert len(server.requests) == 1
-    assert ledger.count == 0
+    ((cost, _),) = ledger.records  # answered with a success status: it may be billed
+    assert cost.failed and cost.resolution is Resolution.UNKNOWN
 
 
 def test_a_retryable_error_object_in_a_success_body_is_retried(
@@ -314,7 +324,11 @@ def test_a_retryable_error_object_in_a_success_body_is_retried(
     assert response.text == "third time"
     assert len(server.requests) == 3
     assert len(sleeps.calls) == 2 and sleeps.calls[0] >= 5.0  # the 429 waited at least the floor
-    assert [cost.usd for cost, _ in ledger.records] == [Decimal("0.000008")]
+    assert [(cost.attempt, cost.failed, cost.usd) for cost, _ in ledger.records] == [
+        (1, True, None),
+        (2, True, None),
+        (3, False, Decimal("0.000008")),
+    ]
 
 
 def test_a_retryable_error_object_in_a_success_body_raises_once_exhausted(
@@ -325,7 +339,7 @@ def test_a_retryable_error_object_in_a_success_body_raises_once_exhausted(
     with pytest.raises(minillm.RateLimitError, match="Rate limit exceeded"):
         make_client().complete("Hi")
     assert len(server.requests) == 3
-    assert ledger.count == 0
+    assert [(cost.attempt, cost.failed) for cost, _ in ledger.records] == [(1, True), (2, True), (3, True)]
 
 
 def test_a_server_that_ignores_stream_true_is_read_as_one_chunk(
@@ -482,4 +496,9 @@ def test_a_stream_answered_with_a_json_error_raises_from_stream_itself_and_may_f
     client = make_client(base_url=server.url + "/a", retry=minillm.RetryPolicy(max_attempts=1), fallbacks=[backup])
     with client.stream("Hi") as stream:
         assert "".join(stream.text_stream()) == "ok"
-    assert ledger.count == 1
+    # Each 200 answer may be billed: the two errors that came with one, and the fallback's answer.
+    assert [(cost.provider, cost.model, cost.failed, cost.attempt) for cost, _ in ledger.records] == [
+        ("openai", "test-model", True, 1),
+        ("openai", "test-model", True, 1),
+        ("openai", "b", False, 2),
+    ]

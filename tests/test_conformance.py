@@ -339,12 +339,18 @@ def test_every_recorded_stream_end_to_end_through_a_client(
                     pass
         assert expected.error in str(caught.value)
         assert caught.value.partial_text == expected.text
-        assert ledger.count == 0
         # A retryable error before any output is sent again until the
-        # attempts run out; after output, never.
+        # attempts run out; after output, never. Every attempt had begun
+        # its response, so each is booked as failed -- never as exact.
         attempts = policy.max_attempts if name in RETRIED_BEFORE_OUTPUT else 1
         assert len(server.requests) == attempts
         assert len(sleeps.calls) == attempts - 1
+        chat_requests = [r for r in server.requests if r.method == "POST"]
+        assert len(chat_requests) == attempts
+        assert client.flush(timeout=10)
+        bookings = [cost for cost, _ in ledger.records]
+        assert [cost.attempt for cost in bookings] == list(range(1, attempts + 1))
+        assert all(cost.failed and cost.resolution is not minillm.Resolution.RESOLVED for cost in bookings)
         return
     with client.stream("replay") as stream:
         text = "".join(stream.text_stream())

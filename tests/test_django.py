@@ -118,13 +118,14 @@ def test_server_sent_events_end_with_the_settled_cost() -> None:
     assert Decimal(done["cost"]["usd"]) == SINK.total() and done["cost"]["resolution"] == "resolved"
 
 
-def test_a_failure_mid_stream_is_an_error_event_and_books_nothing() -> None:
+def test_a_failure_mid_stream_is_an_error_event_and_books_what_was_produced() -> None:
     ENGINE.add("part ", Fail("out of memory"))
     events = [e for e in body_of(DjangoTestClient().get("/story?sse=1")).split("\n\n") if e]
     assert events[-1].startswith("event: error\n")
     error = json.loads(events[-1].split("data: ", 1)[1])
     assert "out of memory" in error["error"] and error["partial_text"] == "part "
-    assert SINK.count == 0
+    ((cost, _),) = SINK.records
+    assert cost.failed and cost.resolution is minillm.Resolution.PARTIAL
 
 
 def test_the_sink_books_each_booking_once_and_keeps_money_exact() -> None:

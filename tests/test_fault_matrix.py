@@ -59,8 +59,9 @@ class Format:
     error_event: bytes
     #: an HTTP 400 saying the prompt is too long: (body, requested, limit)
     overflow: Tuple[Any, int, int]
-    #: what a stream cancelled before its end books: the usage it had seen, if any
-    early_cost: Optional[Decimal]
+    #: what an attempt cut short after ``n`` output pieces is known to have
+    #: cost at least: the usage it had seen, with one output token a piece
+    partial_cost: Callable[[int], Optional[Decimal]]
 
 
 def chat_whole(pieces: Sequence[str], id: str = "chatcmpl-1") -> List[bytes]:  # noqa: A002
@@ -92,7 +93,8 @@ CHAT = Format(
         9000,
         8192,
     ),
-    early_cost=None,  # Chat Completions sends usage only at the end
+    # Chat Completions sends usage only at the end: the pieces seen, at $2/M
+    partial_cost=lambda n: Decimal(2 * n) / 1_000_000 if n else None,
 )
 
 ANTHROPIC = Format(
@@ -111,8 +113,8 @@ ANTHROPIC = Format(
         208000,
         200000,
     ),
-    # message_start carried the input usage and one output token
-    early_cost=Decimal("0.000012"),
+    # message_start carried the input usage and a placeholder of one output token
+    partial_cost=lambda n: Decimal(10 + 2 * max(n, 1)) / 1_000_000,
 )
 
 FORMATS = [CHAT, ANTHROPIC]
@@ -181,6 +183,18 @@ class Harness:
         assert self.ledger.count == 1, self.ledger.records
         return self.ledger.records[0][0]
 
+    def bookings(self) -> List[minillm.CostInfo]:
+        return [cost for cost, _ in self.ledger.records]
+
+    def assert_cut_short(self, cost: minillm.CostInfo, pieces: int, *, failed: bool) -> None:
+        """``cost`` is what an attempt stopped after ``pieces`` pieces of
+        output books: a lower bound from what it saw (``PARTIAL``), or
+        ``UNKNOWN`` when it saw nothing."""
+        expected = self.fmt.partial_cost(pieces)
+        assert (cost.failed, cost.cancelled) == (failed, not failed)
+        assert cost.usd == expected
+        assert cost.resolution is (minillm.Resolution.PARTIAL if expected else minillm.Resolution.UNKNOWN)
+
 
 @pytest.fixture
 def h(fmt: Format, server: ScriptedServer, ledger: minillm.Ledger, sleeps: SleepRecorder) -> Iterator[Harness]:
@@ -212,13 +226,23 @@ def test_a_refused_connection_is_retried_then_raised(h: Harness) -> None:
     assert h.ledger.count == 0
 
 
+def assert_unanswered(cost: minillm.CostInfo, attempt: int) -> None:
+    """``cost`` books an attempt that was sent but got no response status."""
+    assert (cost.resolution, cost.usd, cost.failed, cost.cancelled) == (minillm.Resolution.UNKNOWN, None, True, False)
+    assert (cost.attempt, cost.response_id, cost.prompt_tokens, cost.completion_tokens) == (attempt, None, 0, 0)
+
+
 def test_a_connection_reset_before_the_headers_is_retried(h: Harness) -> None:
     h.reply(Reply().held(Drop()), Reply().held(Drop()), h.stream_reply(h.fmt.whole(PIECES, "id-3")))
     stream = h.read(h.client())
     assert stream.text == "Hello"
     assert h.attempts == 3
     assert_backoff(h.sleeps.calls)
-    assert h.only_booking().usd == FULL_COST
+    # The server had the request when it reset: it may have billed it.
+    first, second, served = h.bookings()
+    assert_unanswered(first, 1)
+    assert_unanswered(second, 2)
+    assert (served.usd, served.attempt) == (FULL_COST, 3)
 
 
 def http_date(seconds_from_now: float) -> str:
@@ -322,7 +346,10 @@ def test_a_stall_before_the_first_byte_is_a_timeout_that_is_retried(h: Harness) 
     assert isinstance(caught.value, TimeoutError)
     assert h.attempts == 3
     assert_backoff(h.sleeps.calls)
-    assert h.ledger.count == 0
+    # Sent, and never answered: each may have been billed.
+    for number, cost in enumerate(h.bookings(), start=1):
+        assert_unanswered(cost, number)
+    assert h.ledger.count == 3
 
 
 # -- errors reported inside the body ------------------------------------------------------------
@@ -338,19 +365,28 @@ def test_an_in_band_error_before_any_output_is_retried_transparently(h: Harness)
     assert stream.response is not None and stream.response.finish_reason == "stop"
     assert h.attempts == 2
     assert len(h.sleeps.calls) == 1 and 0.5 <= h.sleeps.calls[0] <= 0.75
-    assert [(attempt, type(exc)) for attempt, exc, _ in h.retries] == [(1, minillm.StreamError)]
-    cost = h.only_booking()  # the failed attempt books nothing; the id is the retry's own
-    assert (cost.usd, cost.response_id, cost.cancelled) == (FULL_COST, "id-2", False)
+    # The in-band error maps through the status table: an overload is a ServerError too.
+    assert [attempt for attempt, _, _ in h.retries] == [1]
+    assert all(isinstance(exc, (minillm.StreamError, minillm.ServerError)) for _, exc, _ in h.retries)
+    failed, served = h.bookings()
+    # The failed attempt had begun a response: it may be billed, and is booked.
+    assert failed.attempt == 1 and failed.response_id not in (None, "id-2")  # the id it was seen to carry
+    h.assert_cut_short(failed, 0, failed=True)
+    assert (served.usd, served.response_id, served.cancelled, served.failed) == (FULL_COST, "id-2", False, False)
+    assert (served.attempt, served.resolution) == (2, minillm.Resolution.RESOLVED)
 
 
 def test_in_band_errors_before_any_output_until_the_attempts_run_out(h: Harness) -> None:
     h.reply(*[h.stream_reply([*h.fmt.opening, h.fmt.error_event])] * 3)
     with pytest.raises(minillm.StreamError) as caught:
         h.read(h.client())
+    assert isinstance(caught.value, minillm.ServerError)
     assert caught.value.partial_text == ""
     assert h.attempts == 3
     assert_backoff(h.sleeps.calls)
-    assert h.ledger.count == 0
+    assert [cost.attempt for cost in h.bookings()] == [1, 2, 3]
+    for cost in h.bookings():
+        h.assert_cut_short(cost, 0, failed=True)
 
 
 def test_an_in_band_error_after_output_is_never_retried(h: Harness) -> None:
@@ -360,16 +396,16 @@ def test_an_in_band_error_after_output_is_never_retried(h: Harness) -> None:
     assert caught.value.partial_text == "Hello"
     assert h.attempts == 1
     assert h.sleeps.calls == []
-    assert h.ledger.count == 0
+    h.assert_cut_short(h.only_booking(), len(PIECES), failed=True)
 
 
-def test_a_body_dropped_mid_stream_is_a_stream_error_and_books_nothing(h: Harness) -> None:
+def test_a_body_dropped_mid_stream_is_a_stream_error_booked_as_failed(h: Harness) -> None:
     h.reply(h.stream_reply([*h.fmt.partial(PIECES), Drop()]))
     with pytest.raises(minillm.StreamError) as caught:
         h.read(h.client())
     assert caught.value.partial_text == "Hello"
     assert h.attempts == 1
-    assert h.ledger.count == 0
+    h.assert_cut_short(h.only_booking(), len(PIECES), failed=True)
 
 
 def test_a_body_that_ends_without_the_terminal_event_is_incomplete(h: Harness) -> None:
@@ -378,7 +414,7 @@ def test_a_body_that_ends_without_the_terminal_event_is_incomplete(h: Harness) -
         h.read(h.client())
     assert caught.value.partial_text == "Hello"
     assert h.attempts == 1
-    assert h.ledger.count == 0
+    h.assert_cut_short(h.only_booking(), len(PIECES), failed=True)
 
 
 def test_a_malformed_json_line_is_a_stream_error(h: Harness) -> None:
@@ -387,22 +423,22 @@ def test_a_malformed_json_line_is_a_stream_error(h: Harness) -> None:
         h.read(h.client())
     assert caught.value.partial_text == "Hello"
     assert h.attempts == 1
-    assert h.ledger.count == 0
+    h.assert_cut_short(h.only_booking(), len(PIECES), failed=True)
 
 
 # -- deadlines --------------------------------------------------------------------------------
 
 
-def test_silence_mid_stream_longer_than_read_is_a_timeout_and_books_nothing(h: Harness) -> None:
+def test_silence_mid_stream_longer_than_read_is_a_timeout_booked_as_failed(h: Harness) -> None:
     h.reply(h.stream_reply([*h.fmt.partial(PIECES), Hang()]))
     with pytest.raises(minillm.APITimeoutError) as caught:
         h.read(h.client(timeout=minillm.Timeout(read=0.2)))
     assert isinstance(caught.value, minillm.StreamError) and caught.value.partial_text == "Hello"
     assert h.attempts == 1
-    assert h.ledger.count == 0
+    h.assert_cut_short(h.only_booking(), len(PIECES), failed=True)
 
 
-def test_a_drip_that_outlasts_the_total_deadline_is_a_timeout_and_books_nothing(h: Harness) -> None:
+def test_a_drip_that_outlasts_the_total_deadline_is_a_timeout_booked_as_failed(h: Harness) -> None:
     drip: List[Any] = list(h.fmt.partial(PIECES))
     for _ in range(400):
         drip += [Pause(0.01), h.fmt.partial(["."])[-1]]  # bytes keep coming, well within read
@@ -411,7 +447,8 @@ def test_a_drip_that_outlasts_the_total_deadline_is_a_timeout_and_books_nothing(
         h.read(h.client(timeout=minillm.Timeout(read=5, total=0.5)))
     assert isinstance(caught.value, minillm.StreamError)
     assert h.attempts == 1
-    assert h.ledger.count == 0
+    pieces = len(PIECES) + caught.value.partial_text.count(".")
+    h.assert_cut_short(h.only_booking(), pieces, failed=True)
 
 
 # -- cancellation -----------------------------------------------------------------------------
@@ -448,12 +485,10 @@ def test_stopping_from_another_thread_during_a_stall(h: Harness, how: str) -> No
     assert stream.text == "Hello"
     assert h.server.requests[0].disconnected.wait(10)
     assert h.attempts == 1
-    cost = h.only_booking()
-    assert cost.cancelled and cost.usd == h.fmt.early_cost
-    assert cost.resolution is (minillm.Resolution.RESOLVED if h.fmt.early_cost else minillm.Resolution.UNKNOWN)
+    h.assert_cut_short(h.only_booking(), len(PIECES), failed=False)
 
 
-def test_cancelling_during_the_wait_before_an_in_band_retry_books_nothing(h: Harness) -> None:
+def test_cancelling_during_the_wait_before_an_in_band_retry_sends_nothing_more(h: Harness) -> None:
     h.reply(h.stream_reply([*h.fmt.opening, h.fmt.error_event]), h.stream_reply(h.fmt.whole(PIECES, "id-1")))
     token = minillm.CancellationToken()
     # The real sleep, which the token interrupts: cancelled as the wait begins.
@@ -463,7 +498,7 @@ def test_cancelling_during_the_wait_before_an_in_band_retry_books_nothing(h: Har
         finishes(lambda: list(stream))
     assert stream.response is not None and stream.response.finish_reason == "cancelled"
     assert h.attempts == 1  # the retry was never sent
-    assert h.ledger.count == 0  # the failed attempt costs nothing, and nothing else went out
+    h.assert_cut_short(h.only_booking(), 0, failed=True)  # the failed attempt alone
 
 
 def test_cancelling_a_retry_that_awaits_its_headers_books_it_as_unknown(h: Harness) -> None:
@@ -480,8 +515,11 @@ def test_cancelling_a_retry_that_awaits_its_headers_books_it_as_unknown(h: Harne
         gate.open()
     assert stream.response is not None and stream.response.finish_reason == "cancelled"
     assert h.attempts == 2
-    cost = h.only_booking()  # the retry went out and may cost: booked, money unknown
-    assert cost.cancelled and cost.usd is None and cost.resolution is minillm.Resolution.UNKNOWN
+    failed, retry = h.bookings()
+    h.assert_cut_short(failed, 0, failed=True)
+    # the retry went out and may cost: booked, money unknown
+    assert retry.cancelled and retry.usd is None and retry.resolution is minillm.Resolution.UNKNOWN
+    assert (failed.attempt, retry.attempt) == (1, 2)
 
 
 # -- fallbacks and overflow ---------------------------------------------------------------------

@@ -62,6 +62,28 @@ def test_bookings_come_back_whole_in_order(ledger: BaseLedger) -> None:
     assert ledger.unresolved() == [(second, {"user": "seven"})]
 
 
+def test_an_attempts_flags_number_and_source_come_back_whole(ledger: BaseLedger) -> None:
+    partial = minillm.CostInfo(
+        usd=Decimal("0.000014"),
+        resolution=minillm.Resolution.PARTIAL,
+        completion_tokens=7,
+        total_tokens=7,
+        failed=True,
+        attempt=3,
+        source="price",
+        booking_id="p1",
+    )
+    looked_up = attrs_evolve(cost("0.25", booking_id="p2"), cancelled=True, source="lookup", attempt=2)
+    ledger.record(partial, {})
+    ledger.record(looked_up, {})
+    assert [c for c, _ in ledger.records] == [partial, looked_up]
+    assert [(c.failed, c.cancelled, c.attempt, c.source) for c, _ in ledger.records] == [
+        (True, False, 3, "price"),
+        (False, True, 2, "lookup"),
+    ]
+    assert ledger.unresolved() == [(partial, {})]
+
+
 def attrs_evolve(value: minillm.CostInfo, **changes: Any) -> minillm.CostInfo:
     import attrs
 
@@ -135,9 +157,26 @@ def test_a_hold_counts_until_its_booking_replaces_it(ledger: BaseLedger) -> None
     ledger.record(cost("0.1", booking_id="r1"), {})
     assert ledger.spent(everything) == Decimal("0.1")  # the real cost replaced the worst case
     ledger.hold("r2", Decimal("0.5"), {}, everything, Decimal("1"), 60)
-    ledger.release("r2")
-    ledger.release("r2")  # idempotent
+    ledger.release_hold("r2")
+    ledger.release_hold("r2")  # idempotent
     assert ledger.spent(everything) == Decimal("0.1")
+
+
+def test_a_lower_bound_counts_at_the_worst_case_held_for_it_until_it_is_larger(ledger: BaseLedger) -> None:
+    everything = Scope()
+
+    def partial(usd: str, booking_id: str) -> minillm.CostInfo:
+        return minillm.CostInfo(usd=Decimal(usd), resolution=minillm.Resolution.PARTIAL, booking_id=booking_id)
+
+    ledger.hold("low", Decimal("0.4"), {}, everything, Decimal("10"), 60)
+    ledger.record(partial("0.1", "low"), {})
+    assert ledger.spent(everything) == Decimal("0.4")  # it may have cost up to the worst case
+    ledger.hold("high", Decimal("0.2"), {}, everything, Decimal("10"), 60)
+    ledger.record(partial("0.3", "high"), {})
+    assert ledger.spent(everything) == Decimal("0.7")  # a bound above the hold counts as itself
+    ledger.record(partial("0.05", "unheld"), {})
+    assert ledger.spent(everything) == Decimal("0.75")
+    assert ledger.total() == Decimal("0.45")  # the total counts known money: the lower bounds
 
 
 def test_a_hold_that_would_pass_the_limit_is_refused_with_the_figures(ledger: BaseLedger) -> None:
@@ -326,3 +365,31 @@ def test_ledgers_can_be_pickled_for_other_processes(tmp_path: Path) -> None:
     ledger.record(cost("0.1"), {})
     copy = pickle.loads(pickle.dumps(ledger))
     assert copy.total() == Decimal("0.1") and copy is not ledger
+
+
+def test_a_ledger_file_written_before_attempts_were_booked_is_brought_up_to_date(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE minillm_bookings (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, booking_id TEXT NOT NULL UNIQUE, booked_at TEXT NOT NULL,
+            usd TEXT, resolution TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+            total_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL,
+            model TEXT NOT NULL, provider TEXT NOT NULL, response_id TEXT, byok INTEGER NOT NULL,
+            cancelled INTEGER NOT NULL, meta TEXT NOT NULL, held_usd TEXT
+        );
+        INSERT INTO minillm_bookings VALUES
+            (1, 'old', '2026-01-01T00:00:00+00:00', '0.5', 'resolved', 1, 2, 3, 0, 0, 'm', 'p', NULL, 0, 0, '{}', NULL);
+        """
+    )
+    old.commit()
+    old.close()
+    ledger = minillm.SQLiteLedger(path)
+    ledger.record(cost("0.25", booking_id="new"), {})
+    (first, _), (second, _) = ledger.records
+    assert (first.usd, first.attempt, first.failed, first.source) == (Decimal("0.5"), 1, False, None)
+    assert second.booking_id == "new" and ledger.total() == Decimal("0.75")
+    ledger.close()

@@ -137,7 +137,7 @@ def test_a_cancel_while_the_engine_works_on_a_whole_answer_stops_it(
     assert ledger.records[0][0].cancelled and ledger.records[0][0].usd is None
 
 
-def test_an_engine_failure_mid_stream_is_a_stream_error_and_books_nothing(
+def test_an_engine_failure_mid_stream_is_a_stream_error_booked_as_what_it_produced(
     local: Callable[..., minillm.Client], ledger: minillm.Ledger, scripted: ScriptedEngine
 ) -> None:
     scripted.add("partial ", Fail("out of memory"))
@@ -145,16 +145,22 @@ def test_an_engine_failure_mid_stream_is_a_stream_error_and_books_nothing(
         with local("local/scripted-test").stream("go") as stream:
             list(stream)
     assert caught.value.partial_text == "partial "
-    assert ledger.count == 0
+    ((cost, _),) = ledger.records  # the running usage it had reported: a lower bound
+    assert cost.failed and cost.resolution is minillm.Resolution.PARTIAL
+    assert (cost.prompt_tokens, cost.completion_tokens) == (2, 1)
 
 
 def test_an_engine_that_ends_with_an_error_is_a_stream_error(
     local: Callable[..., minillm.Client], ledger: minillm.Ledger, scripted: ScriptedEngine
 ) -> None:
     scripted.add("x", Finish("error", error="the GPU fell off"))
+    stream = local("local/scripted-test").stream("go")
     with pytest.raises(minillm.StreamError, match="the GPU fell off"):
-        local("local/scripted-test").stream("go").collect()
-    assert ledger.count == 0
+        stream.collect()
+    assert ledger.count == 0  # collect() books nothing...
+    stream.settle()
+    ((cost, _),) = ledger.records  # ...settling books the failed attempt
+    assert cost.failed and cost.completion_tokens == 1
 
 
 def test_a_length_finish_is_reported(local: Callable[..., minillm.Client], scripted: ScriptedEngine) -> None:
@@ -188,14 +194,16 @@ def test_an_unknown_engine_or_a_base_url_is_a_configuration_error() -> None:
         minillm.Client("local/echo", base_url="http://127.0.0.1:1")
 
 
-def test_a_total_deadline_stops_a_slow_engine_and_books_nothing(
+def test_a_total_deadline_stops_a_slow_engine_and_books_what_it_produced(
     local: Callable[..., minillm.Client], ledger: minillm.Ledger, scripted: ScriptedEngine
 ) -> None:
     scripted.add("a", *[step for _ in range(500) for step in (Pause(0.01), "b")])
-    with pytest.raises(minillm.APITimeoutError, match="total deadline"):
+    with pytest.raises(minillm.APITimeoutError, match="total deadline") as caught:
         with local("local/scripted-test", timeout=minillm.Timeout(read=5, total=0.3)).stream("go") as stream:
             list(stream)
-    assert ledger.count == 0
+    ((cost, _),) = ledger.records
+    assert cost.failed and cost.resolution is minillm.Resolution.PARTIAL
+    assert cost.completion_tokens == len(caught.value.partial_text)  # type: ignore[attr-defined]
     assert scripted.drain(timeout=5)
 
 
@@ -207,10 +215,15 @@ def test_silence_longer_than_the_read_timeout_is_a_timeout(
     with pytest.raises(minillm.APITimeoutError, match=r"sent no response within 0\.2s"):
         local("local/scripted-test", timeout=minillm.Timeout(read=0.2)).stream("go")
     assert len(scripted.requests) == 3 and len(sleeps.calls) == 2
+    # Each was handed to the engine and never answered: failed, money unknown.
+    assert [(c.attempt, c.failed, c.resolution) for c, _ in ledger.records] == [
+        (n, True, minillm.Resolution.UNKNOWN) for n in (1, 2, 3)
+    ]
     scripted.add("a", Gate())  # silence after output began: a stream timeout, not retried
     with pytest.raises(minillm.StreamError, match=r"no data arrived for 0\.2s"):
-        local("local/scripted-test", timeout=minillm.Timeout(read=0.2)).stream("go").collect()
-    assert ledger.count == 0 and scripted.drain(timeout=5)
+        with local("local/scripted-test", timeout=minillm.Timeout(read=0.2)).stream("go") as stream:
+            list(stream)
+    assert ledger.count == 4 and ledger.records[3][0].failed and scripted.drain(timeout=5)
 
 
 def test_a_request_given_up_before_its_first_output_ends_its_generation_at_once(

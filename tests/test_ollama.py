@@ -79,10 +79,12 @@ def test_an_error_line_is_a_stream_error_and_an_error_body_an_api_error(
     server.reply(Reply.ndjson([b'{"error":"model crashed"}\n']))
     with pytest.raises(minillm.StreamError, match="model crashed"):
         list(ollama().stream("Hi"))
+    ((cost, _),) = ledger.records  # the stream had begun: it may be billed
+    assert cost.failed and cost.resolution is minillm.Resolution.UNKNOWN
     server.reply(Reply.json({"error": "llama-test does not support tools"}, status=400))
     with pytest.raises(minillm.BadRequestError, match="does not support tools"):
         ollama().complete("Hi", tools=[{"name": "f"}])
-    assert ledger.count == 0
+    assert ledger.count == 1  # an error status books nothing
 
 
 def test_complete_reads_one_object(server: ScriptedServer, ollama: Callable[..., minillm.Client]) -> None:

@@ -85,7 +85,8 @@ def test_a_failed_response_is_a_stream_error(
     with pytest.raises(minillm.StreamError, match="The model failed") as caught:
         list(responses().stream("Hi"))
     assert caught.value.partial_text == "so"
-    assert ledger.count == 0
+    ((cost, _),) = ledger.records
+    assert cost.failed and cost.completion_tokens == 1 and cost.resolution is not minillm.Resolution.RESOLVED
 
 
 def test_stop_sequences_are_refused_before_sending(

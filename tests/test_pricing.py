@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from minillm import CostInfo, InvalidArgumentError, Resolution, TokenPrice, Usage
-from minillm.accounting.pricing import cost_from_usage, native_cost, to_decimal, unknown_cost
+from minillm.accounting.pricing import Pricer, native_cost, to_decimal
 
 
 @pytest.mark.parametrize(
@@ -60,33 +60,59 @@ def test_openrouter_byok_adds_the_upstream_cost_and_non_byok_does_not() -> None:
     assert native_cost(Usage()) is None
 
 
-def test_native_cost_wins_over_a_price_and_a_price_wins_over_unpriced() -> None:
-    kwargs: dict = {"model": "m", "provider": "p", "response_id": "r", "cancelled": False}
+def test_native_cost_wins_over_a_price_and_a_price_wins_over_no_money() -> None:
     native = Usage(prompt_tokens=10, completion_tokens=10, cost=Decimal("0.5"))
-    price = TokenPrice(1, 1)
-    assert cost_from_usage(native, price=price, **kwargs).usd == Decimal("0.5")  # type: ignore[arg-type]
-    priced = cost_from_usage(Usage(prompt_tokens=10, completion_tokens=10), price=price, **kwargs)  # type: ignore[arg-type]
-    assert (priced.usd, priced.resolution) == (Decimal("0.00002"), Resolution.RESOLVED)
-    unpriced = cost_from_usage(Usage(prompt_tokens=10), price=None, **kwargs)  # type: ignore[arg-type]
-    assert (unpriced.usd, unpriced.resolution, unpriced.prompt_tokens) == (None, Resolution.UNPRICED, 10)
+    pricer = Pricer(TokenPrice(1, 1))
+    assert pricer.money(native) == (Decimal("0.5"), "provider")
+    assert pricer.money(Usage(prompt_tokens=10, completion_tokens=10)) == (Decimal("0.00002"), "price")
+    assert Pricer().money(Usage(prompt_tokens=10)) == (None, None)
+
+
+def test_a_worst_case_is_never_priced_from_the_providers_own_figure() -> None:
+    native = Usage(prompt_tokens=10, completion_tokens=10, cost=Decimal("0.5"))
+    assert Pricer(TokenPrice(1, 1)).list_price(native) == (Decimal("0.00002"), "price")
+    assert Pricer().list_price(native) == (None, None)
 
 
 def test_a_free_models_zero_cost_is_a_real_zero() -> None:
-    cost = cost_from_usage(
-        Usage(cost=Decimal(0)), price=None, model="m", provider="p", response_id=None, cancelled=False
-    )
-    assert cost.usd == Decimal(0) and cost.resolution is Resolution.RESOLVED
-
-
-def test_unknown_cost_carries_none_not_zero() -> None:
-    cost = unknown_cost(model="m", provider="p", response_id="gen-1", cancelled=True)
-    assert (cost.usd, cost.resolution, cost.response_id, cost.cancelled) == (None, Resolution.UNKNOWN, "gen-1", True)
+    assert Pricer().money(Usage(cost=Decimal(0))) == (Decimal(0), "provider")
 
 
 def test_cost_info_refuses_money_that_contradicts_its_resolution() -> None:
     with pytest.raises(ValueError):
         CostInfo(usd=Decimal(0), resolution=Resolution.UNKNOWN)
     with pytest.raises(ValueError):
+        CostInfo(usd=Decimal(0), resolution=Resolution.UNPRICED)
+    with pytest.raises(ValueError):
         CostInfo(usd=None, resolution=Resolution.RESOLVED)
+    with pytest.raises(ValueError):
+        CostInfo(usd=None, resolution=Resolution.PARTIAL)
+    assert CostInfo(usd=Decimal("0.1"), resolution=Resolution.PARTIAL).usd == Decimal("0.1")
     with pytest.raises(TypeError):
         CostInfo(usd=0.1, resolution=Resolution.RESOLVED)  # type: ignore[arg-type]
+
+
+def test_cost_info_names_where_its_money_came_from_and_only_when_it_has_money() -> None:
+    for source in ("provider", "lookup", "price", "catalog"):
+        assert CostInfo(usd=Decimal(1), resolution=Resolution.RESOLVED, source=source).source == source
+    with pytest.raises(ValueError):
+        CostInfo(usd=Decimal(1), resolution=Resolution.RESOLVED, source="guess")
+    with pytest.raises(ValueError):
+        CostInfo(resolution=Resolution.UNKNOWN, source="price")
+
+
+def test_cost_info_counts_attempts_from_one() -> None:
+    assert CostInfo(resolution=Resolution.UNKNOWN).attempt == 1
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError):
+            CostInfo(resolution=Resolution.UNKNOWN, attempt=bad)  # type: ignore[arg-type]
+
+
+def test_cost_info_to_dict_is_json_ready_with_money_as_a_decimal_string() -> None:
+    import json
+
+    cost = CostInfo(usd=Decimal("0.000000123"), resolution=Resolution.PARTIAL, attempt=2, failed=True, source="price")
+    data = cost.to_dict()
+    assert data["usd"] == "1.23E-7" or Decimal(data["usd"]) == Decimal("0.000000123")
+    assert (data["resolution"], data["attempt"], data["failed"], data["source"]) == ("partial", 2, True, "price")
+    assert json.loads(json.dumps(data)) == data

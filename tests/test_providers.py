@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -117,24 +117,28 @@ def test_openrouter_byok_usage_keeps_both_money_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "retryable", "overflow"),
+    ("error", "status", "overflow"),
     [
-        ({"code": 502, "message": "Upstream error"}, True, False),
-        ({"code": 400, "message": "Token limit reached"}, False, False),
-        ({"type": "server_error", "message": "try again"}, True, False),
-        ({"code": "context_length_exceeded", "message": "too long"}, False, True),
+        ({"code": 502, "message": "Upstream error"}, 502, False),
+        ({"code": 400, "message": "Token limit reached"}, 400, False),
+        ({"type": "server_error", "message": "try again"}, 500, False),
+        ({"type": "rate_limit_error", "message": "slow down"}, 429, False),
+        ({"type": "overloaded_error", "message": "Overloaded"}, 529, False),
+        ({"code": "context_length_exceeded", "message": "too long"}, None, True),
         (
             {"error": {"message": "Tool call validation failed", "code": "tool_use_failed", "status_code": 400}},
-            False,
+            400,
             False,
         ),
-        ("a bare string", False, False),
+        ("a bare string", None, False),
     ],
 )
-def test_in_band_errors_are_classified(error: Any, retryable: bool, overflow: bool) -> None:
+def test_in_band_errors_are_classified_through_the_status_and_kind_tables(
+    error: Any, status: Optional[int], overflow: bool
+) -> None:
     event = adapter("openai").in_band_error(error)
     assert isinstance(event, ProviderError)
-    assert (event.retryable, event.overflow) == (retryable, overflow)
+    assert (event.status, event.overflow) == (status, overflow)
     assert event.message
 
 

@@ -56,7 +56,7 @@ WRONG_SHAPES = {
 
 
 @pytest.mark.parametrize("frame", list(WRONG_SHAPES.values()), ids=list(WRONG_SHAPES))
-def test_a_stream_chunk_of_the_wrong_shape_is_a_stream_error_and_books_nothing(
+def test_a_stream_chunk_of_the_wrong_shape_is_a_stream_error_booked_as_failed(
     frame: bytes, server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
     server.reply(Reply.sse([sse(chat_chunk(content="ok ")), frame, *chat_stream(["more"], usage=USAGE)]))
@@ -64,7 +64,8 @@ def test_a_stream_chunk_of_the_wrong_shape_is_a_stream_error_and_books_nothing(
         with make_client().stream("Hi") as stream:
             list(stream)
     assert caught.value.partial_text == "ok "
-    assert ledger.count == 0
+    ((cost, _),) = ledger.records  # the answer had begun: it may be billed
+    assert cost.failed and cost.completion_tokens == 1 and cost.resolution is minillm.Resolution.UNKNOWN
 
 
 @pytest.mark.parametrize(
@@ -77,13 +78,15 @@ def test_a_stream_chunk_of_the_wrong_shape_is_a_stream_error_and_books_nothing(
         [1, 2],
     ],
 )
-def test_a_complete_body_of_the_wrong_shape_is_malformed_and_books_nothing(
+def test_a_complete_body_of_the_wrong_shape_is_malformed_and_booked_as_failed(
     body: Any, server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
     server.reply(Reply.json(body))
     with pytest.raises(minillm.MalformedResponseError):
         make_client().complete("Hi")
-    assert ledger.count == 0
+    # The API answered with a success status: the request may be billed.
+    ((cost, _),) = ledger.records
+    assert cost.failed and cost.resolution is minillm.Resolution.UNKNOWN
 
 
 def test_content_given_as_typed_parts_is_read_as_text_and_thinking(
@@ -423,7 +426,7 @@ def test_two_threads_reading_one_stream_get_a_clear_error(
     assert next(first).text == "a"
     reader = threading.Thread(target=lambda: list(first))
     reader.start()
-    generator = stream._core.gen
+    generator = stream._call.gen
     assert generator is not None
     try:
         # Wait (bounded) until the reader is inside the generator, blocked at the gate.

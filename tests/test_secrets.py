@@ -26,6 +26,13 @@ from minillm.testing import (
 CANARY = "sk-canary-7f3a9c1e5b2d4680aa"
 
 
+def chat_reply(server: ScriptedServer, *replies: Reply) -> None:
+    """Queue ``replies`` for the chat endpoint only: a failed OpenRouter
+    stream is looked up (``GET /generation``), and the look-up must not take
+    a reply meant for the next request."""
+    server.reply(*replies, path="/chat/completions")
+
+
 def echo(status: int, content_type: str = "application/json") -> Callable[[RecordedRequest], Reply]:
     """A reply that repeats the Authorization header it received, as some
     providers do in their error messages."""
@@ -90,7 +97,7 @@ def test_an_in_band_error_that_echoes_the_key_never_shows_it(
     server: ScriptedServer, client: minillm.Client, debug_log: pytest.LogCaptureFixture
 ) -> None:
     error = {"error": {"message": f"upstream rejected Bearer {CANARY}", "code": 502}}
-    server.reply(Reply.sse([sse(chat_chunk(content="a")), sse(error)]))
+    chat_reply(server, Reply.sse([sse(chat_chunk(content="a")), sse(error)]))
     with pytest.raises(minillm.StreamError) as caught:
         list(client.stream("Hi"))
     assert_clean(everything_about(caught.value), debug_log.text)
@@ -99,7 +106,7 @@ def test_an_in_band_error_that_echoes_the_key_never_shows_it(
 def test_a_malformed_body_that_contains_the_key_never_shows_it(
     server: ScriptedServer, client: minillm.Client, debug_log: pytest.LogCaptureFixture
 ) -> None:
-    server.reply(Reply.text(f"oops {CANARY}", content_type="application/json"))
+    chat_reply(server, Reply.text(f"oops {CANARY}", content_type="application/json"))
     with pytest.raises(minillm.MalformedResponseError) as caught:
         client.complete("Hi")
     assert_clean(everything_about(caught.value), debug_log.text)
@@ -109,12 +116,12 @@ def test_transport_failures_never_show_the_key(
     server: ScriptedServer, client: minillm.Client, sleeps: Any, debug_log: pytest.LogCaptureFixture
 ) -> None:
     failures: List[BaseException] = []
-    server.reply(Reply.sse([sse(chat_chunk(content="a")), Drop()]))
+    chat_reply(server, Reply.sse([sse(chat_chunk(content="a")), Drop()]))
     with pytest.raises(minillm.StreamError) as dropped:
         list(client.stream("Hi"))
     failures.append(dropped.value)
     gate = Gate()
-    server.reply(Reply.sse([sse(chat_chunk(content="a")), gate]))
+    chat_reply(server, Reply.sse([sse(chat_chunk(content="a")), gate]))
     with pytest.raises(minillm.APITimeoutError) as timed_out:
         list(client.stream("Hi"))
     gate.open()
@@ -134,7 +141,8 @@ def test_transport_failures_never_show_the_key(
 def test_retries_look_ups_and_sink_failures_never_log_the_key(
     server: ScriptedServer, client: minillm.Client, debug_log: pytest.LogCaptureFixture
 ) -> None:
-    server.reply(
+    chat_reply(
+        server,
         Reply.json({"error": {"message": f"overloaded, key {CANARY}"}}, status=503),
         Reply.sse([sse(chat_chunk(id="gen-1", content="a")), *chat_stream(["b"], usage=chat_usage(1, 1, cost=0.001))]),
         Reply.sse([sse(chat_chunk(id="gen-2", content="a"))]),
@@ -145,7 +153,7 @@ def test_retries_look_ups_and_sink_failures_never_log_the_key(
     with pytest.raises(minillm.StreamError):
         with client.stream("Hi") as stream:
             list(stream)
-    server.reply(Reply.sse([sse(chat_chunk(id="gen-3", content="a")), Drop()]))
+    chat_reply(server, Reply.sse([sse(chat_chunk(id="gen-3", content="a")), Drop()]))
     try:
         for _ in client.stream("Hi"):
             break
@@ -159,8 +167,15 @@ def test_retries_look_ups_and_sink_failures_never_log_the_key(
 
 
 def test_reprs_never_show_the_key(server: ScriptedServer, client: minillm.Client) -> None:
-    server.reply(Reply.sse(chat_stream(["a"], usage=chat_usage(1, 1, cost=0.001))))
+    chat_reply(server, Reply.sse(chat_stream(["a"], usage=chat_usage(1, 1, cost=0.001))))
     with client.stream("Hi") as stream:
         list(stream)
     assert stream.response is not None
-    assert_clean(repr(client), repr(stream), repr(stream.response), repr(stream.cost), repr(client._adapter.config))
+    assert_clean(
+        repr(client),
+        repr(stream),
+        repr(stream.response),
+        repr(stream.cost),
+        repr(client._routes[0].adapter.config),
+        repr(client._config),
+    )

@@ -129,15 +129,26 @@ def test_an_exception_in_the_with_body_propagates_and_books_once(
     assert stream.response.text == "a"
 
 
-def test_an_early_end_after_usage_arrived_books_that_usage_as_cancelled(
+def test_an_early_end_after_a_running_usage_books_it_as_a_lower_bound(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
-    # Some hosts attach usage to a chunk that still carries content.
+    # Some hosts attach usage to chunks that still carry content: until the
+    # response says it is finished, that is a running count, never final.
     server.reply(Reply.sse([sse(chat_chunk(content="partial", usage=USAGE)), Hang()]))
     with make_client(price=PRICE).stream("Hi") as stream:
         next(iter(stream))
     cost = only_record(ledger)
-    assert (cost.usd, cost.resolution, cost.cancelled) == (EXPECTED_USD, Resolution.RESOLVED, True)
+    assert (cost.usd, cost.resolution, cost.cancelled) == (EXPECTED_USD, Resolution.PARTIAL, True)
+
+
+def test_usage_that_arrives_with_the_finish_reason_is_final_even_if_the_caller_stops_before_done(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    server.reply(Reply.sse([sse(chat_chunk(content="all", finish_reason="stop", usage=USAGE)), Hang()]))
+    with make_client(price=PRICE).stream("Hi") as stream:
+        next(iter(stream))
+    cost = only_record(ledger)
+    assert (cost.usd, cost.resolution, cost.cancelled) == (EXPECTED_USD, Resolution.RESOLVED, False)
 
 
 def test_stopping_after_finish_and_usage_but_before_done_is_not_an_early_end(
@@ -292,14 +303,16 @@ def test_without_the_header_the_generation_id_comes_from_the_first_chunk(
     assert lookups[0].query == {"id": ["gen-from-chunk"]}
 
 
-def test_a_completed_stream_without_usage_and_without_a_look_up_is_unknown(
+def test_a_completed_stream_without_usage_and_without_a_look_up_books_a_lower_bound(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
-    server.reply(Reply.sse(chat_stream(["Hi"], usage=None)))
+    server.reply(Reply.sse(chat_stream(["Hi", " there"], usage=None)))
     with make_client(price=PRICE).stream("Hi") as stream:
-        assert "".join(stream.text_stream()) == "Hi"
+        assert "".join(stream.text_stream()) == "Hi there"
     cost = only_record(ledger)
-    assert (cost.resolution, cost.usd, cost.cancelled) == (Resolution.UNKNOWN, None, False)
+    # two pieces of output came: at least two tokens, at least their price
+    assert (cost.resolution, cost.completion_tokens, cost.cancelled) == (Resolution.PARTIAL, 2, False)
+    assert cost.usd == PRICE.cost(minillm.Usage(completion_tokens=2))
 
 
 def test_usage_without_a_price_is_unpriced(
@@ -312,10 +325,18 @@ def test_usage_without_a_price_is_unpriced(
     assert (cost.resolution, cost.usd, cost.prompt_tokens) == (Resolution.UNPRICED, None, 10)
 
 
-# -- failures book nothing ---------------------------------------------------------------------
+# -- failures after the response began are booked as failed ------------------------------------------
 
 
-def test_a_connection_dropped_mid_stream_raises_a_stream_error_and_books_nothing(
+def assert_failed(ledger: minillm.Ledger, pieces: int) -> None:
+    """One booking: a failed attempt that produced ``pieces`` pieces of output
+    (a lower bound of its tokens, no price here to make it money)."""
+    cost = only_record(ledger)
+    assert (cost.failed, cost.cancelled, cost.resolution) == (True, False, Resolution.UNKNOWN)
+    assert (cost.usd, cost.completion_tokens) == (None, pieces)
+
+
+def test_a_connection_dropped_mid_stream_raises_a_stream_error_booked_as_failed(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
     server.reply(Reply.sse([*chat_stream(["par", "tial"], finish_reason=None, done=False), Drop()]))
@@ -323,11 +344,11 @@ def test_a_connection_dropped_mid_stream_raises_a_stream_error_and_books_nothing
         for _ in stream:
             pass
     assert caught.value.partial_text == "partial"
-    assert ledger.count == 0
+    assert_failed(ledger, 2)
     assert stream.response is not None and stream.response.finish_reason == "error"
 
 
-def test_an_in_band_error_raises_a_stream_error_with_the_partial_text_and_books_nothing(
+def test_an_in_band_error_raises_a_stream_error_with_the_partial_text_booked_as_failed(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
     error = {"error": {"code": 502, "message": "Upstream overloaded"}}
@@ -337,7 +358,8 @@ def test_an_in_band_error_raises_a_stream_error_with_the_partial_text_and_books_
             list(stream)
     assert caught.value.partial_text == "so far"
     assert caught.value.body == error["error"]
-    assert ledger.count == 0
+    assert isinstance(caught.value, minillm.ServerError) and caught.value.status_code == 502
+    assert_failed(ledger, 1)
 
 
 def test_an_overflow_reported_in_the_stream_is_a_context_overflow_and_a_stream_error(
@@ -348,7 +370,8 @@ def test_an_overflow_reported_in_the_stream_is_a_context_overflow_and_a_stream_e
     with pytest.raises(minillm.ContextOverflowError) as caught, make_client().stream("Hi") as stream:
         list(stream)
     assert isinstance(caught.value, minillm.StreamError)
-    assert ledger.count == 0
+    only_record(ledger)  # a 200 answer: booked, its money unknown
+    assert ledger.records[0][0].resolution is Resolution.UNKNOWN
 
 
 def test_malformed_json_in_the_stream_is_a_stream_error(
@@ -358,7 +381,7 @@ def test_malformed_json_in_the_stream_is_a_stream_error(
     with pytest.raises(minillm.StreamError, match="could not be parsed: malformed data") as caught:
         list(make_client().stream("Hi"))
     assert caught.value.partial_text == "ok"
-    assert ledger.count == 0
+    assert_failed(ledger, 1)
 
 
 def test_a_body_that_ends_without_the_terminal_event_is_incomplete_not_complete(
@@ -368,7 +391,7 @@ def test_a_body_that_ends_without_the_terminal_event_is_incomplete_not_complete(
     with pytest.raises(minillm.StreamError, match="ended before") as caught:
         list(make_client().stream("Hi"))
     assert caught.value.partial_text == "cut short"
-    assert ledger.count == 0
+    assert_failed(ledger, 2)
 
 
 def test_an_http_error_raises_from_stream_itself_and_books_nothing(
@@ -650,7 +673,9 @@ def test_a_usage_object_without_counts_is_not_priced_as_zero(
     with make_client(price=PRICE).stream("Hi") as stream:
         list(stream)
     cost = only_record(ledger)
-    assert (cost.resolution, cost.usd) == (Resolution.UNKNOWN, None)
+    # no counts: what was seen (one piece of output) is a lower bound, never a fake $0
+    assert (cost.resolution, cost.prompt_tokens, cost.completion_tokens) == (Resolution.PARTIAL, 0, 1)
+    assert cost.usd == PRICE.cost(minillm.Usage(completion_tokens=1)) > 0
 
 
 def test_an_abandoned_stream_that_had_seen_usage_books_that_usage(

@@ -29,21 +29,26 @@ THREADS = 12
 STREAMS_PER_THREAD = 15
 PRICE = minillm.TokenPrice(input_per_mtok="3", output_per_mtok="15")
 
+#: one output token, seen before the attempt was cut short: its lower bound
+ONE_TOKEN = PRICE.cost(minillm.Usage(completion_tokens=1))
+
 #: outcome -> (booked?, money for prompt tokens n: None when unknown)
 OUTCOMES: Dict[str, Tuple[bool, Callable[[int], Optional[Decimal]]]] = {
     "complete": (True, lambda n: PRICE.cost(minillm.Usage(prompt_tokens=n, completion_tokens=2))),
     "break_after_usage": (True, lambda n: PRICE.cost(minillm.Usage(prompt_tokens=n, completion_tokens=2))),
-    "break_before_usage": (True, lambda n: None),
-    "cancel_from_another_thread": (True, lambda n: None),
+    "break_before_usage": (True, lambda n: ONE_TOKEN),
+    "cancel_from_another_thread": (True, lambda n: ONE_TOKEN),
     "abandon": (True, lambda n: None),
     "reject": (False, lambda n: None),
     "collect_then_settle": (True, lambda n: PRICE.cost(minillm.Usage(prompt_tokens=n, completion_tokens=2))),
-    "dropped_connection": (False, lambda n: None),
-    "in_band_error": (False, lambda n: None),
+    "dropped_connection": (True, lambda n: ONE_TOKEN),
+    "in_band_error": (True, lambda n: ONE_TOKEN),
     "retried_then_complete": (True, lambda n: PRICE.cost(minillm.Usage(prompt_tokens=n, completion_tokens=2))),
     "bad_request": (False, lambda n: None),
     "openrouter_looked_up": (True, lambda n: Decimal(n) / 10**6),
 }
+#: the outcomes that failed after they may have been billed
+FAILED = {"dropped_connection", "in_band_error"}
 
 
 def reply_for(outcome: str, n: int, attempts: Dict[str, int], lock: threading.Lock) -> Reply:
@@ -178,6 +183,8 @@ def test_many_threads_many_streams_one_client_one_ledger_exact_totals(server: Sc
         money = OUTCOMES[outcome][1](n)
         assert cost.usd == money, (outcome, n, cost)
         assert meta["outcome"] == outcome
+        assert cost.failed == (outcome in FAILED), (outcome, cost)
+        assert cost.attempt == (2 if outcome == "retried_then_complete" else 1), (outcome, cost)
         total += money or Decimal(0)
     assert ledger.total() == total
     assert len({o for items in plan for o, _ in items}) == len(OUTCOMES)  # the mix covers every outcome

@@ -9,10 +9,12 @@ from typing import Callable, List, Union
 import pytest
 
 import minillm
+from minillm.cancellation import Stop
 from minillm.errors import StreamTimeoutError
 from minillm.redaction import Redactor
 from minillm.testing import Drop, Gate, Hang, Pause, Reply, ScriptedServer, chat_chunk, chat_stream, chat_usage, sse
-from minillm.transports.http import HTTPRequest, HTTPTransport, endpoint_of
+from minillm.transports import HTTPRequest, endpoint_of
+from minillm.transports.http import HTTPTransport
 
 from .conftest import finishes
 
@@ -48,10 +50,10 @@ def test_interrupt_wakes_a_read_blocked_on_a_silent_server(server: ScriptedServe
     reader = threading.Thread(target=read)
     reader.start()
     assert got_first.wait(10)
-    finishes(lambda: response.interrupt("cancel"))
+    finishes(lambda: response.interrupt(Stop.CANCELLED))
     reader.join(10)
     assert not reader.is_alive()
-    assert received == [b"first"] and response.interrupted == "cancel"
+    assert received == [b"first"] and response.interrupted is Stop.CANCELLED
     response.close()
     assert server.requests[0].disconnected.wait(10)
 
@@ -62,7 +64,7 @@ def test_interrupting_a_finished_response_leaves_the_pooled_connection_alone(
     server.reply(Reply(body=[b"done"]), Reply(body=[b"again"]))
     first = transport.send(post(server), timeouts=(5, 5))
     assert first.read() == b"done"
-    assert first.interrupt() is False  # already back in the pool: not ours to shut
+    assert first.interrupt(Stop.CANCELLED) is False  # already back in the pool: not ours to shut
     first.close()
     second = transport.send(post(server), timeouts=(5, 5))
     assert second.read() == b"again"
@@ -75,7 +77,7 @@ def test_a_deadline_interrupt_is_a_timeout_error(server: ScriptedServer, transpo
     response = transport.send(post(server), timeouts=(5, 30))
     pieces = response.iter_bytes()
     assert next(pieces) == b"first"
-    threading.Timer(0.05, lambda: response.interrupt("deadline")).start()
+    threading.Timer(0.05, lambda: response.interrupt(Stop.DEADLINE)).start()
     with pytest.raises(StreamTimeoutError, match="total deadline"):
         next(pieces)
     response.close()
@@ -173,10 +175,15 @@ def test_a_total_deadline_stops_a_stream_that_keeps_dripping(
             for _ in stream:
                 pass
     assert isinstance(caught.value, minillm.StreamError) and caught.value.partial_text.startswith("0 1 ")
-    assert ledger.count == 0
+    # The provider billed what it generated: the attempt is booked as failed,
+    # with the output it was seen to produce (one token a chunk, at least).
+    ((cost, _),) = ledger.records
+    seen = len(caught.value.partial_text.split())
+    assert cost.failed and not cost.cancelled and cost.resolution is minillm.Resolution.UNKNOWN
+    assert cost.completion_tokens == seen
 
 
-def test_silence_mid_stream_is_a_timeout_and_nothing_is_booked(
+def test_silence_mid_stream_is_a_timeout_and_books_what_was_seen(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
     gate = Gate()
@@ -189,7 +196,8 @@ def test_silence_mid_stream_is_a_timeout_and_nothing_is_booked(
     finally:
         gate.open()
     assert caught.value.partial_text == "hello"  # type: ignore[attr-defined]
-    assert ledger.count == 0
+    ((cost, _),) = ledger.records
+    assert cost.failed and cost.resolution is minillm.Resolution.UNKNOWN and cost.completion_tokens == 1
 
 
 def test_a_number_as_timeout_is_the_read_timeout() -> None:

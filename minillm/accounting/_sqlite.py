@@ -7,7 +7,7 @@ by the caller when first needed, never at ``import minillm``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
@@ -39,10 +39,16 @@ def while_busy(work: Callable[[], T], timeout: float) -> T:
 
 
 def open_shared(
-    path: str, *, timeout: float, schema: str, prepare: Optional[Callable[[sqlite3.Connection], None]] = None
+    path: str,
+    *,
+    timeout: float,
+    schema: str,
+    prepare: Optional[Callable[[sqlite3.Connection], None]] = None,
+    migrate: Optional[Callable[[sqlite3.Connection], None]] = None,
 ) -> sqlite3.Connection:
     """A connection in autocommit mode and WAL, with ``schema`` (idempotent
-    DDL) applied in one ``BEGIN IMMEDIATE`` transaction.
+    DDL) and then ``migrate`` (which brings an older file up to date)
+    applied in one ``BEGIN IMMEDIATE`` transaction.
 
     Raises ``sqlite3.Error`` when the file cannot be opened in ``timeout``.
     """
@@ -61,8 +67,11 @@ def open_shared(
             if prepare is not None:
                 prepare(connection)
             # executescript commits whatever is open first, so the
-            # transaction goes inside the script.
-            connection.executescript("BEGIN IMMEDIATE;" + schema + "COMMIT;")
+            # transaction begins inside the script.
+            connection.executescript("BEGIN IMMEDIATE;" + schema)
+            if migrate is not None:
+                migrate(connection)
+            connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -71,3 +80,12 @@ def open_shared(
         return connection
 
     return while_busy(attempt, timeout)
+
+
+def add_missing_columns(connection: sqlite3.Connection, table: str, columns: Sequence[Tuple[str, str]]) -> None:
+    """Add each ``(name, declaration)`` of ``columns`` that ``table`` lacks
+    (a file written by an older minillm)."""
+    present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+    for name, declaration in columns:
+        if name not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")

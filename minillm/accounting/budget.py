@@ -1,17 +1,20 @@
 """Budgets: a spending limit enforced before a request is sent.
 
-A :class:`Budget` is kept by a ledger. Before each request, the client
-estimates the request's worst case -- the prompt's estimated tokens at the
-input price plus ``max_tokens`` (and any thinking budget) at the output
-price -- and asks the ledger to *hold* it: atomically, the hold is placed
-only if what is booked, plus what others hold, plus this worst case stays
-within the limit; otherwise :class:`~minillm.BudgetExceeded` is raised and
-nothing is sent. When the request is booked, its real cost replaces the
-hold in the same ledger write; when it books nothing (an error, a rejected
-stream, a request never sent), the hold is let go.
+A :class:`Budget` is kept by a ledger. Before each attempt (a retry or a
+fallback is an attempt of its own), the call estimates the attempt's worst
+case -- the prompt's estimated tokens at the input price plus
+``max_tokens`` (and any thinking budget) at the output price -- and asks
+the ledger to *hold* it: atomically, the hold is placed only if what is
+booked, plus what others hold, plus this worst case stays within the limit;
+otherwise :class:`~minillm.BudgetExceeded` is raised and nothing is sent.
+When the attempt is booked, its cost replaces the hold in the same ledger
+write; when it books nothing (it never reached the provider, an error
+status, a rejected stream), the hold is released. A booking whose money is
+not known exactly (``UNKNOWN``, ``UNPRICED``, or a ``PARTIAL`` lower bound)
+keeps counting at the worst case that was held for it.
 
 So, with every request budgeted, the money booked never passes the limit
-by more than one request's worst case -- the slack the prompt estimate
+by more than one attempt's worst case -- the slack the prompt estimate
 needs -- with any number of threads and processes sharing the ledger.
 """
 
@@ -26,9 +29,8 @@ from typing import Any, Dict, Mapping, Optional
 from ..errors import ConfigurationError, InvalidArgumentError
 from ..models import CostInfo, Usage
 from ..request import ChatRequest
-from .catalog import CatalogPrice
 from .ledgers.base import BaseLedger, Scope
-from .pricing import TokenPrice, to_decimal
+from .pricing import Pricer, to_decimal
 from .sinks import SinkFunction, deliver
 
 __all__ = ["Budget", "estimate_prompt_tokens", "worst_case"]
@@ -107,7 +109,7 @@ class Budget:
 
 
 class Hold:
-    """What a budget holds for one request, until the request is booked."""
+    """What a budget holds for one attempt, until the attempt is booked."""
 
     def __init__(self, budget: Budget, booking_id: str) -> None:
         self.budget = budget
@@ -123,7 +125,7 @@ class Hold:
     def release(self) -> None:
         """Let the hold go; never raises (an unreleased hold expires)."""
         try:
-            self.budget.ledger.release(self.booking_id)
+            self.budget.ledger.release_hold(self.booking_id)
         except Exception:
             log.warning("a budget hold could not be released; it lapses on its own", exc_info=True)
 
@@ -136,18 +138,17 @@ def estimate_prompt_tokens(request: ChatRequest) -> int:
     return math.ceil(len(text) / _CHARS_PER_TOKEN) + _TEMPLATE_TOKENS
 
 
-def worst_case(
-    request: ChatRequest, *, price: Optional[TokenPrice], catalog: Optional[CatalogPrice], model: str
-) -> Decimal:
-    """What ``request`` may cost at most: the estimated prompt and every
-    output token it may produce (``max_tokens`` plus any thinking budget).
+def worst_case(request: ChatRequest, *, pricer: Pricer, model: str) -> Decimal:
+    """What one attempt of ``request`` may cost at most: the estimated
+    prompt and every output token it may produce (``max_tokens`` plus any
+    thinking budget).
 
     :raises ConfigurationError: there is no price to estimate with.
     """
     output = (request.max_tokens or 0) + (request.thinking_budget or 0)
     prompt = estimate_prompt_tokens(request)
     usage = Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
-    amount = price.cost(usage) if price is not None else (catalog(usage) if catalog is not None else None)
+    amount, _ = pricer.list_price(usage)
     if amount is None:
         raise ConfigurationError(
             f"a budget needs a price for {model} to know a request's worst case: pass price=minillm.TokenPrice(...)"

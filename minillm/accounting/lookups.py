@@ -1,24 +1,21 @@
 """Out-of-band cost look-ups (OpenRouter's ``/generation``), run on a
-background daemon thread, and the interpreter-exit hook that makes sure
-none is ever dropped.
+background daemon thread, never dropped.
 
-A look-up is needed when a stream ended without usage (cancelled before the
-final chunk, say) but the provider can still tell us what it charged. The
+A look-up is needed when an attempt ended without its final usage (cut
+short, or failed) but the provider can still tell what it charged. The
 record is eventually consistent -- ``/generation`` answers 404 for several
 seconds after a generation, longer after an interrupted one -- so a job
-backs off until :attr:`LookupPolicy.timeout`, then books ``UNKNOWN`` with
-its generation id.
+backs off until :attr:`LookupPolicy.timeout`, then books what was known
+without it (``PARTIAL`` or ``UNKNOWN``, with the generation id).
 
-At interpreter exit, :func:`_at_exit` first settles every stream still open
-(which may queue more look-ups), then keeps attempting the pending look-ups
-itself for at most :attr:`LookupPolicy.exit_wait`, and finally books what
-is left as ``UNKNOWN`` with its generation id, logged at ERROR. Every job is
+At interpreter exit (see :mod:`minillm.runtime`) the pending look-ups are
+attempted on the exiting thread for at most :attr:`LookupPolicy.exit_wait`,
+then what is left is booked without them, logged at ERROR. Every job is
 finished exactly once, whichever thread gets there first.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
@@ -30,7 +27,7 @@ from ..errors import InvalidArgumentError
 from ..models import CostInfo
 from ..scheduler import DaemonPool, Scheduler
 
-__all__ = ["LookupJob", "LookupPolicy", "LookupService", "lookups"]
+__all__ = ["LookupJob", "LookupPolicy", "LookupService"]
 
 log = logging.getLogger("minillm.accounting")
 
@@ -44,13 +41,14 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> N
 class LookupPolicy:
     """How patiently to look a cost up out of band.
 
-    :param timeout: give up (book ``UNKNOWN``) this many seconds after the stream ended.
+    :param timeout: give up (book what was known without it) this many
+        seconds after the attempt ended.
     :param initial_delay: the first attempt waits this long (the record is
         never there at once).
     :param max_delay: the cap on the backoff between attempts.
     :param multiplier: the backoff growth factor.
     :param exit_wait: at interpreter exit, keep trying pending look-ups for
-        at most this long before booking them ``UNKNOWN``.
+        at most this long before booking them without an answer.
     """
 
     timeout: float = attrs.field(default=30.0, validator=_positive)
@@ -65,8 +63,8 @@ class LookupJob:
 
     :param fetch: makes one attempt; returns the cost when the provider has
         it, None when not yet. May raise: that counts as "not yet".
-    :param fallback: booked when the look-up gives up (``UNKNOWN``, with the
-        generation id as ``response_id``).
+    :param fallback: booked when the look-up gives up (``PARTIAL`` or
+        ``UNKNOWN``, with the generation id as ``response_id``).
     :param book: delivers the final cost; called exactly once.
     :param owner: groups jobs for :meth:`LookupService.flush` (the client).
     """
@@ -114,8 +112,9 @@ class LookupService:
                 self._pending[job] = None
         if closed:
             log.error(
-                "cost look-up for generation %s arrived after shutdown; booked UNKNOWN",
+                "cost look-up for generation %s arrived after shutdown; booked %s",
                 job.generation_id,
+                job.fallback.resolution.value.upper(),
             )
             self._finish(job, job.fallback)
             return
@@ -140,9 +139,10 @@ class LookupService:
         now = time.monotonic()
         if now + job.delay > job.deadline:
             log.warning(
-                "no cost for generation %s after %.0fs of look-ups; booked UNKNOWN",
+                "no cost for generation %s after %.0fs of look-ups; booked %s",
                 job.generation_id,
                 job.policy.timeout,
+                job.fallback.resolution.value.upper(),
             )
             self._finish(job, job.fallback)
             return
@@ -194,7 +194,7 @@ class LookupService:
 
     def drain_at_exit(self) -> None:
         """Attempt what is pending until each job's ``exit_wait`` is used up,
-        then book the rest ``UNKNOWN`` (logged at ERROR). Runs on the calling
+        then book the rest without an answer (logged at ERROR). Runs on the calling
         thread, so it works even when no thread can be started any more."""
         started = time.monotonic()
         while True:
@@ -254,31 +254,10 @@ class LookupService:
         if job.done:
             return
         log.error(
-            "interpreter exiting: cost of generation %s (%s %s) still unknown; booked UNKNOWN",
+            "interpreter exiting: cost of generation %s (%s %s) still unknown; booked %s",
             job.generation_id,
             job.fallback.provider,
             job.fallback.model,
+            job.fallback.resolution.value.upper(),
         )
         self._finish(job, job.fallback)
-
-
-#: The one look-up service of this process.
-lookups = LookupService()
-
-#: Steps run at exit before look-ups are drained (settling open streams).
-_before_exit: List[Callable[[], None]] = []
-
-
-def run_before_exit(step: Callable[[], None]) -> None:
-    """Register ``step`` to run at interpreter exit, before the look-ups are drained."""
-    _before_exit.append(step)
-
-
-@atexit.register
-def _at_exit() -> None:
-    for step in _before_exit:
-        try:
-            step()
-        except Exception:  # pragma: no cover - exit must go on
-            log.exception("an exit step failed")
-    lookups.drain_at_exit()

@@ -1,24 +1,24 @@
 """Money: :class:`TokenPrice`, the conversion of wire numbers to ``Decimal``,
-and the rule that turns a :class:`~minillm.Usage` into a
-:class:`~minillm.CostInfo`.
+and :class:`Pricer`, the one place a :class:`~minillm.Usage` becomes money.
 
-Resolution order: the provider's native cost, else tokens x the caller's
+Order: the provider's native cost, else tokens x the caller's
 :class:`TokenPrice`, else the maintained price catalog
-(:mod:`minillm.accounting.catalog`), else ``UNPRICED``. Floats never take part in
-arithmetic: a JSON float is converted through its shortest ``repr``.
+(:mod:`minillm.accounting.catalog`), else no money (``UNPRICED``). Floats
+never take part in arithmetic: a JSON float is converted through its
+shortest ``repr``.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import attrs
 
 from ..errors import InvalidArgumentError
-from ..models import CostInfo, Resolution, Usage
+from ..models import Usage
 
-__all__ = ["TokenPrice", "cost_from_usage", "native_cost", "to_decimal", "unknown_cost"]
+__all__ = ["Pricer", "TokenPrice", "native_cost", "to_decimal"]
 
 _MILLION = Decimal(1_000_000)
 
@@ -97,50 +97,34 @@ def native_cost(usage: Usage) -> Optional[Decimal]:
     return usage.cost
 
 
-def cost_from_usage(
-    usage: Usage,
-    *,
-    price: Optional[TokenPrice],
-    model: str,
-    provider: str,
-    response_id: Optional[str],
-    cancelled: bool,
-    catalog: Optional[Callable[[Usage], Optional[Decimal]]] = None,
-    booking_id: Optional[str] = None,
-) -> CostInfo:
-    """Price ``usage``: native cost, else ``price``, else ``catalog``, else ``UNPRICED``."""
-    usd = native_cost(usage)
-    if usd is None and price is not None:
-        usd = price.cost(usage)
-    if usd is None and catalog is not None:
-        usd = catalog(usage)
-    return CostInfo(
-        usd=usd,
-        resolution=Resolution.UNPRICED if usd is None else Resolution.RESOLVED,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-        cached_tokens=usage.cached_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        model=model,
-        provider=provider,
-        response_id=response_id,
-        byok=usage.is_byok,
-        cancelled=cancelled,
-        booking_id=booking_id,
-    )
+@attrs.frozen
+class Pricer:
+    """The one place usage becomes money, for one route: the provider's
+    native cost, else the caller's :class:`TokenPrice`, else the maintained
+    catalog (for the provider's own service only), else nothing.
 
+    :param price: the caller's price, if any.
+    :param catalog: list prices, when the route goes to a provider's own service.
+    """
 
-def unknown_cost(
-    *, model: str, provider: str, response_id: Optional[str], cancelled: bool, booking_id: Optional[str] = None
-) -> CostInfo:
-    """A booking for a request whose cost cannot be known."""
-    return CostInfo(
-        usd=None,
-        resolution=Resolution.UNKNOWN,
-        model=model,
-        provider=provider,
-        response_id=response_id,
-        cancelled=cancelled,
-        booking_id=booking_id,
-    )
+    price: Optional[TokenPrice] = None
+    catalog: Optional[Callable[[Usage], Optional[Decimal]]] = attrs.field(default=None, eq=False)
+
+    def money(self, usage: Usage) -> Tuple[Optional[Decimal], Optional[str]]:
+        """What ``usage`` cost and where the figure came from (``"provider"``,
+        ``"price"``, ``"catalog"``), or ``(None, None)``."""
+        usd = native_cost(usage)
+        if usd is not None:
+            return usd, "provider"
+        return self.list_price(usage)
+
+    def list_price(self, usage: Usage) -> Tuple[Optional[Decimal], Optional[str]]:
+        """``usage`` at the caller's price, else the catalog's; never the
+        provider's own figure (a worst case is priced before there is one)."""
+        if self.price is not None:
+            return self.price.cost(usage), "price"
+        if self.catalog is not None:
+            usd = self.catalog(usage)
+            if usd is not None:
+                return usd, "catalog"
+        return None, None

@@ -1,24 +1,31 @@
-"""Settlement: deciding what one finished request books, and booking it.
+"""Settlement: what one attempt books, and booking it.
 
-:func:`settle` is the single code path every request's booking goes
-through, whether it came from ``complete()``, a stream's ``__exit__``, the
-stream generator's ``finally``, ``cancel()``, ``settle()``, a finalizer, or
-the interpreter-exit hook. The rules (API section 4):
+The unit of accounting is the **attempt** -- one request sent to one
+provider. Every attempt the provider may bill is booked exactly once; one it
+certainly did not bill books nothing. :func:`decide` is the whole table
+(API section 4); a call makes it exactly-once (one decision per attempt,
+under the call's lock), this module makes it right.
 
-======================================  ========================================
-how the request ended                   what is booked
-======================================  ========================================
-completed, with usage                   cost from that usage
-ended early by the caller, usage seen   cost from that usage, ``cancelled``
-early or without usage, look-up exists  looked up in the background:
-                                        ``RESOLVED`` when found, else ``UNKNOWN``
-early or without usage, no look-up      ``UNKNOWN``
-failed (transport, in-band, HTTP)       nothing (the error is raised)
-rejected                                nothing
-======================================  ========================================
+=================================================  ==========================================
+how the attempt ended (:class:`Outcome`)           what is booked
+=================================================  ==========================================
+the provider's final usage arrived                 ``RESOLVED`` from it (``UNPRICED``
+                                                   without a price)
+cut short by the caller (``CUT_SHORT``), or        the provider's look-up when it has one
+failed after the response began (``FAILED``),      (later, on the background thread):
+or completed without final usage                   ``RESOLVED`` when found; otherwise
+                                                   ``PARTIAL`` from what was seen -- a lower
+                                                   bound -- or ``UNKNOWN`` when nothing was
+sent, but no response status came back             ``UNKNOWN``, ``failed`` (a look-up when an
+(``UNANSWERED``)                                   id is known)
+never reached the provider, or answered with an    nothing
+error status (``UNBILLED``); ``REJECTED``
+=================================================  ==========================================
 
-Callers make it exactly-once (a stream holds a lock around the decision);
-this module makes it correct.
+``PARTIAL`` counts output tokens from what streamed when the provider's own
+count is still a placeholder (Anthropic's ``message_start`` says one token):
+providers send at least one token per content delta, so the number of
+deltas is a lower bound.
 """
 
 from __future__ import annotations
@@ -29,74 +36,112 @@ from typing import Any, Callable, Dict, Optional, Protocol
 
 import attrs
 
+from .. import runtime
 from ..accumulate import StreamState
 from ..ids import new_booking_id
-from ..models import CostInfo
-from .catalog import CatalogPrice
-from .lookups import LookupJob, LookupPolicy, lookups
-from .pricing import TokenPrice, cost_from_usage, unknown_cost
+from ..models import CostInfo, Resolution, Usage
+from .lookups import LookupJob, LookupPolicy
+from .pricing import Pricer, native_cost
 from .sinks import SinkFunction, deliver
 
-__all__ = ["Booking", "Decision", "Ending", "Held", "decide", "release", "settle"]
+__all__ = ["Booking", "Decision", "Held", "Outcome", "decide"]
 
 log = logging.getLogger("minillm.accounting")
 
 
-class Ending(enum.Enum):
-    """How a request's response ended."""
+class Outcome(enum.Enum):
+    """How one attempt ended, as the ledger sees it."""
 
-    COMPLETED = "completed"  # the provider's terminal event arrived
-    EARLY = "early"  # the caller stopped it first
-    FAILED = "failed"  # transport failure, in-band or HTTP error
-    REJECTED = "rejected"  # the caller said: book nothing
+    #: the provider's terminal event (or a whole body) arrived
+    COMPLETED = "completed"
+    #: the caller stopped it after the provider had accepted it
+    CUT_SHORT = "cut short"
+    #: it failed after the response began (a timeout, a dropped connection,
+    #: an in-band or malformed event)
+    FAILED = "failed"
+    #: it was sent, but no response status came back
+    UNANSWERED = "unanswered"
+    #: it never reached the provider, or was answered with an error status
+    UNBILLED = "unbilled"
+    #: the caller said: book nothing
+    REJECTED = "rejected"
+
+    @property
+    def billable(self) -> bool:
+        return self is not Outcome.UNBILLED and self is not Outcome.REJECTED
 
 
 class Held(Protocol):
-    """Money held back for a request by a budget, until it is booked."""
+    """Money a budget holds for an attempt until the attempt is booked."""
 
     def settled(self, cost: CostInfo, meta: Dict[str, Any], sink: Optional[SinkFunction]) -> None:
-        """The request booked ``cost`` (already delivered to ``sink``)."""
+        """The attempt booked ``cost`` (already delivered to ``sink``)."""
 
     def release(self) -> None:
-        """The request books nothing: let the money go."""
+        """The attempt books nothing: let the money go."""
+
+
+#: Fetches what a generation cost: its usage with the provider's own figure,
+#: or None when the provider does not have it yet.
+Lookup = Callable[[str], Optional[Usage]]
 
 
 @attrs.frozen
 class Booking:
-    """Where and how one request's cost is booked."""
+    """Where and how one attempt is booked."""
 
     provider: str
     model: str
-    price: Optional[TokenPrice]
+    pricer: Pricer
     sink: Optional[SinkFunction]
     meta: Dict[str, Any]
-    #: fetches the cost of a generation id once: the cost, or None if not yet
-    lookup: Optional[Callable[[str, bool], Optional[CostInfo]]] = None
+    #: this send's number among its request's sends
+    attempt: int = 1
+    lookup: Optional[Lookup] = None
     lookup_policy: LookupPolicy = attrs.field(factory=LookupPolicy)
     #: groups pending look-ups for ``Client.flush``
     owner: object = None
-    #: list prices, when the request went to a provider's own service
-    catalog: Optional[CatalogPrice] = None
-    #: what a budget holds back for this request
-    held: Optional[Held] = None
+    #: what a budget holds for this attempt
+    hold: Optional[Held] = None
     #: identifies the booking (and the budget's hold) in durable ledgers
     id: str = attrs.field(factory=new_booking_id)
 
-    def unknown(self, response_id: Optional[str], cancelled: bool) -> CostInfo:
-        """This request's cost when nothing about its money is known."""
-        return unknown_cost(
+    def cost(
+        self,
+        usage: Optional[Usage],
+        *,
+        resolution: Resolution,
+        response_id: Optional[str],
+        outcome: Outcome,
+        usd: Any = None,
+        source: Optional[str] = None,
+    ) -> CostInfo:
+        """This attempt's :class:`~minillm.CostInfo`."""
+        counts = usage or Usage()
+        return CostInfo(
+            usd=usd,
+            resolution=resolution,
+            prompt_tokens=counts.prompt_tokens,
+            completion_tokens=counts.completion_tokens,
+            total_tokens=counts.total_tokens,
+            cached_tokens=counts.cached_tokens,
+            reasoning_tokens=counts.reasoning_tokens,
             model=self.model,
             provider=self.provider,
             response_id=response_id,
-            cancelled=cancelled,
+            byok=counts.is_byok,
+            cancelled=outcome is Outcome.CUT_SHORT,
+            failed=outcome is Outcome.FAILED or outcome is Outcome.UNANSWERED,
+            attempt=self.attempt,
+            source=source if usd is not None else None,
             booking_id=self.id,
         )
 
 
 @attrs.frozen
 class Decision:
-    """What a finished request books: a cost now, a look-up for later, or
-    nothing. Deciding is pure; :meth:`carry_out` calls the sink."""
+    """What an attempt books: a cost now, a look-up for later, or nothing.
+    Deciding is pure; :meth:`carry_out` calls the sink."""
 
     booking: Booking
     #: booked at once
@@ -108,33 +153,29 @@ class Decision:
         """Deliver ``now`` to the sink, or queue the look-up, or -- when
         nothing is booked -- let go of what a budget held for it."""
         if self.now is not None:
-            _deliver(self.booking, self.now)
+            book(self.booking, self.now)
         elif self.later is not None:
-            lookups.submit(self.later)
-        else:
-            release(self.booking)
+            runtime.lookups.submit(self.later)
+        elif self.booking.hold is not None:
+            self.booking.hold.release()
 
 
-def release(booking: Booking) -> None:
-    """The request books nothing: a budget's hold on it is let go."""
-    if booking.held is not None:
-        booking.held.release()
-
-
-def _deliver(booking: Booking, cost: CostInfo) -> None:
+def book(booking: Booking, cost: CostInfo) -> None:
+    """Deliver ``cost`` to the booking's sink, then to its budget's ledger."""
     deliver(booking.sink, cost, booking.meta)
-    if booking.held is not None:
-        booking.held.settled(cost, booking.meta, booking.sink)
+    if booking.hold is not None:
+        booking.hold.settled(cost, booking.meta, booking.sink)
     if log.isEnabledFor(logging.DEBUG):
         try:
             shown = repr(booking.meta)
         except Exception:  # a log line must never cost a booking
             shown = "<meta that cannot be shown>"
         log.debug(
-            "booked %s %s/%s %s usd=%s meta=%s",
+            "booked %s %s/%s attempt %d %s usd=%s meta=%s",
             cost.resolution.value,
             cost.provider,
             cost.model,
+            cost.attempt,
             cost.response_id,
             cost.usd,
             shown,
@@ -143,72 +184,94 @@ def _deliver(booking: Booking, cost: CostInfo) -> None:
 
 def decide(
     booking: Booking,
-    state: StreamState,
-    ending: Ending,
+    outcome: Outcome,
+    state: Optional[StreamState],
     *,
-    generation_id: Optional[str],
-    on_booked: Callable[[CostInfo], None],
+    generation_id: Optional[str] = None,
+    on_booked: Callable[[CostInfo], None] = lambda cost: None,
 ) -> Decision:
-    """Decide what ``state`` books, according to how it ended.
+    """Decide what an attempt that ended as ``outcome`` books, from what it
+    saw (``state``; None when no response began).
 
     ``on_booked`` is called by a look-up, later, with the cost it found (or
     gave up on) just before that goes to the sink; a cost decided now is the
     caller's to record.
     """
-    if ending is Ending.FAILED or ending is Ending.REJECTED:
+    if not outcome.billable:
         return Decision(booking)
-    cancelled = ending is Ending.EARLY
     # The id is taken from the first place it appears: the header, else the body.
-    response_id = generation_id or state.id
-    if state.usage is not None:
-        cost = cost_from_usage(
-            state.usage,
-            price=booking.price,
-            model=booking.model,
-            provider=booking.provider,
-            response_id=response_id,
-            cancelled=cancelled,
-            catalog=booking.catalog,
-            booking_id=booking.id,
+    response_id = generation_id or (state.id if state is not None else None)
+    final = state.final_usage if state is not None else None
+    if final is not None:
+        usd, source = booking.pricer.money(final)
+        resolution = Resolution.RESOLVED if usd is not None else Resolution.UNPRICED
+        return Decision(
+            booking,
+            now=booking.cost(
+                final, resolution=resolution, response_id=response_id, outcome=outcome, usd=usd, source=source
+            ),
         )
-        return Decision(booking, now=cost)
-    lookup_id = response_id
-    if booking.lookup is not None and lookup_id:
-        fetch = booking.lookup
+    seen = _lower_bound(booking, outcome, state, response_id)
+    if booking.lookup is not None and response_id:
+        return Decision(booking, later=_lookup_job(booking, outcome, response_id, seen, on_booked))
+    return Decision(booking, now=seen)
 
-        def book_later(cost: CostInfo) -> None:
-            if cost.booking_id != booking.id:
-                cost = attrs.evolve(cost, booking_id=booking.id)
-            on_booked(cost)
-            _deliver(booking, cost)
 
-        job = LookupJob(
-            generation_id=lookup_id,
-            fetch=lambda: fetch(lookup_id, cancelled),
-            fallback=booking.unknown(lookup_id, cancelled),
-            book=book_later,
-            owner=booking.owner,
-            policy=booking.lookup_policy,
+def _lower_bound(
+    booking: Booking, outcome: Outcome, state: Optional[StreamState], response_id: Optional[str]
+) -> CostInfo:
+    """What an attempt without final usage is known to have cost at least:
+    ``PARTIAL`` from the usage and output seen, ``UNKNOWN`` (with the tokens
+    seen) without a price, ``UNKNOWN`` when nothing was seen."""
+    usage = state.usage if state is not None else None
+    deltas = state.output_deltas if state is not None else 0
+    if usage is None and deltas == 0:
+        return booking.cost(None, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome)
+    if usage is None:
+        usage = Usage(completion_tokens=deltas, total_tokens=deltas)
+    elif deltas > usage.completion_tokens:
+        usage = attrs.evolve(
+            usage, completion_tokens=deltas, total_tokens=usage.total_tokens - usage.completion_tokens + deltas
         )
-        return Decision(booking, later=job)
-    return Decision(booking, now=booking.unknown(response_id, cancelled))
+    usd, source = booking.pricer.money(usage)
+    if usd is None:
+        return booking.cost(usage, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome)
+    return booking.cost(
+        usage, resolution=Resolution.PARTIAL, response_id=response_id, outcome=outcome, usd=usd, source=source
+    )
 
 
-def settle(
+def _lookup_job(
     booking: Booking,
-    state: StreamState,
-    ending: Ending,
-    *,
-    generation_id: Optional[str],
+    outcome: Outcome,
+    generation_id: str,
+    fallback: CostInfo,
     on_booked: Callable[[CostInfo], None],
-) -> Optional[CostInfo]:
-    """Decide and book at once: ``on_booked`` is called with the cost just
-    before it goes to the sink (now, or later for a look-up).
+) -> LookupJob:
+    lookup = booking.lookup
+    assert lookup is not None
 
-    :returns: the cost booked now; None when nothing is booked, or not yet.
-    """
-    decision = decide(booking, state, ending, generation_id=generation_id, on_booked=on_booked)
-    if decision.now is not None:
-        on_booked(decision.now)
-    decision.carry_out()
-    return decision.now
+    def fetch() -> Optional[CostInfo]:
+        usage = lookup(generation_id)
+        if usage is None:
+            return None
+        usd, source = native_cost(usage), "lookup"
+        if usd is None:
+            usd, source = booking.pricer.list_price(usage)  # type: ignore[assignment]
+        resolution = Resolution.RESOLVED if usd is not None else Resolution.UNPRICED
+        return booking.cost(
+            usage, resolution=resolution, response_id=generation_id, outcome=outcome, usd=usd, source=source
+        )
+
+    def book_later(cost: CostInfo) -> None:
+        on_booked(cost)
+        book(booking, cost)
+
+    return LookupJob(
+        generation_id=generation_id,
+        fetch=fetch,
+        fallback=fallback,
+        book=book_later,
+        owner=booking.owner,
+        policy=booking.lookup_policy,
+    )

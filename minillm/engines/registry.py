@@ -9,7 +9,6 @@ interpreter exit.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib
 import threading
@@ -113,7 +112,9 @@ def get_engine(name: str) -> Engine:
         engine = _made.setdefault(name, engine)
         global _exit_hook
         if not _exit_hook:
-            atexit.register(_cleanup_all)
+            from .. import runtime
+
+            runtime.at_exit(_cleanup_all)
             _exit_hook = True
     return engine
 

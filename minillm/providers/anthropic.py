@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
-from ..events import STREAM_DONE, Event, ProviderError, ReasoningDetail, ResponseInfo, ToolCallDelta
+from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
@@ -38,9 +38,6 @@ FINISH_REASONS: Dict[str, str] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-
-#: Errors worth sending the same request again for.
-RETRYABLE_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
 
 
 def _count(value: Any) -> int:
@@ -327,21 +324,6 @@ class AnthropicAdapter(Adapter):
         usage = usage_from_anthropic(data["usage"]) if isinstance(data.get("usage"), dict) else None
         yield Chunk("", "", FINISH_REASONS.get(reason, "stop") if reason else None, usage)
         yield STREAM_DONE
-
-    # -- errors -----------------------------------------------------------
-
-    def in_band_error(self, error: Any) -> ProviderError:
-        event = super().in_band_error(error)
-        if event.type in RETRYABLE_ERRORS and not event.retryable:
-            event = ProviderError(
-                message=event.message,
-                code=event.code,
-                type=event.type,
-                overflow=event.overflow,
-                retryable=True,
-                body=event.body,
-            )
-        return event
 
 
 def _all_tool_results(blocks: List[Dict[str, Any]]) -> bool:

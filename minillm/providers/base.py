@@ -4,8 +4,10 @@ nothing else.
 An adapter builds the HTTP request for a :class:`~minillm.request.ChatRequest`,
 turns response bodies into typed events, normalises usage, classifies
 errors, and declares its capabilities (an out-of-band cost look-up, say).
-It never does I/O and knows nothing about cost accounting: the client sends
-what the adapter builds and folds what it parses. Adapters are created per
+It is data and parsing only: it never does I/O, never picks a transport
+(the client does, by the base URL's scheme) and knows nothing about cost
+accounting. The client sends what the adapter builds and folds what it
+parses. Adapters are created per
 client with a resolved :class:`ProviderConfig`; the few things they learn at
 run time (a server that rejects an option) are kept under a lock.
 """
@@ -15,23 +17,27 @@ from __future__ import annotations
 import abc
 import json
 import re
-from typing import Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, Pattern, Tuple
+from typing import Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, Pattern, Tuple, Type
 
 import attrs
 
 from ..errors import (
+    STREAM_ERRORS,
     APIError,
     ContextOverflowError,
     InvalidArgumentError,
     MalformedResponseError,
+    MiniLLMError,
+    StreamError,
     error_class_for_status,
+    status_for_kind,
 )
 from ..events import Event, ProviderError
 from ..models import Usage
 from ..redaction import Redactor, excerpt
 from ..request import ChatRequest
-from ..retry import RETRYABLE_STATUSES, parse_retry_after
-from ..transports.http import HTTPRequest, HTTPTransport, Transport
+from ..retry import parse_retry_after
+from ..transports.base import HTTPRequest
 
 __all__ = [
     "OVERFLOW_COUNTS",
@@ -326,19 +332,77 @@ class Adapter(abc.ABC):
 
     def in_band_error(self, error: Any) -> ProviderError:
         """A :class:`~minillm.events.ProviderError` for an error object found
-        inside a response body."""
+        inside a response body; its status comes from its numeric code (or
+        ``status_code``), else from its kind, through the same tables as an
+        HTTP error's."""
         message = self.error_message(error) or "the provider reported an error"
         code = error.get("code") if isinstance(error, dict) else None
         kind = error.get("type") if isinstance(error, dict) else None
-        status = code if isinstance(code, int) else (error.get("status_code") if isinstance(error, dict) else None)
+        status = status_for_kind(code, kind)
+        if status is None and isinstance(error, dict):
+            status = status_for_kind(error.get("status_code"), None)
         return ProviderError(
             message=message,
             code=code,
             type=kind if isinstance(kind, str) else None,
             overflow=self.is_overflow(error, message),
-            retryable=status in RETRYABLE_STATUSES or kind in ("server_error", "overloaded_error", "api_error"),
+            status=status,
             body=error,
         )
+
+    def error_for(
+        self,
+        event: ProviderError,
+        *,
+        streamed: bool,
+        status: int,
+        headers: Mapping[str, str],
+        endpoint: str,
+        redactor: Redactor,
+    ) -> MiniLLMError:
+        """The exception for an error the provider reported inside a
+        response with a success ``status``.
+
+        In a stream it is a :class:`~minillm.StreamError` that is also the
+        :class:`~minillm.APIError` its status means (an in-band rate limit is
+        a ``RateLimitError`` too); in a whole body it is that ``APIError``, as
+        an HTTP error of the same status would be.
+        """
+        if event.type == "malformed":
+            if streamed:
+                return StreamError(
+                    redactor.scrub(f"the stream from {self.name} could not be parsed: {event.message}"),
+                    provider=self.name,
+                )
+            return self.malformed(status, b"", endpoint, redactor, redactor.scrub(event.message))
+        if not streamed:
+            code = event.status or status
+            body = json.dumps({"error": event.body}).encode() if event.body is not None else b""
+            error = self.api_error(code, headers, body, endpoint, redactor)
+            if event.overflow and not isinstance(error, ContextOverflowError):
+                overflow = ContextOverflowError(
+                    error.message, status_code=code, body=error.body, provider=self.name, endpoint=endpoint
+                )
+                overflow.requested_tokens, overflow.limit_tokens = overflow_counts(event.message)
+                return overflow
+            return error
+        message = redactor.scrub(f"{self.name} reported an error mid-stream: {event.message}")
+        if event.overflow:
+            cls: Type[APIError] = ContextOverflowError
+        elif event.status is not None:
+            cls = error_class_for_status(event.status)
+        else:
+            cls = APIError
+        stream_error = STREAM_ERRORS.get(cls, STREAM_ERRORS[APIError])(
+            message,
+            body=redactor.scrub_obj(event.body),
+            provider=self.name,
+            status_code=event.status,
+            endpoint=endpoint,
+        )
+        if isinstance(stream_error, ContextOverflowError):
+            stream_error.requested_tokens, stream_error.limit_tokens = overflow_counts(event.message)
+        return stream_error
 
     # -- out-of-band cost -------------------------------------------------
 
@@ -350,11 +414,6 @@ class Adapter(abc.ABC):
         """The usage (with native cost) from a look-up answer, or None when
         the provider does not have it yet."""
         raise NotImplementedError(f"{self.name} has no cost look-up")
-
-    def transport(self, redactor: Redactor) -> Transport:
-        """What carries this protocol's requests: the network, unless the
-        model runs in this process."""
-        return HTTPTransport(redactor=redactor)
 
     def host_headers(self) -> Dict[str, str]:
         """Headers a host adds to every request (attribution, say)."""

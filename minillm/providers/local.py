@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, Tuple
 
-from ..redaction import Redactor
 from ..request import ChatRequest
-from ..transports.http import Transport
 from .openai_chat import ChatCompletionsAdapter
 
 __all__ = ["LocalAdapter"]
@@ -28,13 +26,6 @@ class LocalAdapter(ChatCompletionsAdapter):
     default_base_url = "local://engine/v1"
     key_required = False
     url_schemes: ClassVar[Tuple[str, ...]] = ("local",)
-
-    def transport(self, redactor: Redactor) -> Transport:
-        from ..engines.registry import get_engine
-        from ..transports.inprocess import InProcessTransport
-
-        name = self.config.model
-        return InProcessTransport(get_engine(name), redactor=redactor, aliases=(name,))
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         body = super().body(request, stream=stream)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Tuple
 
 from ..accounting.pricing import to_decimal
 from ..models import Usage
-from ..transports.http import HTTPRequest
+from ..transports.base import HTTPRequest
 from .base import ProviderConfig
 from .openai_chat import ChatCompletionsAdapter, _int
 from .openai_responses import ResponsesAdapter

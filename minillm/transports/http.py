@@ -1,10 +1,4 @@
-"""Transports: how a request reaches a model and its response comes back.
-
-:class:`Transport` is the one seam between the client and the world: it
-sends an :class:`HTTPRequest` and returns an :class:`HTTPResponse` whose
-body has not been read yet. :class:`HTTPTransport` goes over the network;
-an in-process engine has its own transport (:mod:`minillm.transports.inprocess`)
-that answers the same requests without a socket.
+"""The network transport: :class:`HTTPTransport`, over ``requests``.
 
 This is the only module that imports ``requests``. Foreign exceptions are
 translated here, in exactly two places: :meth:`HTTPTransport.send` (before
@@ -15,73 +9,57 @@ the body: :class:`~minillm.APIConnectionError`,
 Interrupting a blocked read from another thread
 -----------------------------------------------
 Closing a socket does not wake a thread blocked in ``recv`` on it;
-shutting it down does. :meth:`HTTPResponse.interrupt` shuts the socket down
-(``SHUT_RDWR``, which also tells the server we are gone). The danger is
-shutting down a socket that has already gone back to the connection pool
-and now carries somebody else's request: the response's ``release_conn``
-is therefore gated by the same lock as the shutdown, so a connection is
-either interrupted while still ours, or released -- never both, never in
-the wrong order.
+shutting it down does (``SHUT_RDWR``, which also tells the server we are
+gone). The socket is taken from the connection *as the wait for the headers
+begins*: once a response says ``Connection: close`` (every HTTP/1.0
+response does), ``http.client`` detaches the socket from the connection and
+only the response's file object still reaches it -- asking the connection
+later finds nothing to shut down. The same socket then serves the wait for
+the headers and the body, whatever the framing: chunked, ``Content-Length``
+or read to the close, plain or TLS.
+
+The danger is shutting down a socket that has already gone back to the
+connection pool and now carries somebody else's request: the response's
+``release_conn`` is therefore gated by the same lock as the shutdown, so a
+connection is either interrupted while still ours, or released -- never
+both, never in the wrong order.
+
+How far a request got is read off the same hook: the wait for the headers
+begins only once the request is written whole (:attr:`Exchange.sent`).
 
 ``requests`` is imported on first use, not at ``import minillm``.
 """
 
 from __future__ import annotations
 
-import abc
-import functools
 import logging
+import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tuple
-
-import attrs
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple
 
 from .._version import __version__
+from ..cancellation import Stop
 from ..errors import (
     APIConnectionError,
     APITimeoutError,
     ConfigurationError,
     InvalidArgumentError,
-    MiniLLMError,
     StreamError,
     StreamTimeoutError,
 )
 from ..redaction import Redactor
+from .base import Exchange, HTTPRequest, HTTPResponse, Interrupted, Transport, endpoint_of
 
 if TYPE_CHECKING:  # pragma: no cover
-    import socket
-
     import requests
 
-__all__ = [
-    "HTTPRequest",
-    "HTTPResponse",
-    "HTTPTransport",
-    "RequestInterruptedError",
-    "RequestSlot",
-    "Transport",
-    "WireResponse",
-    "endpoint_of",
-]
+__all__ = ["HTTPTransport", "WireResponse"]
 
 log = logging.getLogger("minillm.transports.http")
 
 USER_AGENT = f"minillm/{__version__}"
 _READ_SIZE = 65536
-
-
-def endpoint_of(url: str) -> str:
-    """``url`` without its query string and fragment (which may carry secrets)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.split("?", 1)[0].split("#", 1)[0]
-    host = parts.netloc.rsplit("@", 1)[-1]  # never credentials
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
 
 #: Loopback never goes through a proxy (a local server, the demo, tests).
 _LOOPBACK = "localhost,127.0.0.1,::1"
@@ -106,80 +84,38 @@ def _host(url: str) -> str:
         return endpoint_of(url)
 
 
-@attrs.frozen
-class HTTPRequest:
-    """A request ready to send. Headers and body are kept out of ``repr``:
-    the headers carry the API key."""
+def _shutdown(sock: Any) -> None:
+    # TLS inside a TLS proxy tunnel is urllib3's SSLTransport, which wraps
+    # the real socket. An SSLSocket is shut down as the plain socket it is:
+    # its own shutdown() drops the TLS state that the reading thread is
+    # still using.
+    target = getattr(sock, "socket", sock)
+    try:
+        if isinstance(target, socket.socket):
+            socket.socket.shutdown(target, socket.SHUT_RDWR)
+        else:
+            target.shutdown(socket.SHUT_RDWR)
+    except Exception:
+        pass  # already closed or never connected: nothing blocks on it
 
-    method: str
-    url: str
-    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
-    body: Optional[bytes] = attrs.field(default=None, repr=False)
-    #: read the body incrementally (an event stream)
-    stream: bool = False
+
+class _Sending(threading.local):
+    """What the sending thread's connection needs to reach: the exchange of
+    the request on its way, and the socket it was sent on. Confined to this
+    module: requests offers no other path from ``send`` to the connection."""
+
+    exchange: Optional[Exchange] = None
+    sock: Any = None
 
 
-class HTTPResponse(abc.ABC):
-    """A response whose headers have arrived and whose body is unread.
-
-    Not shared: one thread reads it. :meth:`interrupt` and :meth:`close` may
-    be called from any thread.
-    """
-
-    status: int
-    #: case-insensitive
-    headers: Mapping[str, str]
-    #: the URL without its query string: safe to show
-    endpoint: str
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-    @property
-    @abc.abstractmethod
-    def interrupted(self) -> Optional[str]:
-        """Why the response was interrupted (``"cancel"``, ``"deadline"``), or None."""
-
-    @abc.abstractmethod
-    def interrupt(self, reason: str = "cancel") -> bool:
-        """Stop the body from any thread, waking a blocked reader.
-
-        Returns False when there was nothing to interrupt (the body was
-        already complete).
-        """
-
-    @abc.abstractmethod
-    def iter_bytes(self) -> Iterator[bytes]:
-        """The body as it arrives, in pieces of whatever size was read.
-
-        After :meth:`interrupt` the iterator simply ends (or raises
-        :class:`~minillm.APITimeoutError` when the interrupt was a deadline).
-
-        :raises StreamError: the body could not be read to its end.
-        """
-
-    def read(self) -> bytes:
-        """The whole body.
-
-        :raises StreamError: the body could not be read to its end.
-        """
-        return b"".join(self.iter_bytes())
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Let the response go. Idempotent; any thread."""
+_sending = _Sending()
 
 
 class WireResponse(HTTPResponse):
     """A response arriving over a socket (through ``requests``)."""
 
     def __init__(
-        self,
-        response: requests.Response,
-        request: HTTPRequest,
-        read_timeout: float,
-        redactor: Redactor,
+        self, response: requests.Response, request: HTTPRequest, sock: Any, read_timeout: float, redactor: Redactor
     ) -> None:
         self._response = response
         self._redactor = redactor
@@ -190,10 +126,9 @@ class WireResponse(HTTPResponse):
         # Re-entrant: urllib3 may release the connection from inside close().
         self._lock = threading.RLock()
         self._released = False
-        self._interrupt_reason: Optional[str] = None
+        self._interrupted: Optional[Stop] = None
+        self._sock = sock
         raw = response.raw
-        connection = getattr(raw, "connection", None)
-        self._sock: Optional[socket.socket] = getattr(connection, "sock", None)
         original_release: Callable[[], None] = raw.release_conn
 
         def release_conn() -> None:
@@ -201,7 +136,7 @@ class WireResponse(HTTPResponse):
                 if self._released:
                     return
                 self._released = True
-                if self._interrupt_reason is not None:
+                if self._interrupted is not None:
                     # We shut this socket down: the connection must never go
                     # back to the pool, where another request could take it
                     # while a close() from the interrupting thread is still
@@ -217,15 +152,14 @@ class WireResponse(HTTPResponse):
         raw.release_conn = release_conn  # type: ignore[method-assign]
 
     @property
-    def interrupted(self) -> Optional[str]:
-        return self._interrupt_reason
+    def interrupted(self) -> Optional[Stop]:
+        return self._interrupted
 
-    def interrupt(self, reason: str = "cancel") -> bool:
-        # Shutting the socket down wakes a reader blocked in recv().
+    def interrupt(self, reason: Stop) -> bool:
         with self._lock:
-            if self._released or self._interrupt_reason is not None:
+            if self._released or self._interrupted is not None:
                 return False
-            self._interrupt_reason = reason
+            self._interrupted = reason
             if self._sock is not None:
                 _shutdown(self._sock)
         return True
@@ -260,11 +194,11 @@ class WireResponse(HTTPResponse):
             yield data
 
     def _check_interrupt(self) -> None:
-        if self._interrupt_reason == "deadline":
+        if self._interrupted is Stop.DEADLINE:
             raise StreamTimeoutError("the total deadline passed while reading the response")
 
     def _raise_read_error(self, exc: Exception) -> None:
-        if self._interrupt_reason is not None:
+        if self._interrupted is not None:
             self._check_interrupt()
             return  # we shut the socket down ourselves: not a failure
         if _is_timeout(exc):
@@ -290,8 +224,6 @@ class WireResponse(HTTPResponse):
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    import socket
-
     seen = 0
     current: Optional[BaseException] = exc
     while current is not None and seen < 8:
@@ -304,104 +236,30 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-class RequestInterruptedError(MiniLLMError):
-    """A request was interrupted (cancelled) before its response headers
-    arrived. Internal: the client turns it into a cancelled result.
-
-    :ivar sent: whether the request had gone out (and may cost something).
-    """
-
-    def __init__(self, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
-class RequestSlot:
-    """Lets another thread interrupt a request at any point: while it waits
-    between retries, while it waits for its response headers (for a
-    non-streaming call, that is the whole generation), and -- once a
-    response is attached -- while its body is read. Thread-safe; one per
-    call (and its retries).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        #: stops the wait for the response headers (shuts the socket down)
-        self._stop_wait: Optional[Callable[[], None]] = None
-        self._response: Optional[HTTPResponse] = None
-        #: set once interrupted: what a retry's backoff waits on
-        self.woken = threading.Event()
-        self.reason: Optional[str] = None
-
-    def interrupt(self, reason: str = "cancelled") -> None:
-        with self._lock:
-            if self.reason is not None:
-                return
-            self.reason = reason
-            stop_wait, response = self._stop_wait, self._response
-            self.woken.set()
-        if stop_wait is not None:
-            stop_wait()
-        if response is not None:
-            response.interrupt("cancel")
-
-    def attach_response(self, response: Optional[HTTPResponse]) -> None:
-        """From now on an interrupt stops reading ``response`` (None: no
-        response any more)."""
-        with self._lock:
-            self._response = response
-            interrupted = self.reason is not None
-        if interrupted and response is not None:
-            response.interrupt("cancel")
-
-    def _attach(self, stop_wait: Callable[[], None]) -> None:
-        """While waiting for the headers, an interrupt calls ``stop_wait``."""
-        with self._lock:
-            self._stop_wait = stop_wait
-            interrupted = self.reason is not None
-        if interrupted:
-            stop_wait()
-
-    def _detach(self) -> None:
-        with self._lock:
-            self._stop_wait = None
-
-
-def _shutdown(sock: Any) -> None:
-    import socket
-
-    # TLS inside a TLS proxy tunnel is urllib3's SSLTransport, which wraps
-    # the real socket and cannot shut down itself.
-    target = getattr(sock, "socket", sock)
-    try:
-        target.shutdown(socket.SHUT_RDWR)
-    except Exception:
-        pass  # already closed or never connected: nothing blocks on it
-
-
-#: The request slot of the request this thread is sending, if any.
-_sending = threading.local()
-
-
 def _interruptible_adapter(**kwargs: Any) -> Any:
-    """A requests ``HTTPAdapter`` whose connections register their socket
-    with the sending thread's :class:`RequestSlot` while they wait for the
-    response headers. (Requests through a proxy wait uninterruptibly; their
-    body can still be interrupted.)"""
+    """A requests ``HTTPAdapter`` whose connections, as they start waiting
+    for the response headers, mark the sending thread's exchange as sent and
+    let it shut their socket down -- directly and through proxies."""
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     class Waiting:
         def getresponse(self, *args: Any, **kw: Any) -> Any:
-            slot: Optional[RequestSlot] = getattr(_sending, "slot", None)
-            if slot is None:
+            exchange = _sending.exchange
+            if exchange is None:
                 return super().getresponse(*args, **kw)  # type: ignore[misc]
-            slot._attach(functools.partial(_shutdown, self.sock))  # type: ignore[attr-defined]
+            # The request is written: from here on it may be billed. Take the
+            # socket now -- http.client detaches it from this connection as
+            # soon as the response says Connection: close.
+            sock = self.sock  # type: ignore[attr-defined]
+            _sending.sock = sock
+            exchange.mark_sent()
+            exchange.waiting(lambda: _shutdown(sock))
             try:
                 return super().getresponse(*args, **kw)  # type: ignore[misc]
             finally:
-                slot._detach()
+                exchange.done_waiting()
 
     class Connection(Waiting, HTTPConnection):
         pass
@@ -415,38 +273,20 @@ def _interruptible_adapter(**kwargs: Any) -> Any:
     class SecurePool(HTTPSConnectionPool):
         ConnectionCls = SecureConnection
 
+    pools = {"http": Pool, "https": SecurePool}
+
     class Adapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kw: Any) -> None:
             super().init_poolmanager(*args, **kw)
-            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, *args: Any, **kw: Any) -> Any:
+            manager = super().proxy_manager_for(*args, **kw)
+            if hasattr(manager, "pool_classes_by_scheme"):  # not a SOCKS manager
+                manager.pool_classes_by_scheme = pools
+            return manager
 
     return Adapter(**kwargs)
-
-
-class Transport(abc.ABC):
-    """Sends requests and hands back their responses. Thread-safe."""
-
-    @abc.abstractmethod
-    def send(
-        self,
-        request: HTTPRequest,
-        *,
-        timeouts: Tuple[float, float],
-        slot: Optional[RequestSlot] = None,
-    ) -> HTTPResponse:
-        """Send ``request`` and return once the response headers are in.
-
-        :param timeouts: ``(connect, read)`` in seconds; ``read`` bounds the
-            wait for the headers and, later, every silence in the body.
-        :param slot: lets another thread interrupt the wait for the headers.
-        :raises APIConnectionError: nothing usable came back.
-        :raises APITimeoutError: connecting or waiting for the headers timed out.
-        :raises RequestInterruptedError: ``slot`` was interrupted first.
-        """
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Let go of what the transport holds. It stays usable."""
 
 
 class HTTPTransport(Transport):
@@ -482,28 +322,30 @@ class HTTPTransport(Transport):
             return self._session
 
     def send(
-        self,
-        request: HTTPRequest,
-        *,
-        timeouts: Tuple[float, float],
-        slot: Optional[RequestSlot] = None,
+        self, request: HTTPRequest, *, timeouts: Tuple[float, float], exchange: Optional[Exchange] = None
     ) -> HTTPResponse:
-        if slot is not None and slot.reason is not None:
-            raise RequestInterruptedError(f"the request was {slot.reason} before it was sent", sent=False)
+        if exchange is None:
+            exchange = Exchange()
+        exchange.check()
         session = self._get_session()
         host = _host(request.url)
         started = time.monotonic()
-        _sending.slot = slot
+        _sending.exchange, _sending.sock = exchange, None
         try:
-            return self._send(session, request, timeouts, host, started)
-        except MiniLLMError:
-            if slot is not None and slot.reason is not None:
-                raise RequestInterruptedError(
-                    f"the request was {slot.reason} while waiting for the response", sent=True
-                ) from None
-            raise
+            response = self._send(session, request, timeouts, host, exchange)
+            sock = _sending.sock
         finally:
-            _sending.slot = None
+            _sending.exchange = _sending.sock = None
+        log.debug(
+            "%s %s -> %d in %.1f ms",
+            request.method,
+            endpoint_of(request.url),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        wire = WireResponse(response, request, sock, timeouts[1], self._redactor)
+        exchange.attach(wire)
+        return wire
 
     def _send(
         self,
@@ -511,12 +353,12 @@ class HTTPTransport(Transport):
         request: HTTPRequest,
         timeouts: Tuple[float, float],
         host: str,
-        started: float,
-    ) -> HTTPResponse:
+        exchange: Exchange,
+    ) -> requests.Response:
         import requests
 
         try:
-            response = session.request(
+            return session.request(
                 request.method,
                 request.url,
                 headers=dict(request.headers),
@@ -526,39 +368,29 @@ class HTTPTransport(Transport):
                 allow_redirects=False,
                 proxies={"no_proxy": _no_proxy()},
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            raise APITimeoutError(
-                self._scrub(f"connecting to {host} timed out after {timeouts[0]:g}s")
-            ) from self._redactor.safe_cause(exc)
-        except requests.exceptions.ReadTimeout as exc:
-            raise APITimeoutError(
-                self._scrub(f"{host} sent no response within {timeouts[1]:g}s")
-            ) from self._redactor.safe_cause(exc)
-        except requests.exceptions.InvalidHeader as exc:
-            raise InvalidArgumentError(
-                self._scrub(f"a request header is invalid: {exc}")
-            ) from self._redactor.safe_cause(exc)
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-            ValueError,
-        ) as exc:
-            raise ConfigurationError(self._scrub(f"cannot send to {host}: {exc}")) from self._redactor.safe_cause(exc)
         except requests.exceptions.RequestException as exc:
-            if _is_timeout(exc):
-                raise APITimeoutError(self._scrub(f"{host} timed out: {exc}")) from self._redactor.safe_cause(exc)
-            raise APIConnectionError(
-                self._scrub(f"could not reach {host}: {type(exc).__name__}: {exc}")
-            ) from self._redactor.safe_cause(exc)
-        log.debug(
-            "%s %s -> %d in %.1f ms",
-            request.method,
-            endpoint_of(request.url),
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
-        return WireResponse(response, request, timeouts[1], self._redactor)
+            if exchange.stopped is not None:
+                raise Interrupted(exchange.stopped, sent=exchange.sent) from None
+            raise self._translate(exc, host, timeouts) from self._redactor.safe_cause(exc)
+        except ValueError as exc:
+            raise ConfigurationError(self._scrub(f"cannot send to {host}: {exc}")) from self._redactor.safe_cause(exc)
+
+    def _translate(self, exc: Exception, host: str, timeouts: Tuple[float, float]) -> Exception:
+        import requests
+
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return APITimeoutError(self._scrub(f"connecting to {host} timed out after {timeouts[0]:g}s"))
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return APITimeoutError(self._scrub(f"{host} sent no response within {timeouts[1]:g}s"))
+        if isinstance(exc, requests.exceptions.InvalidHeader):
+            return InvalidArgumentError(self._scrub(f"a request header is invalid: {exc}"))
+        if isinstance(
+            exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
+        ):
+            return ConfigurationError(self._scrub(f"cannot send to {host}: {exc}"))
+        if _is_timeout(exc):
+            return APITimeoutError(self._scrub(f"{host} timed out: {exc}"))
+        return APIConnectionError(self._scrub(f"could not reach {host}: {type(exc).__name__}: {exc}"))
 
     def _scrub(self, text: str) -> str:
         return self._redactor.scrub(text)

@@ -2,7 +2,7 @@
 
 :class:`InProcessTransport` hands each request to the same
 :class:`~minillm.serve.app.OpenAIApp` that ``minillm serve`` runs, and
-returns its answer as an :class:`~minillm.transports.http.HTTPResponse`, so a
+returns its answer as an :class:`~minillm.transports.base.HTTPResponse`, so a
 local engine goes through every step a remote model does -- the adapter,
 the framing, the fold, settlement -- except the socket.
 
@@ -18,17 +18,15 @@ import threading
 import time
 from typing import Iterator, Mapping, Optional, Tuple
 
+from .. import runtime
+from ..cancellation import Stop
 from ..engines.base import Engine, GenerationContext
 from ..errors import APITimeoutError, StreamError, StreamTimeoutError
 from ..redaction import Redactor
-from ..scheduler import Scheduler
 from ..serve.app import AppReply, OpenAIApp
-from .http import HTTPRequest, HTTPResponse, RequestInterruptedError, RequestSlot, Transport, endpoint_of
+from .base import Exchange, HTTPRequest, HTTPResponse, Interrupted, Transport, endpoint_of
 
 __all__ = ["InProcessTransport"]
-
-#: Read timeouts of in-process bodies are enforced from here.
-_timers = Scheduler("minillm-engine-timeouts")
 
 
 class _Headers(Mapping[str, str]):
@@ -59,42 +57,41 @@ class InProcessTransport(Transport):
         self._redactor = redactor
 
     def send(
-        self,
-        request: HTTPRequest,
-        *,
-        timeouts: Tuple[float, float],
-        slot: Optional[RequestSlot] = None,
+        self, request: HTTPRequest, *, timeouts: Tuple[float, float], exchange: Optional[Exchange] = None
     ) -> HTTPResponse:
         from urllib.parse import urlsplit
 
-        if slot is not None and slot.reason is not None:
-            raise RequestInterruptedError(f"the request was {slot.reason} before it was sent", sent=False)
+        if exchange is None:
+            exchange = Exchange()
+        exchange.check()
         ctx = GenerationContext()
-        if slot is not None:
-            # The wait for the "headers" is the wait for the first output
-            # (all of them, for a whole answer): an interrupt stops it.
-            slot._attach(lambda: self._engine.abort(ctx))
+        # Handed to the engine: from here on it may spend. The wait for the
+        # "headers" is the wait for the first output (all of them, for a
+        # whole answer): a stop aborts the generation.
+        exchange.mark_sent()
+        exchange.waiting(lambda: self._engine.abort(ctx))
         silent = threading.Event()
 
         def too_slow() -> None:
             silent.set()
             self._engine.abort(ctx)
 
-        timer = _timers.call_at(time.monotonic() + timeouts[1], too_slow)
+        timer = runtime.timers.call_at(time.monotonic() + timeouts[1], too_slow)
         try:
             reply = self._app.handle(request.method, urlsplit(request.url).path, request.body or b"", ctx)
         finally:
             if timer is not None:
                 timer.cancel()
-            if slot is not None:
-                slot._detach()
-        if slot is not None and slot.reason is not None:
+            exchange.done_waiting()
+        if exchange.stopped is not None:
             _close(reply.body)
-            raise RequestInterruptedError(f"the request was {slot.reason} while waiting for the response", sent=True)
+            raise Interrupted(exchange.stopped, sent=True)
         if silent.is_set():
             _close(reply.body)
             raise APITimeoutError(f"the {self._engine.name} engine sent no response within {timeouts[1]:g}s")
-        return _LocalResponse(reply, ctx, self._engine, endpoint_of(request.url), timeouts[1])
+        response = _LocalResponse(reply, ctx, self._engine, endpoint_of(request.url), timeouts[1])
+        exchange.attach(response)
+        return response
 
     def close(self) -> None:
         """Nothing to let go: the engine is shared, and cleaned up at exit."""
@@ -116,28 +113,41 @@ class _LocalResponse(HTTPResponse):
         # body under it ("generator already executing").
         self._lock = threading.Lock()
         self._in_body = False
-        self._reason: Optional[str] = None
+        self._reason: Optional[Stop] = None
+        #: the read timeout passed (the engine was aborted for it)
+        self._idle = False
         self._finished = False
         self.last_piece = time.monotonic()
 
     @property
-    def interrupted(self) -> Optional[str]:
+    def interrupted(self) -> Optional[Stop]:
         return self._reason
 
-    def interrupt(self, reason: str = "cancel") -> bool:
+    def interrupt(self, reason: Stop) -> bool:
         with self._lock:
-            if self._finished or self._reason is not None:
+            if self._finished or self._reason is not None or self._idle:
                 return False
             self._reason = reason
         self._engine.abort(self._ctx)  # the reader wakes when the engine notices
         return True
+
+    def _stopped(self) -> bool:
+        return self._reason is not None or self._idle
+
+    def went_silent(self) -> None:
+        """The read timeout passed: stop the engine, and fail the read."""
+        with self._lock:
+            if self._finished or self._reason is not None or self._idle:
+                return
+            self._idle = True
+        self._engine.abort(self._ctx)
 
     def iter_bytes(self) -> Iterator[bytes]:
         timer = _ReadTimer(self) if self._read_timeout > 0 else None
         try:
             while True:
                 with self._lock:
-                    if self._finished or self._reason is not None:
+                    if self._finished or self._reason is not None or self._idle:
                         break
                     self._in_body = True
                 try:
@@ -149,7 +159,7 @@ class _LocalResponse(HTTPResponse):
                 finally:
                     with self._lock:
                         self._in_body = False
-                if self.interrupted is not None:  # set by another thread meanwhile
+                if self._stopped():  # by another thread meanwhile
                     break  # what the engine said after it was stopped is not for the reader
                 self.last_piece = time.monotonic()
                 yield piece
@@ -157,9 +167,9 @@ class _LocalResponse(HTTPResponse):
             if timer is not None:
                 timer.cancel()
             self.close()
-        if self._reason == "deadline":
+        if self._reason is Stop.DEADLINE:
             raise StreamTimeoutError("the total deadline passed while reading the response")
-        if self._reason == "read":
+        if self._idle:
             raise StreamTimeoutError(f"no data arrived for {self._read_timeout:g}s while reading the response")
 
     def close(self) -> None:
@@ -187,17 +197,17 @@ class _ReadTimer:
         self._response = response
         self._lock = threading.Lock()
         self._cancelled = False
-        self._handle = _timers.call_at(time.monotonic() + response._read_timeout, self._check)
+        self._handle = runtime.timers.call_at(time.monotonic() + response._read_timeout, self._check)
 
     def _check(self) -> None:
         response = self._response
         due = response.last_piece + response._read_timeout
         if time.monotonic() >= due:
-            response.interrupt("read")
+            response.went_silent()
             return
         with self._lock:
             if not self._cancelled:
-                self._handle = _timers.call_at(due, self._check)
+                self._handle = runtime.timers.call_at(due, self._check)
 
     def cancel(self) -> None:
         with self._lock:

@@ -9,14 +9,15 @@ books twice.
 
 Holds
 -----
-A :class:`~minillm.Budget` reserves a request's worst case before it is
+A :class:`~minillm.Budget` reserves an attempt's worst case before it is
 sent: :meth:`BaseLedger.hold` checks, atomically, that what is booked plus
 what is held plus the worst case stays within the limit, and places the
-hold. Booking the request's cost (``record`` with the same booking id)
-replaces the hold in the same step; :meth:`BaseLedger.release` lets a hold
-go when the request books nothing. Holds expire, so a process that dies
-holding money does not block a budget for ever. A booking whose money is
-unknown counts against budgets at the worst case that was held for it.
+hold. Booking the attempt's cost (``record`` with the same booking id)
+replaces the hold in the same step; :meth:`BaseLedger.release_hold` lets a
+hold go when the attempt books nothing. Holds expire, so a process that
+dies holding money does not block a budget for ever. A booking whose money
+is unknown counts against budgets at the worst case that was held for it,
+and a ``PARTIAL`` one at the larger of its lower bound and that worst case.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import attrs
 
 from ...errors import BudgetExceeded, InvalidArgumentError
-from ...models import CostInfo
+from ...models import CostInfo, Resolution
 
 __all__ = ["BaseLedger", "Scope", "meta_json", "model_label"]
 
@@ -113,7 +114,10 @@ class BaseLedger(abc.ABC):
 
     @abc.abstractmethod
     def total(self) -> Decimal:
-        """The sum of the known money."""
+        """The sum of the known money: exact (``RESOLVED``) figures and the
+        lower bounds of ``PARTIAL`` bookings, so the total itself is a lower
+        bound of the bill whenever any booking is not ``RESOLVED`` (see
+        :meth:`unresolved`)."""
 
     @abc.abstractmethod
     def totals_by(self, key: str) -> Dict[Any, Decimal]:
@@ -129,8 +133,9 @@ class BaseLedger(abc.ABC):
         """Known money per day of booking (UTC)."""
 
     def unresolved(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
-        """The bookings whose money is not known (``UNKNOWN``, ``UNPRICED``)."""
-        return [(cost, meta) for cost, meta in self.records if cost.usd is None]
+        """The bookings whose money is not known exactly (``PARTIAL``,
+        ``UNPRICED``, ``UNKNOWN``)."""
+        return [(cost, meta) for cost, meta in self.records if cost.resolution is not Resolution.RESOLVED]
 
     # -- holds ------------------------------------------------------------------
 
@@ -147,7 +152,7 @@ class BaseLedger(abc.ABC):
         """
 
     @abc.abstractmethod
-    def release(self, hold_id: str) -> None:
+    def release_hold(self, hold_id: str) -> None:
         """Let go of a hold (the request booked nothing). Idempotent."""
 
     @abc.abstractmethod

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import attrs
 
-from ...models import CostInfo
+from ...models import CostInfo, Resolution
 from .base import BaseLedger, Scope, booking_id_of, check_within, group_key, model_label, utc_now
 
 __all__ = ["Ledger"]
@@ -74,7 +74,8 @@ class Ledger(BaseLedger):
         return self.count
 
     def total(self) -> Decimal:
-        """The sum of the known money (``usd`` that is not None)."""
+        """The sum of the known money (``usd`` that is not None: exact
+        figures and ``PARTIAL`` lower bounds)."""
         with self._lock:
             return sum((e.cost.usd for e in self._entries if e.cost.usd is not None), Decimal(0))
 
@@ -117,7 +118,7 @@ class Ledger(BaseLedger):
             self._holds[hold_id] = _Hold(amount, dict(meta), time.time() + ttl)
             return spent
 
-    def release(self, hold_id: str) -> None:
+    def release_hold(self, hold_id: str) -> None:
         with self._lock:
             self._holds.pop(hold_id, None)
 
@@ -138,7 +139,14 @@ class Ledger(BaseLedger):
 
 
 def _counted(entry: _Entry) -> Optional[Decimal]:
-    return entry.cost.usd if entry.cost.usd is not None else entry.held
+    """What a booking counts against a budget: its money when exact, the
+    worst case held for it when unknown, the larger for a lower bound."""
+    usd, held = entry.cost.usd, entry.held
+    if usd is None:
+        return held
+    if entry.cost.resolution is Resolution.PARTIAL and held is not None:
+        return max(usd, held)
+    return usd
 
 
 def _sum(values: Iterable[Optional[Decimal]]) -> Decimal:

@@ -33,7 +33,7 @@ from .base import (
     meta_json,
     utc_now,
 )
-from .sql import BOOKING_COLUMNS, booking_values, cost_from_row
+from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, COUNTED, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import psycopg
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS minillm_bookings (
     held_usd NUMERIC
 );
 CREATE INDEX IF NOT EXISTS minillm_bookings_booked_at ON minillm_bookings (booked_at);
+{added}
 CREATE TABLE IF NOT EXISTS minillm_holds (
     hold_id TEXT PRIMARY KEY,
     usd NUMERIC NOT NULL,
@@ -73,6 +74,16 @@ CREATE TABLE IF NOT EXISTS minillm_holds (
     expires_at DOUBLE PRECISION NOT NULL
 );
 """
+
+_SCHEMA = _SCHEMA.replace(
+    "{added}",
+    "".join(
+        f"ALTER TABLE minillm_bookings ADD COLUMN IF NOT EXISTS {name} {declaration};\n"
+        for name, _, declaration in ADDED_COLUMNS
+    ),
+)
+#: greatest() passes over NULLs
+_COUNTED = COUNTED.format(max="greatest")
 
 _COLUMNS = ", ".join(BOOKING_COLUMNS)
 _INSERT = (
@@ -236,7 +247,7 @@ class PostgresLedger(BaseLedger):
 
         return self._run(write, write=True)
 
-    def release(self, hold_id: str) -> None:
+    def release_hold(self, hold_id: str) -> None:
         self._run(lambda c: c.execute("DELETE FROM minillm_holds WHERE hold_id = %s", (hold_id,)), write=True)
 
     def spent(self, scope: Scope) -> Decimal:
@@ -256,7 +267,7 @@ class PostgresLedger(BaseLedger):
         else:
             where, parameters = f"meta -> '{check_meta_key(scope.key)}' = %s::jsonb", (json.dumps(scope.value),)
         booked = connection.execute(
-            f"SELECT sum(coalesce(usd, held_usd)) FROM minillm_bookings WHERE {where}", parameters
+            f"SELECT sum({_COUNTED}) FROM minillm_bookings WHERE {where}", parameters
         ).fetchone()
         held = connection.execute(
             f"SELECT sum(usd) FROM minillm_holds WHERE expires_at >= %s AND {where}", (time.time(), *parameters)

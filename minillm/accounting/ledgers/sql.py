@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ...models import CostInfo, Resolution
 
-__all__ = ["BOOKING_COLUMNS", "booking_values", "cost_from_row"]
+__all__ = ["ADDED_COLUMNS", "BOOKING_COLUMNS", "COUNTED", "booking_values", "cost_from_row"]
 
 #: The columns of a booking row, in order (``booked_at`` and ``held_usd``
 #: are filled by the ledger).
@@ -28,6 +28,26 @@ BOOKING_COLUMNS: Tuple[str, ...] = (
     "byok",
     "cancelled",
     "meta",
+    "failed",
+    "attempt",
+    "source",
+)
+
+#: Columns added since the first schema, as ``(name, SQLite declaration,
+#: PostgreSQL declaration)``: a ledger file or database written by an older
+#: minillm gets them when it is opened.
+ADDED_COLUMNS: Tuple[Tuple[str, str, str], ...] = (
+    ("failed", "INTEGER NOT NULL DEFAULT 0", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("attempt", "INTEGER NOT NULL DEFAULT 1", "INTEGER NOT NULL DEFAULT 1"),
+    ("source", "TEXT", "TEXT"),
+)
+
+#: What a booking counts against a budget, in SQL: its money when exact, the
+#: worst case held for it when its money is unknown, and the larger of the
+#: two for a lower bound. ``{max}`` is the database's two-argument maximum.
+COUNTED = (
+    "CASE WHEN resolution = 'partial' AND held_usd IS NOT NULL THEN {max}(usd, held_usd) "
+    "ELSE coalesce(usd, held_usd) END"
 )
 
 
@@ -49,13 +69,16 @@ def booking_values(booking_id: str, cost: CostInfo, meta_text: str, *, money: An
         bool(cost.byok),
         bool(cost.cancelled),
         meta_text,
+        bool(cost.failed),
+        cost.attempt,
+        cost.source,
     )
 
 
 def cost_from_row(row: Sequence[Any]) -> Tuple[CostInfo, Dict[str, Any]]:
     """A row of :data:`BOOKING_COLUMNS` as ``(cost, meta)``."""
     (booking_id, usd, resolution, prompt, completion, total, cached, reasoning, model, provider, response_id, byok,
-     cancelled, meta) = row  # fmt: skip
+     cancelled, meta, failed, attempt, source) = row  # fmt: skip
     cost = CostInfo(
         usd=_money(usd),
         resolution=Resolution(resolution),
@@ -69,6 +92,9 @@ def cost_from_row(row: Sequence[Any]) -> Tuple[CostInfo, Dict[str, Any]]:
         response_id=response_id,
         byok=bool(byok),
         cancelled=bool(cancelled),
+        failed=bool(failed),
+        attempt=int(attempt),
+        source=source,
         booking_id=booking_id,
     )
     return cost, (meta if isinstance(meta, dict) else json.loads(meta))

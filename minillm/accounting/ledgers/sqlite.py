@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 from ...errors import LedgerError
 from ...models import CostInfo
-from .._sqlite import open_shared, while_busy
+from .._sqlite import add_missing_columns, open_shared, while_busy
 from .base import (
     BaseLedger,
     Scope,
@@ -31,7 +31,7 @@ from .base import (
     meta_json,
     utc_now,
 )
-from .sql import BOOKING_COLUMNS, booking_values, cost_from_row
+from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, COUNTED, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
@@ -58,7 +58,10 @@ CREATE TABLE IF NOT EXISTS minillm_bookings (
     byok INTEGER NOT NULL,
     cancelled INTEGER NOT NULL,
     meta TEXT NOT NULL,
-    held_usd TEXT
+    held_usd TEXT,
+    failed INTEGER NOT NULL DEFAULT 0,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    source TEXT
 );
 CREATE INDEX IF NOT EXISTS minillm_bookings_day ON minillm_bookings (substr(booked_at, 1, 10));
 CREATE TABLE IF NOT EXISTS minillm_holds (
@@ -88,6 +91,25 @@ class _DecimalSum:
 
     def finalize(self) -> Optional[str]:
         return None if self.total is None else str(self.total)
+
+
+def _decimal_max(a: Optional[str], b: Optional[str]) -> Optional[str]:
+    """``minillm_max(a, b)``: the larger of two decimal texts (None-aware)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a if Decimal(a) >= Decimal(b) else b
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
+    connection.create_aggregate("minillm_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+    connection.create_function("minillm_max", 2, _decimal_max, deterministic=True)
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    add_missing_columns(connection, "minillm_bookings", [(name, sqlite) for name, sqlite, _ in ADDED_COLUMNS])
+
+
+_COUNTED = COUNTED.format(max="minillm_max")
 
 
 def _json_path(key: str) -> str:
@@ -123,7 +145,8 @@ class SQLiteLedger(BaseLedger):
                 self.path,
                 timeout=self._timeout,
                 schema=_SCHEMA,
-                prepare=lambda c: c.create_aggregate("minillm_sum", 1, _DecimalSum),  # type: ignore[arg-type]
+                prepare=_prepare,
+                migrate=_migrate,
             )
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the ledger {self.path!r}: {exc}") from exc
@@ -243,7 +266,7 @@ class SQLiteLedger(BaseLedger):
 
         return self._write(write)
 
-    def release(self, hold_id: str) -> None:
+    def release_hold(self, hold_id: str) -> None:
         self._write(lambda c: c.execute("DELETE FROM minillm_holds WHERE hold_id = ?", (hold_id,)))
 
     def spent(self, scope: Scope) -> Decimal:
@@ -253,7 +276,7 @@ class SQLiteLedger(BaseLedger):
     def _spent(self, connection: sqlite3.Connection, scope: Scope) -> Decimal:
         where, parameters = self._where(scope)
         booked = connection.execute(
-            f"SELECT minillm_sum(coalesce(usd, held_usd)) FROM minillm_bookings WHERE {where}", parameters
+            f"SELECT minillm_sum({_COUNTED}) FROM minillm_bookings WHERE {where}", parameters
         ).fetchone()[0]
         held = connection.execute(
             f"SELECT minillm_sum(usd) FROM minillm_holds WHERE expires_at >= ? AND {where}",

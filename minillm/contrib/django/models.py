@@ -12,7 +12,8 @@ from ...models import CostInfo, Resolution
 
 
 class CostRecord(models.Model):
-    """One booking. ``usd`` is NULL when the money is not known -- never 0."""
+    """One booking. ``usd`` is NULL when the money is not known -- never 0 --
+    and a lower bound when ``resolution`` is ``"partial"``."""
 
     booking_id = models.CharField(max_length=64, unique=True)
     booked_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -29,6 +30,9 @@ class CostRecord(models.Model):
     byok = models.BooleanField(default=False)
     cancelled = models.BooleanField(default=False)
     meta = models.JSONField(default=dict, blank=True)
+    failed = models.BooleanField(default=False)
+    attempt = models.PositiveIntegerField(default=1)
+    source = models.CharField(max_length=16, null=True, blank=True)
 
     class Meta:
         app_label = "minillm"
@@ -50,6 +54,9 @@ class CostRecord(models.Model):
             response_id=self.response_id,
             byok=self.byok,
             cancelled=self.cancelled,
+            failed=self.failed,
+            attempt=self.attempt,
+            source=self.source,
             booking_id=self.booking_id,
         )
         return cost, dict(self.meta or {})

@@ -45,6 +45,9 @@ class DjangoSink:
                 "response_id": cost.response_id,
                 "byok": cost.byok,
                 "cancelled": cost.cancelled,
+                "failed": cost.failed,
+                "attempt": cost.attempt,
+                "source": cost.source,
                 "meta": json.loads(meta_json(meta or {})),
             },
         )
