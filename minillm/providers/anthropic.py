@@ -18,7 +18,7 @@ from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCall
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
+from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, parse_json, require_object
 from .messages import Image, arguments_object, content_parts, split_system
 
 __all__ = ["AnthropicAdapter", "usage_from_anthropic"]
@@ -204,12 +204,13 @@ class AnthropicAdapter(Adapter):
         blocks: Dict[int, Dict[str, Any]] = {}  # index -> {"type", "tool" index, "text" pieces, ...}
         tools = 0
         usage_seen: Dict[str, Any] = {}
+        loads = parse_json
         for frame in frames:
             data = frame.data
             if not data:
                 continue
             try:
-                obj = json.loads(data)
+                obj = loads(data)
                 kind = obj.get("type") if isinstance(obj, dict) else None
                 if kind == "content_block_delta":
                     block = blocks.get(obj["index"])

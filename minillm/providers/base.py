@@ -47,6 +47,7 @@ __all__ = [
     "ProviderConfig",
     "malformed_in_stream",
     "overflow_counts",
+    "parse_json",
     "require_object",
 ]
 
@@ -101,6 +102,23 @@ def overflow_counts(
         if match:
             return int(match.group("requested").replace(",", "")), int(match.group("limit").replace(",", ""))
     return None, None
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads(text)``, a microsecond faster on the usual event: the
+    decoder without ``loads``' whitespace checks either side. Anything it
+    does not take whole (whitespace around it, extra data, an error) goes
+    to ``json.loads``, so results and errors are exactly as it has them."""
+    try:
+        value, end = _raw_decode(text)
+    except (ValueError, TypeError, RecursionError):
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 #: What reading JSON of an unexpected shape raises.

@@ -24,7 +24,7 @@ from ..events import STREAM_DONE, Event, ProviderError, ResponseInfo, ToolCallDe
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
+from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, parse_json, require_object
 
 __all__ = ["SERVERS", "ChatCompletionsAdapter", "ServerMemory", "usage_from_chat"]
 
@@ -270,7 +270,7 @@ class ChatCompletionsAdapter(Adapter):
         valid JSON of the wrong shape -- ends the events with a ``malformed``
         :class:`~minillm.events.ProviderError`, never a foreign exception.
         """
-        loads = json.loads
+        loads = parse_json
         finish_reasons = FINISH_REASONS
         usage_of = self.usage
         have_id = False
