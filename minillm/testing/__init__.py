@@ -1,4 +1,5 @@
-"""Test doubles for code that uses minillm: a scripted loopback HTTP server
+"""Test doubles for code that uses minillm: a scripted loopback HTTP server,
+an invoice-keeping one that plays billed providers (:class:`BillingServer`),
 and builders for the wire transcripts providers send.
 
 Example::
@@ -15,6 +16,7 @@ Example::
         assert ledger.count == 1
 """
 
+from .billing import ENDINGS, PROTOCOLS, Billing, BillingServer, Invoice, InvoiceLine, Plan
 from .server import Drop, Gate, Hang, Pause, RecordedRequest, Reply, ScriptedServer, Step
 from .transcripts import (
     anthropic_stream,
@@ -30,10 +32,17 @@ from .transcripts import (
 )
 
 __all__ = [
+    "Billing",
+    "BillingServer",
     "Drop",
+    "ENDINGS",
     "Gate",
     "Hang",
+    "Invoice",
+    "InvoiceLine",
+    "PROTOCOLS",
     "Pause",
+    "Plan",
     "RecordedRequest",
     "Reply",
     "ScriptedServer",
