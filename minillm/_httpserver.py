@@ -1,21 +1,28 @@
 """The threaded HTTP/1.1 server under ``minillm serve`` and
 :class:`~minillm.testing.ScriptedServer`: one thread per connection,
-daemon threads, and every request handed to one ``answer`` callable."""
+daemon threads, every request handed to one ``answer`` callable, and TLS
+when given a server context (each handshake on its connection's thread, so
+a client that never finishes one holds up nobody else)."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Tuple
 
 __all__ = ["RequestHandler", "ThreadedServer"]
+
+#: How long a TLS client may take over its handshake.
+_HANDSHAKE_TIMEOUT = 10.0
 
 
 class ThreadedServer(ThreadingHTTPServer):
     """Serves ``answer(handler)`` for every request, whatever its method.
 
     :param request_log: where to log one line per request (None: nowhere).
+    :param tls: a server-side :class:`ssl.SSLContext`: speak HTTPS.
     """
 
     daemon_threads = True
@@ -30,10 +37,23 @@ class ThreadedServer(ThreadingHTTPServer):
         answer: Callable[[RequestHandler], None],
         *,
         request_log: Optional[logging.Logger] = None,
+        tls: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.answer = answer
         self.request_log = request_log
         super().__init__(address, RequestHandler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(_HANDSHAKE_TIMEOUT)
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError):
+                return  # the client gave up, or does not trust us: nothing to answer
+            request.settimeout(None)
+        super().finish_request(request, client_address)
 
 
 class RequestHandler(BaseHTTPRequestHandler):

@@ -145,7 +145,9 @@ def test_a_gzip_body_with_a_content_length_is_decompressed(
 ) -> None:
     body = gzip.compress(json.dumps(chat_completion("unzipped", usage=USAGE)).encode())
     server.reply(
-        Reply(headers=(("Content-Type", "application/json"), ("Content-Encoding", "gzip")), body=[body], chunked=False)
+        Reply(
+            headers=(("Content-Type", "application/json"), ("Content-Encoding", "gzip")), body=[body], framing="length"
+        )
     )
     assert make_client(price=PRICE).complete("Hi").text == "unzipped"
     assert ledger.records[0][0].usd == Decimal("0.000016")
@@ -156,7 +158,9 @@ def test_a_stream_sent_with_a_content_length_instead_of_chunks_parses_the_same(
 ) -> None:
     server.reply(
         Reply(
-            headers=(("Content-Type", "text/event-stream"),), body=chat_stream(["a", "b"], usage=USAGE), chunked=False
+            headers=(("Content-Type", "text/event-stream"),),
+            body=chat_stream(["a", "b"], usage=USAGE),
+            framing="length",
         )
     )
     with make_client().stream("Hi") as stream:

@@ -982,7 +982,7 @@ class BillingServer(ScriptedServer):
             status=status,
             headers=(("Content-Type", "application/json"), *headers),
             body=(wire.encode(data),),
-            chunked=False,
+            framing="length",
         )
         self._send(handler, request, reply)
 

@@ -1,11 +1,14 @@
 """A scripted HTTP server on 127.0.0.1 for testing code that uses minillm.
 
-:class:`ScriptedServer` is a real, threaded HTTP/1.1 server: replies are
-sent with chunked transfer encoding, piece by piece, so a client sees
-exactly the framing a provider would send. A reply is a script of steps --
-byte pieces, pauses (for a time or until an event is set), a dropped
-connection, or a hang that lasts until the client goes away -- and every
-request is recorded.
+:class:`ScriptedServer` is a real, threaded HTTP/1.1 server, over plain
+TCP or TLS: replies are sent piece by piece, so a client sees exactly the
+framing a provider -- or a proxy in front of one -- would send. A reply's
+body goes out with chunked transfer encoding (the default), with a
+``Content-Length``, or read to the close of the connection; the connection
+is kept alive or closed (``Connection: close``); the status line says
+HTTP/1.1 or HTTP/1.0. A reply is a script of steps -- byte pieces, pauses
+(for a time or until an event is set), a dropped connection, or a hang that
+lasts until the client goes away -- and every request is recorded.
 
 Synchronise tests with events, not sleeps: :class:`Gate` holds a reply
 until the test opens it, :meth:`ScriptedServer.wait_for_requests` waits for
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -100,9 +104,15 @@ class Reply:
     :param before_headers: a :class:`Pause` or :class:`Gate` to wait on before
         even the status line is sent (for timeouts before the first byte),
         or :class:`Drop` to reset the connection instead of answering.
-    :param chunked: False sends the byte pieces as one body with a
-        ``Content-Length`` instead of chunked transfer encoding (control
-        steps are then ignored).
+    :param framing: how the body is delimited: ``"chunked"`` (transfer
+        encoding), ``"length"`` (a ``Content-Length`` of all the byte
+        pieces, sent piece by piece all the same) or ``"close"`` (no length:
+        the body ends when the server closes the connection, as HTTP/1.0
+        servers and many proxies do).
+    :param keep_alive: False answers ``Connection: close`` and closes the
+        connection after the reply.
+    :param http_version: ``"1.1"`` or ``"1.0"`` (a 1.0 reply always closes
+        the connection, and cannot be chunked).
     """
 
     status: int = 200
@@ -110,7 +120,22 @@ class Reply:
     body: Tuple[Step, ...] = attrs.field(default=(), converter=_steps)
     coalesce: bool = False
     before_headers: Union[Pause, Gate, Drop, None] = None
-    chunked: bool = True
+    framing: str = attrs.field(default="chunked", validator=attrs.validators.in_(("chunked", "length", "close")))
+    keep_alive: bool = True
+    http_version: str = attrs.field(default="1.1", validator=attrs.validators.in_(("1.1", "1.0")))
+
+    def __attrs_post_init__(self) -> None:
+        if self.http_version == "1.0" and self.framing == "chunked":
+            raise ValueError("an HTTP/1.0 reply cannot be chunked: use framing='length' or 'close'")
+
+    @property
+    def closes(self) -> bool:
+        """Whether the connection is closed after this reply."""
+        return not self.keep_alive or self.framing == "close" or self.http_version == "1.0"
+
+    def framed(self, framing: str, *, keep_alive: bool = True, http_version: str = "1.1") -> Reply:
+        """This reply with another framing (see the parameters)."""
+        return attrs.evolve(self, framing=framing, keep_alive=keep_alive, http_version=http_version)
 
     def held(self, until: Union[Pause, Gate, Drop]) -> Reply:
         """This reply, sent only after ``until`` (a :class:`Pause` or an
@@ -201,7 +226,9 @@ class ScriptedServer:
     :meth:`stop`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: Optional[ssl.SSLContext] = None) -> None:
+        #: a server-side TLS context: the server speaks HTTPS (``url`` says so)
+        self._tls = tls
         self._lock = threading.Condition()
         self._queues: Dict[Tuple[Optional[str], Optional[str]], Deque[Reply]] = {}
         self._routes: Dict[Tuple[str, str], Handler] = {}
@@ -213,7 +240,7 @@ class ScriptedServer:
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> ScriptedServer:
-        server = ThreadedServer(("127.0.0.1", 0), self._serve)
+        server = ThreadedServer(("127.0.0.1", 0), self._serve, tls=self._tls)
         self._server = server
         # A short poll interval makes stop() prompt (shutdown waits for a poll).
         self._thread = threading.Thread(
@@ -243,8 +270,8 @@ class ScriptedServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``"""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https://`` with TLS)"""
+        return f"{'https' if self._tls is not None else 'http'}://127.0.0.1:{self.port}"
 
     # -- scripting -----------------------------------------------------------------
 
@@ -310,29 +337,34 @@ class ScriptedServer:
             handler.close_connection = True
             request.disconnected.set()
             return
+        if reply.http_version == "1.0":
+            handler.protocol_version = "HTTP/1.0"  # this response's status line only
         handler.send_response(reply.status)
         for name, value in reply.headers:
             handler.send_header(name, value)
-        if not reply.chunked:
-            data = b"".join(p for p in reply.body if isinstance(p, bytes))
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-            handler.wfile.flush()
-            return
-        handler.send_header("Transfer-Encoding", "chunked")
+        if reply.closes:
+            handler.send_header("Connection", "close")
+            handler.close_connection = True
+        pieces = [p for p in reply.body if isinstance(p, bytes)]
+        if reply.framing == "length":
+            handler.send_header("Content-Length", str(sum(len(p) for p in pieces)))
+        elif reply.framing == "chunked":
+            handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         handler.wfile.flush()
         out = handler.wfile
+        chunked = reply.framing == "chunked"
         if reply.coalesce:
-            data = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in reply.body if isinstance(p, bytes) and p)
-            out.write(data + b"0\r\n\r\n")
+            if chunked:
+                out.write(b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p) + b"0\r\n\r\n")
+            else:
+                out.write(b"".join(pieces))
             out.flush()
             return
         for step in reply.body:
             if isinstance(step, bytes):
                 if step:
-                    out.write(b"%x\r\n%s\r\n" % (len(step), step))
+                    out.write(b"%x\r\n%s\r\n" % (len(step), step) if chunked else step)
                     out.flush()
             elif isinstance(step, Pause):
                 self._stopping.wait(step.seconds)
@@ -349,8 +381,9 @@ class ScriptedServer:
                 self._wait_for_disconnect(handler, request)
                 handler.close_connection = True
                 return
-        out.write(b"0\r\n\r\n")
-        out.flush()
+        if chunked:
+            out.write(b"0\r\n\r\n")
+            out.flush()
 
     def _wait_for_gate(self, gate: Gate) -> None:
         deadline = time.monotonic() + MAX_WAIT
@@ -365,11 +398,32 @@ class ScriptedServer:
             readable, _, _ = select.select([sock], [], [], 0.05)
             if not readable:
                 continue
-            try:
-                if not sock.recv(1, socket.MSG_PEEK):
-                    break
-            except OSError:
+            gone = _client_gone(sock)
+            if gone is None:
+                continue  # part of a TLS record: not yet known
+            if gone:
                 break
             # A pipelined request is not a disconnect; keep waiting.
             return
         request.disconnected.set()
+
+
+def _client_gone(sock: socket.socket) -> Optional[bool]:
+    """On a readable connection: whether the client closed it (True), sent
+    something (False), or -- for TLS, mid-record -- cannot tell yet (None)."""
+    if isinstance(sock, ssl.SSLSocket):
+        # TLS allows no peeking: read. The connection closes after a hang
+        # anyway, so a byte taken from a pipelined request is lost to nobody.
+        sock.setblocking(False)
+        try:
+            return not sock.recv(1)
+        except ssl.SSLWantReadError:
+            return None
+        except (ssl.SSLError, OSError):
+            return True
+        finally:
+            sock.setblocking(True)
+    try:
+        return not sock.recv(1, socket.MSG_PEEK)
+    except OSError:
+        return True
