@@ -141,7 +141,12 @@ def test_a_cancel_while_waiting_for_the_headers_returns_and_books_the_sent_reque
     server.reply(shape(Reply.sse([sse(chat_chunk(content="late"))]).held(Gate())))
     token = minillm.CancellationToken()
     client = minillm.Client("openai/m", base_url=server.url, price=PRICE, on_cost=ledger)
-    threading.Thread(target=lambda: server.wait_for_requests(1, 10) and token.cancel(), daemon=True).start()
+
+    def cancel_once_sent() -> None:
+        if server.wait_for_requests(1, 10):
+            token.cancel()
+
+    threading.Thread(target=cancel_once_sent, daemon=True).start()
     result: List[Any] = []
     finishes(lambda: result.append(client.complete("Hi", cancel=token)))
     assert result[0].finish_reason == "cancelled"
