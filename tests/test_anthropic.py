@@ -203,9 +203,10 @@ def test_a_stream_cancelled_after_message_start_books_the_input_usage_seen(
     with claude(price=PRICE).stream("Hi") as stream:
         next(iter(stream))
     cost = ledger.records[0][0]
-    assert (cost.prompt_tokens, cost.completion_tokens, cost.cancelled) == (40, 1, True)
-    # message_start's output count is a placeholder: a lower bound, never exact
-    assert cost.resolution is Resolution.PARTIAL and cost.usd == PRICE.cost(minillm.Usage(40, 1))
+    # message_start's output count (1) is a placeholder, not a token generated:
+    # the input is known, the output is what was seen -- nothing yet
+    assert (cost.prompt_tokens, cost.completion_tokens, cost.cancelled) == (40, 0, True)
+    assert cost.resolution is Resolution.PARTIAL and cost.usd == PRICE.cost(minillm.Usage(40, 0))
 
 
 def test_a_stream_cancelled_after_many_deltas_counts_them_not_the_placeholder(

@@ -113,8 +113,8 @@ ANTHROPIC = Format(
         208000,
         200000,
     ),
-    # message_start carried the input usage and a placeholder of one output token
-    partial_cost=lambda n: Decimal(10 + 2 * max(n, 1)) / 1_000_000,
+    # message_start carried the input usage (its one output token is a placeholder)
+    partial_cost=lambda n: Decimal(10 + 2 * n) / 1_000_000,
 )
 
 FORMATS = [CHAT, ANTHROPIC]

@@ -76,15 +76,17 @@ def test_tool_calls_round_trip_with_object_arguments_and_tool_names(
 def test_an_error_line_is_a_stream_error_and_an_error_body_an_api_error(
     server: ScriptedServer, ollama: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
-    server.reply(Reply.ndjson([b'{"error":"model crashed"}\n']))
-    with pytest.raises(minillm.StreamError, match="model crashed"):
+    server.reply(*[Reply.ndjson([b'{"error":"model crashed"}\n'])] * 3)
+    with pytest.raises(minillm.StreamError, match="model crashed") as caught:
         list(ollama().stream("Hi"))
-    ((cost, _),) = ledger.records  # the stream had begun: it may be billed
-    assert cost.failed and cost.resolution is minillm.Resolution.UNKNOWN
+    # The runner failing is a server error: retried, then raised.
+    assert isinstance(caught.value, minillm.ServerError) and len(server.requests) == 3
+    # Each stream had begun: it may be billed.
+    assert [(c.failed, c.resolution) for c, _ in ledger.records] == [(True, minillm.Resolution.UNKNOWN)] * 3
     server.reply(Reply.json({"error": "llama-test does not support tools"}, status=400))
     with pytest.raises(minillm.BadRequestError, match="does not support tools"):
         ollama().complete("Hi", tools=[{"name": "f"}])
-    assert ledger.count == 1  # an error status books nothing
+    assert ledger.count == 3  # an error status books nothing
 
 
 def test_complete_reads_one_object(server: ScriptedServer, ollama: Callable[..., minillm.Client]) -> None:

@@ -272,7 +272,10 @@ class AnthropicAdapter(Adapter):
                     yield ResponseInfo(id=message.get("id"), model=message.get("model"))
                     if isinstance(message.get("usage"), dict):
                         usage_seen = dict(message["usage"])
-                        usage = usage_from_anthropic(usage_seen)
+                        # The input is known from here on; the output count
+                        # (1) is a placeholder, not a token generated: until
+                        # message_delta, output is counted from the deltas.
+                        usage = usage_from_anthropic({**usage_seen, "output_tokens": 0})
                         if usage is not None:
                             yield Chunk("", "", None, usage)
                 elif kind == "message_delta":

@@ -182,6 +182,10 @@ class Adapter(abc.ABC):
     url_schemes: ClassVar[Tuple[str, ...]] = ("http", "https")
     #: the provider's name in the maintained price catalog (None: not in it)
     catalog_provider: ClassVar[Optional[str]] = None
+    #: the HTTP status an in-band error with neither a code nor a known kind
+    #: stands for, for hosts that report request errors with a status and
+    #: only failures of their own inside a response (None: unknown)
+    in_band_status: ClassVar[Optional[int]] = None
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -359,6 +363,8 @@ class Adapter(abc.ABC):
         status = status_for_kind(code, kind)
         if status is None and isinstance(error, dict):
             status = status_for_kind(error.get("status_code"), None)
+        if status is None:
+            status = self.in_band_status
         return ProviderError(
             message=message,
             code=code,

@@ -52,6 +52,9 @@ class OllamaAdapter(Adapter):
     key_env: ClassVar[Tuple[str, ...]] = ("OLLAMA_API_KEY",)
     base_url_env = "OLLAMA_HOST"
     key_required = False
+    #: Ollama answers a bad request with an error status before any output;
+    #: an error line inside a stream is the runner failing (a server error).
+    in_band_status = 500
     # NDJSON, which some versions label as JSON
     stream_content_types: ClassVar[Tuple[str, ...]] = ("application/x-ndjson", "application/json")
 
