@@ -14,6 +14,18 @@ its sink then travel to the workers by pickle, so book into a ledger every
 worker can reach (:class:`~minillm.SQLiteLedger` on a shared disk,
 :class:`~minillm.PostgresLedger`), and give keys through the workers'
 environment. The journal stays with the caller.
+
+Stopping a batch
+----------------
+A :class:`~minillm.CancellationToken` given as ``cancel=`` -- or Ctrl-C --
+stops the job at once: no further item is started, queued items are
+cancelled, and items in flight on threads are cancelled mid-call (their
+requests booked as cut short, like any cancelled call; items in other
+processes run to their end). Items that finished are journaled as always,
+so the same job run again carries on where this one stopped. With a token,
+:func:`run` returns every result (the unfinished ones with ``error ==
+"cancelled"``); on Ctrl-C it raises :class:`Interrupted`, a
+``KeyboardInterrupt`` that carries those results.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ import attrs
 from .accounting._sqlite import open_shared, while_busy
 from .accounting.budget import Budget
 from .accounting.ledgers.base import close_when_dropped
+from .cancellation import CancellationToken
 from .client import Client
 from .errors import (
     AuthenticationError,
@@ -47,7 +60,7 @@ from .errors import (
 from .models import CostInfo, Usage
 from .serialization import cost_from_dict, cost_to_dict
 
-__all__ = ["BatchItem", "BatchResult", "Journal", "run", "summarize"]
+__all__ = ["CANCELLED", "BatchItem", "BatchResult", "Interrupted", "Journal", "run", "summarize"]
 
 log = logging.getLogger("minillm.batch")
 
@@ -55,6 +68,24 @@ log = logging.getLogger("minillm.batch")
 _FINAL = (BudgetExceeded, ConfigurationError, InvalidArgumentError, BadRequestError, AuthenticationError)
 
 _JOURNAL_TIMEOUT = 30.0
+
+#: The ``error`` of an item the batch was stopped before finishing.
+CANCELLED = "cancelled"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a batch: it propagates as the ``KeyboardInterrupt`` it
+    is, carrying what the batch had done.
+
+    :ivar results: a :class:`BatchResult` per prompt, in input order; the
+        unfinished ones have ``error == "cancelled"``.
+    """
+
+    def __init__(self, results: List[BatchResult]) -> None:
+        super().__init__("the batch was interrupted")
+        self.results = results
+
+
 _JOURNAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS minillm_journal (
     job TEXT NOT NULL,
@@ -212,13 +243,22 @@ def _number(name: str, value: Any) -> Any:
     return value
 
 
-def _attempt(client: Client, item: BatchItem, index: int, attempts: int, budget: Optional[Budget]) -> BatchResult:
+def _attempt(
+    client: Client,
+    item: BatchItem,
+    index: int,
+    attempts: int,
+    budget: Optional[Budget],
+    cancel: Optional[CancellationToken] = None,
+) -> BatchResult:
     """Complete one item, retrying it up to ``attempts`` times in all.
 
     Module-level, so that it pickles to another process with its client.
     """
     last = ""
     for attempt in range(1, attempts + 1):
+        if cancel is not None and cancel.is_cancelled:
+            return BatchResult(index=index, id=item.id, error=CANCELLED, attempts=attempt - 1)
         try:
             response = client.complete(
                 item.prompt,
@@ -227,12 +267,16 @@ def _attempt(client: Client, item: BatchItem, index: int, attempts: int, budget:
                 temperature=item.temperature,
                 meta={**item.meta, "batch_item": index},
                 budget=budget,
+                cancel=cancel,
             )
         except _FINAL as exc:
             return BatchResult(index=index, id=item.id, error=f"{type(exc).__name__}: {exc}", attempts=attempt)
         except MiniLLMError as exc:
             last = f"{type(exc).__name__}: {exc}"
             continue
+        if response.finish_reason in ("cancelled", "paused"):
+            # Stopped mid-call: what it spent is booked, as cut short; the item is not done.
+            return BatchResult(index=index, id=item.id, cost=response.cost, error=CANCELLED, attempts=attempt)
         return BatchResult(
             index=index,
             id=item.id,
@@ -255,6 +299,7 @@ def run(
     executor: Optional[concurrent.futures.Executor] = None,
     attempts: int = 2,
     progress: Union[bool, Callable[[BatchResult], None]] = False,
+    cancel: Optional[CancellationToken] = None,
 ) -> List[BatchResult]:
     """Complete every prompt; the results come back in input order.
 
@@ -267,7 +312,12 @@ def run(
     :param attempts: tries per item, for errors another try may cure.
     :param progress: True for a progress bar on stderr (tqdm, when
         installed), or a callable given each result as it arrives.
+    :param cancel: stops the batch (see the module docstring); the results
+        of the items it did not finish have ``error == "cancelled"``.
+    :raises Interrupted: Ctrl-C stopped the batch (it carries the results).
     """
+    if cancel is not None and not isinstance(cancel, CancellationToken):
+        raise InvalidArgumentError(f"cancel must be a minillm.CancellationToken, not {type(cancel).__name__}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidArgumentError(f"workers must be a positive integer, not {workers!r}")
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
@@ -287,10 +337,13 @@ def run(
         # before it takes another item -- so the journal is never behind.
         # An exception here would be swallowed by the executor and leave
         # the item without a result: everything that may fail is caught.
-        try:
-            result = future.result()
-        except Exception as exc:  # the executor itself failed the item
-            result = BatchResult(index=index, id=items[index].id, error=f"{type(exc).__name__}: {exc}")
+        if future.cancelled():
+            result = BatchResult(index=index, id=items[index].id, error=CANCELLED)
+        else:
+            try:
+                result = future.result()
+            except Exception as exc:  # the executor itself failed the item
+                result = BatchResult(index=index, id=items[index].id, error=f"{type(exc).__name__}: {exc}")
         with lock:
             results[index] = result
         if journal is not None and result.ok:
@@ -305,33 +358,65 @@ def run(
 
     owned = executor is None
     pool = executor or concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minillm-batch")
+    # A token reaches calls on threads of this process; calls in other
+    # processes cannot be reached, and run to their end.
+    stop = cancel or CancellationToken()
+    reachable = stop if isinstance(pool, concurrent.futures.ThreadPoolExecutor) else None
+    futures: List[concurrent.futures.Future[BatchResult]] = []
+
+    def stop_queued() -> None:
+        for future in list(futures):
+            future.cancel()  # refused by those already running: their calls are stopped instead
+
+    unsubscribe = stop._subscribe(stop_queued)
     try:
-        futures = []
         for index, item in enumerate(items):
             if results[index] is not None:
                 continue
-            future = pool.submit(_attempt, client, item, index, attempts, budget)
+            if stop.is_cancelled:
+                results[index] = BatchResult(index=index, id=item.id, error=CANCELLED)
+                continue
+            future = pool.submit(_attempt, client, item, index, attempts, budget, reachable)
             future.add_done_callback(functools.partial(arrived, index))
             futures.append(future)
-        concurrent.futures.wait(futures)
+        try:
+            concurrent.futures.wait(futures)
+        except KeyboardInterrupt as interrupt:
+            stop.cancel()
+            # The calls in flight return as soon as they notice; a second
+            # Ctrl-C while they do stops waiting for them.
+            concurrent.futures.wait(futures)
+            raise Interrupted(_complete(results, items)) from interrupt
     finally:
+        unsubscribe()
         if owned:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)
         report.close()
-    assert all(r is not None for r in results)
-    return [r for r in results if r is not None]
+    return _complete(results, items)
+
+
+def _complete(results: List[Optional[BatchResult]], items: List[BatchItem]) -> List[BatchResult]:
+    """Every item's result: those without one were never started."""
+    return [
+        result if result is not None else BatchResult(index=index, id=items[index].id, error=CANCELLED)
+        for index, result in enumerate(results)
+    ]
 
 
 def summarize(results: Sequence[BatchResult]) -> Dict[str, Any]:
     """Counts, tokens and money of a batch: ``items``, ``done``,
-    ``from_journal``, ``failed``, ``tokens``, ``usd`` (known money) and
+    ``from_journal``, ``failed``, ``cancelled`` (not finished: the batch was
+    stopped), ``tokens`` and ``usd`` (the known money of the done items'
+    answers -- attempts that failed are in the ledger, not here) and
     ``unknown`` (done items whose money is not known)."""
     done = [r for r in results if r.ok]
+    cancelled = sum(1 for r in results if r.error == CANCELLED)
     return {
         "items": len(results),
         "done": len(done),
         "from_journal": sum(r.from_journal for r in results),
-        "failed": len(results) - len(done),
+        "failed": len(results) - len(done) - cancelled,
+        "cancelled": cancelled,
         "tokens": sum(r.usage.total_tokens for r in done if r.usage is not None),
         "usd": sum((r.cost.usd for r in done if r.cost is not None and r.cost.usd is not None), Decimal(0)),
         "unknown": sum(1 for r in done if r.cost is None or r.cost.usd is None),

@@ -246,16 +246,22 @@ def _batch(args: argparse.Namespace) -> int:
     job = os.path.abspath(args.input)
     budget = Budget(ledger, args.budget, key="batch_job") if args.budget is not None else None
     journal = batch.Journal(args.journal or args.output + ".journal", job=job)
+    interrupted = False
     with Client(args.model, base_url=args.base_url, price=price, on_cost=ledger, meta={"batch_job": job}) as client:
-        results = batch.run(
-            client,
-            items,
-            workers=args.workers,
-            budget=budget,
-            journal=journal,
-            attempts=args.attempts,
-            progress=not args.no_progress,
-        )
+        try:
+            results = batch.run(
+                client,
+                items,
+                workers=args.workers,
+                budget=budget,
+                journal=journal,
+                attempts=args.attempts,
+                progress=not args.no_progress,
+            )
+        except batch.Interrupted as stopped:
+            # Ctrl-C: nothing more is sent; what finished is written out,
+            # and the journal lets the same command carry on.
+            results, interrupted = stopped.results, True
         client.flush(timeout=30)
     journal.close()
     partial = args.output + ".partial"
@@ -265,13 +271,20 @@ def _batch(args: argparse.Namespace) -> int:
     os.replace(partial, args.output)  # a crash never leaves half a file
     summary = batch.summarize(results)
     unknown = f" ({summary['unknown']} with unknown cost)" if summary["unknown"] else ""
+    stopped_early = f", {summary['cancelled']} not finished (run again to resume)" if summary["cancelled"] else ""
+    spent = ledger.totals_by("batch_job").get(job)
     print(
         f"minillm batch: {summary['items']} items, {summary['done']} done "
-        f"({summary['from_journal']} from the journal), {summary['failed']} failed; "
-        f"{summary['tokens']:,} tokens; ${summary['usd']}{unknown}",
+        f"({summary['from_journal']} from the journal), {summary['failed']} failed{stopped_early}; "
+        f"{summary['tokens']:,} tokens; ${summary['usd']}{unknown}"
+        + (f"; the job has spent ${spent} in all" if spent is not None else ""),
         file=sys.stderr,
     )
-    return 0 if summary["failed"] == 0 else 1
+    ledger.close()
+    if interrupted:
+        print("minillm batch: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    return 0 if summary["failed"] == 0 and summary["cancelled"] == 0 else 1
 
 
 def _costs(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
@@ -146,6 +147,17 @@ def postgres_dsn(postgres_server: str) -> Iterator[str]:
     yield f"{postgres_server} options='-csearch_path={schema}'"
     with psycopg.connect(postgres_server, autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+#: ``python -m minillm``, with Ctrl-C (SIGINT) raising KeyboardInterrupt even
+#: when this test run was started with SIGINT ignored (a background job of a
+#: non-interactive shell, ``nohup``): the child would inherit that.
+MINILLM_COMMAND = [
+    sys.executable,
+    "-c",
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'minillm'; runpy.run_module('minillm', run_name='__main__', alter_sys=True)",
+]
 
 
 def finishes(action: Callable[[], Any], within: float = 10.0) -> None:

@@ -24,6 +24,7 @@ import minillm
 from minillm.batch import BatchItem, BatchResult, Journal, run, summarize
 from minillm.testing import Hang, RecordedRequest, Reply, ScriptedServer, chat_completion, chat_stream, chat_usage
 
+from .conftest import MINILLM_COMMAND, finishes
 from .test_cli import environment
 from .test_ledgers import cost
 
@@ -125,6 +126,7 @@ def test_results_come_back_in_input_order_and_each_item_is_booked_once(answered:
         "done": 40,
         "from_journal": 0,
         "failed": 0,
+        "cancelled": 0,
         "tokens": 200,
         "usd": each * 40,
         "unknown": 0,
@@ -404,6 +406,94 @@ def test_a_batch_killed_mid_run_and_run_again_pays_for_each_item_once(server: Sc
     ledger = minillm.SQLiteLedger(costs)
     assert sorted(meta["batch_item"] for _, meta in ledger.records) == list(range(10))
     assert ledger.total() == Decimal("0.000007") * 10
+
+
+def test_a_token_stops_a_batch_at_once_and_the_same_job_carries_on_from_its_journal(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    stuck = {f"item {n}": threading.Event() for n in (5, 6, 7, 8)}
+    def hang_the_stuck(prompt: str) -> Any:
+        if prompt not in stuck:
+            return None
+        stuck[prompt].set()
+        return Reply(body=(Hang(),))
+
+    answering(server, hang_the_stuck)
+    ledger = minillm.Ledger()
+    journal = Journal(tmp_path / "job.journal")
+    token = minillm.CancellationToken()
+    prompts = [f"item {n}" for n in range(40)]
+
+    def stop_when_all_workers_hang() -> None:
+        if all(event.wait(30) for event in stuck.values()):
+            token.cancel()
+
+    threading.Thread(target=stop_when_all_workers_hang, daemon=True).start()
+    results: List[BatchResult] = []
+    finishes(lambda: results.extend(run(client_for(server, ledger), prompts, workers=4, journal=journal, cancel=token)))
+    assert [r.text for r in results[:5]] == [f"ITEM {n}" for n in range(5)]
+    assert all(r.error == "cancelled" for r in results[5:])
+    assert len(server.requests) == 9  # nothing was taken after the stop
+    summary = summarize(results)
+    assert (summary["done"], summary["cancelled"], summary["failed"]) == (5, 35, 0)
+    # The four in flight were sent: each is booked, cut short.
+    stopped = [cost for cost, meta in ledger.records if meta["batch_item"] in (5, 6, 7, 8)]
+    assert len(stopped) == 4 and all(cost.cancelled for cost in stopped)
+
+    stuck.clear()
+    again = run(client_for(server, ledger), prompts, workers=4, journal=journal)
+    assert [r.text for r in again] == [f"ITEM {n}" for n in range(40)]
+    assert sorted(prompt_of(r) for r in server.requests[9:]) == sorted(f"item {n}" for n in range(5, 40))
+    journal.close()
+
+
+def test_ctrl_c_stops_the_batch_command_writes_what_finished_and_a_rerun_completes_it(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    stuck = {"item 5": threading.Event(), "item 6": threading.Event()}
+
+    def hang_while_stuck(prompt: str) -> Any:
+        if prompt not in stuck:
+            return None
+        stuck[prompt].set()
+        return Reply(body=(Hang(),))
+
+    answering(server, hang_while_stuck)
+    source, out, costs = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "costs.db"
+    write_input(source, [f"item {n}" for n in range(40)])
+    arguments = [str(source), "-o", str(out), "--model", "openai/test-model", "--base-url", server.url]
+    arguments += ["--price", "1,2", "--ledger", str(costs), "--no-progress", "--workers", "2"]
+    first = subprocess.Popen(
+        [*MINILLM_COMMAND, "batch", *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment()
+    )
+    try:
+        assert all(arrived.wait(30) for arrived in stuck.values())
+        sent = len(server.requests)
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:  # pragma: no cover - only when the test fails
+            first.kill()
+            first.communicate()
+    assert first.returncode == 130, err
+    assert "Traceback" not in err.decode()
+    assert len(server.requests) - sent <= 2  # at most one more item per worker
+    rows = read_output(out)
+    assert [row["text"] for row in rows[:5]] == [f"ITEM {n}" for n in range(5)]
+    assert all(row["error"] == "cancelled" for row in rows[5:]) and len(rows) == 40
+    assert "5 done (0 from the journal), 0 failed, 35 not finished (run again to resume)" in err.decode()
+    ledger = minillm.SQLiteLedger(costs)
+    hung = [cost for cost, meta in ledger.records if meta["batch_item"] in (5, 6)]
+    assert len(hung) == 2 and all(cost.cancelled for cost in hung)  # sent, so booked: cut short
+    ledger.close()
+
+    stuck.clear()
+    before = len(server.requests)
+    second = subprocess.run(batch_command(*arguments), capture_output=True, text=True, timeout=60, env=environment())
+    assert second.returncode == 0, second.stderr
+    assert sorted(prompt_of(r) for r in server.requests[before:]) == sorted(f"item {n}" for n in range(5, 40))
+    assert [row["text"] for row in read_output(out)] == [f"ITEM {n}" for n in range(40)]
+    assert "40 items, 40 done (5 from the journal), 0 failed" in second.stderr
 
 
 def test_the_costs_command_sums_a_ledger_by_model_day_and_meta_key(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from minillm.cli import main
 from minillm.demo import run_demo
 from minillm.testing import Hang, Reply, ScriptedServer, chat_stream, chat_usage
 
+from .conftest import MINILLM_COMMAND
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,8 +51,9 @@ def run(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess:
 
 
 def start(*args: str, **env: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    """The command, started so that a SIGINT reaches it as Ctrl-C would."""
     return subprocess.Popen(
-        [sys.executable, "-m", "minillm", *args],
+        [*MINILLM_COMMAND, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
