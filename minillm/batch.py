@@ -60,7 +60,7 @@ from .errors import (
 from .models import CostInfo, Usage
 from .serialization import cost_from_dict, cost_to_dict
 
-__all__ = ["CANCELLED", "BatchItem", "BatchResult", "Interrupted", "Journal", "run", "summarize"]
+__all__ = ["BatchItem", "BatchResult", "Interrupted", "Journal", "run", "summarize"]
 
 log = logging.getLogger("minillm.batch")
 
