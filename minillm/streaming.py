@@ -61,12 +61,16 @@ class TrackedStream:
         # A fresh wrapper per loop: breaking out of one loop does not end the
         # stream (a later loop continues), and the wrapper keeps this object
         # alive while it is being iterated.
-        gen = self._call.gen
+        call = self._call
+        gen = call.gen
         if gen is None:
             return
         try:
             for chunk in gen:  # noqa: UP028 - "yield from" would end the stream on break
                 yield chunk
+        except MiniLLMError as exc:
+            _keep_for_collect(call, exc)
+            raise
         except ValueError as exc:
             # The reader turns every failure into a StreamError; this can
             # only be "generator already executing".
@@ -84,14 +88,17 @@ class TrackedStream:
         Books nothing: call :meth:`settle` (or leave the ``with`` block) to
         book, or :meth:`reject` to book nothing.
 
-        :raises MiniLLMError: what made the stream fail.
+        :raises MiniLLMError: what made the stream fail (again, as an equal
+            exception, when it failed before).
         """
         call = self._call
         call.deferred = True
         for _ in self:
             pass
         if call.error is not None:
-            raise call.error
+            error = call.error
+            _keep_for_collect(call, error)
+            raise error
         result = call.result
         assert result is not None
         return result
@@ -163,3 +170,15 @@ class TrackedStream:
         ending = self._call.ending
         status = ending.value if ending is not None else "open"
         return f"<TrackedStream {self._model} id={self.id!r} {status}>"
+
+
+def _keep_for_collect(call: Call, error: MiniLLMError) -> None:
+    """Keep a twin of ``error`` on the call, to raise again from a later
+    :meth:`TrackedStream.collect`, without the traceback ``error`` is about
+    to carry: its frames hold the stream, and a call that held them would
+    keep an abandoned stream alive -- and its finalizer, which books it,
+    from ever running."""
+    twin = type(error).__new__(type(error), *error.args)  # no __init__: it may want keywords
+    twin.__dict__.update(error.__dict__)
+    twin.__cause__, twin.__suppress_context__ = error.__cause__, error.__suppress_context__
+    call.error = twin

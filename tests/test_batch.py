@@ -412,6 +412,7 @@ def test_a_token_stops_a_batch_at_once_and_the_same_job_carries_on_from_its_jour
     server: ScriptedServer, tmp_path: Path
 ) -> None:
     stuck = {f"item {n}": threading.Event() for n in (5, 6, 7, 8)}
+
     def hang_the_stuck(prompt: str) -> Any:
         if prompt not in stuck:
             return None

@@ -78,6 +78,27 @@ def test_failed_and_abandoned_streams_leak_no_socket(server: ScriptedServer, led
 
     settled(server)
     assert open_fds() <= fds + 1  # at most the one pooled keep-alive connection
-    # the warm-up, and the abandoned ones as cancellations; the failures book nothing
-    assert ledger.count == 101 and sum(cost.cancelled for cost, _ in ledger.records) == 100
+    # the warm-up, the failures as failed, and the abandoned ones as cancellations
+    assert ledger.count == 201
+    assert sum(cost.failed for cost, _ in ledger.records) == 100
+    assert sum(cost.cancelled for cost, _ in ledger.records) == 100
+    client.close()
+
+
+def test_a_failed_stream_that_is_dropped_is_freed_and_booked(server: ScriptedServer, ledger: minillm.Ledger) -> None:
+    import weakref
+
+    client = minillm.Client("openai/test-model", base_url=server.url, on_cost=ledger)
+    server.reply(Reply.sse([*chat_stream(["a"], finish_reason=None, done=False), Drop()]))
+    stream = client.stream("fails")
+    alive = weakref.ref(stream)
+    with pytest.raises(minillm.StreamError):
+        stream.collect()
+    del stream
+    collect_garbage()
+    # Its error (kept to raise again) must not keep it alive: then its
+    # finalizer, which books it, would never run.
+    assert alive() is None
+    ((cost, _),) = ledger.records
+    assert cost.failed
     client.close()
