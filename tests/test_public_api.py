@@ -11,6 +11,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 import minillm
 
 CONTRACT = {
@@ -24,12 +26,23 @@ CONTRACT = {
 
 def test_all_is_sorted_and_names_exactly_the_public_attributes() -> None:
     assert minillm.__all__ == sorted(minillm.__all__)
+    for name in minillm.__all__:
+        getattr(minillm, name)  # each is imported on first use
     public = {
         name
         for name, value in vars(minillm).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"
     }
     assert set(minillm.__all__) == public | {"__version__"}
+    assert set(dir(minillm)) >= set(minillm.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Clinet'"):
+        minillm.Clinet  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_importing_minillm_imports_nothing_but_its_names() -> None:
+    code = "import sys, minillm; print(sorted(m for m in sys.modules if m.startswith(('minillm', 'attr'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["['minillm',", "'minillm._version']"]
 
 
 def test_every_name_of_the_contract_is_exported() -> None:
@@ -98,6 +111,8 @@ def test_the_subpackages_export_exactly_their_public_attributes() -> None:
 
     packages = (minillm.accounting.ledgers, minillm.contrib.django, minillm.engines, minillm.serve, minillm.testing)
     for package in packages:
+        for name in package.__all__:
+            getattr(package, name)  # some are imported on first use
         public = {
             name
             for name, value in vars(package).items()

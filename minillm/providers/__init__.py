@@ -1,38 +1,73 @@
 """The provider registry: provider name -> adapter class.
 
 Adding a provider means one module and one entry here. Nothing outside the
-adapters branches on the provider's name.
+adapters branches on the provider's name. An adapter's module is imported
+the first time its provider is used: a client of one provider never loads
+the others.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple, Type
+import functools
+import importlib
+from typing import Dict, Iterator, Mapping, Optional, Tuple, Type
 
 from ..errors import ConfigurationError
-from .anthropic import AnthropicAdapter
 from .base import Adapter, ProviderConfig
-from .gemini import GeminiAdapter
-from .local import LocalAdapter
-from .ollama import OllamaAdapter
-from .openai import OpenAIAdapter, OpenAIResponsesAdapter
-from .openrouter import OpenRouterAdapter, OpenRouterResponsesAdapter
-from .xai import XAIAdapter
 
 __all__ = ["APIS", "Adapter", "PROVIDERS", "ProviderConfig", "adapter_class", "split_model"]
 
-#: provider name -> its protocols, the default first (``api=`` picks another)
-APIS: Dict[str, Tuple[Type[Adapter], ...]] = {
-    "openai": (OpenAIAdapter, OpenAIResponsesAdapter),
-    "openrouter": (OpenRouterAdapter, OpenRouterResponsesAdapter),
-    "xai": (XAIAdapter,),
-    "anthropic": (AnthropicAdapter,),
-    "gemini": (GeminiAdapter,),
-    "ollama": (OllamaAdapter,),
-    "local": (LocalAdapter,),
+#: provider name -> its protocols as "module:class", the default first
+#: (``api=`` picks another)
+_REGISTRY: Dict[str, Tuple[str, ...]] = {
+    "openai": ("openai:OpenAIAdapter", "openai:OpenAIResponsesAdapter"),
+    "openrouter": ("openrouter:OpenRouterAdapter", "openrouter:OpenRouterResponsesAdapter"),
+    "xai": ("xai:XAIAdapter",),
+    "anthropic": ("anthropic:AnthropicAdapter",),
+    "gemini": ("gemini:GeminiAdapter",),
+    "ollama": ("ollama:OllamaAdapter",),
+    "local": ("local:LocalAdapter",),
 }
 
+
+@functools.cache
+def _load(spec: str) -> Type[Adapter]:
+    module, _, name = spec.partition(":")
+    cls: Type[Adapter] = getattr(importlib.import_module(f".{module}", __name__), name)
+    return cls
+
+
+class _Protocols(Mapping[str, Tuple[Type[Adapter], ...]]):
+    """provider name -> its adapter classes, the default first (loaded on use)."""
+
+    def __getitem__(self, provider: str) -> Tuple[Type[Adapter], ...]:
+        return tuple(_load(spec) for spec in _REGISTRY[provider])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_REGISTRY)
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+class _Defaults(Mapping[str, Type[Adapter]]):
+    """provider name -> its default adapter class (loaded on use)."""
+
+    def __getitem__(self, provider: str) -> Type[Adapter]:
+        return _load(_REGISTRY[provider][0])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_REGISTRY)
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+#: provider name -> its protocols, the default first (``api=`` picks another)
+APIS: Mapping[str, Tuple[Type[Adapter], ...]] = _Protocols()
+
 #: provider name -> its default adapter class
-PROVIDERS: Dict[str, Type[Adapter]] = {name: classes[0] for name, classes in APIS.items()}
+PROVIDERS: Mapping[str, Type[Adapter]] = _Defaults()
 
 
 def split_model(model: str) -> Tuple[str, str]:
@@ -56,10 +91,10 @@ def adapter_class(provider: str, api: Optional[str] = None, model: str = "") -> 
 
     :raises ConfigurationError: unknown provider, or an ``api`` it does not have.
     """
-    classes = APIS.get(provider)
-    if classes is None:
-        known = ", ".join(sorted(APIS))
+    if provider not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
         raise ConfigurationError(f"unknown provider {provider!r}; known providers: {known}")
+    classes = APIS[provider]
     if api is not None:
         for cls in classes:
             if cls.api == api:
