@@ -1,55 +1,111 @@
-"""Cancellation: how long a cancel() from another thread takes to wake a
-reader blocked on the network, and whether 1,000 cancelled streams leak
-sockets or threads."""
+"""Stopping: how long a cancel() from another thread, and a total deadline,
+take to end a reader blocked on a stalled server -- for every way a body
+can be framed -- and whether 1,000 cancelled streams leak sockets or
+threads."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import ssl
 import statistics
+import tempfile
 import threading
 import time
-from typing import Dict, List
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import minillm
-from minillm.testing import Hang, Reply, ScriptedServer, chat_stream
+from minillm.testing import Hang, Reply, ScriptedServer, chat_chunk, chat_stream, chat_usage, sse
+
+#: (name, framing, keep_alive, HTTP version, TLS)
+SHAPES: List[Tuple[str, str, bool, str, bool]] = [
+    ("chunked, keep-alive", "chunked", True, "1.1", False),
+    ("chunked, Connection: close", "chunked", False, "1.1", False),
+    ("Content-Length, keep-alive", "length", True, "1.1", False),
+    ("read to the close", "close", False, "1.1", False),
+    ("HTTP/1.0", "close", False, "1.0", False),
+    ("TLS, chunked, keep-alive", "chunked", True, "1.1", True),
+    ("TLS, HTTP/1.0", "close", False, "1.0", True),
+]
 
 
 def _open_fds() -> int:
     return len(os.listdir(f"/proc/{os.getpid()}/fd")) if os.path.isdir(f"/proc/{os.getpid()}/fd") else -1
 
 
-def cancel_latency(rounds: int) -> List[float]:
-    """Milliseconds from cancel() to the blocked reader's loop ending."""
-    latencies: List[float] = []
-    with ScriptedServer() as server:
-        client = minillm.Client("openai/bench", base_url=server.url)
-        for _ in range(rounds):
-            server.reply(Reply.sse([*chat_stream(["a"], finish_reason=None, done=False), Hang()]))
-            stream = client.stream("go")
-            blocked = threading.Event()
-            ended: List[float] = []
+def _stalled(framing: str, keep_alive: bool, version: str) -> Reply:
+    rest = chat_stream(["never", "sent"], usage=chat_usage(1, 2))
+    reply = Reply.sse([sse(chat_chunk(content="a")), Hang(), *rest])
+    return reply.framed(framing, keep_alive=keep_alive, http_version=version)
 
-            def read(
-                stream: minillm.TrackedStream = stream, blocked: threading.Event = blocked, ended: List[float] = ended
-            ) -> None:
+
+@contextlib.contextmanager
+def _tls() -> Iterator[Optional[ssl.SSLContext]]:
+    """A server context for 127.0.0.1, trusted by this process for the
+    duration (None when trustme, from the test extra, is not installed)."""
+    try:
+        import trustme
+    except ImportError:
+        yield None
+        return
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = os.path.join(folder, "ca.pem")
+        authority.cert_pem.write_to_path(bundle)
+        before = os.environ.get("REQUESTS_CA_BUNDLE")
+        os.environ["REQUESTS_CA_BUNDLE"] = bundle
+        try:
+            yield context
+        finally:
+            if before is None:
+                del os.environ["REQUESTS_CA_BUNDLE"]
+            else:
+                os.environ["REQUESTS_CA_BUNDLE"] = before
+
+
+def stop_latency(server: ScriptedServer, reply: Reply, rounds: int, *, deadline: bool) -> List[float]:
+    """Milliseconds from the stop -- cancel(), or the total deadline's instant
+    -- to the blocked reader's loop ending."""
+    total = 0.2 if deadline else None
+    client = minillm.Client("openai/bench", base_url=server.url, timeout=minillm.Timeout(read=30, total=total))
+    latencies: List[float] = []
+    for _ in range(rounds):
+        server.reply(reply)
+        started = time.perf_counter()
+        stream = client.stream("go")
+        blocked = threading.Event()
+        ended: List[float] = []
+
+        def read(
+            stream: minillm.TrackedStream = stream, blocked: threading.Event = blocked, ended: List[float] = ended
+        ) -> None:
+            try:
                 for _ in stream:
                     blocked.set()
-                ended.append(time.perf_counter())
+            except minillm.APITimeoutError:
+                pass
+            ended.append(time.perf_counter())
 
-            reader = threading.Thread(target=read)
-            reader.start()
-            blocked.wait(10)
+        reader = threading.Thread(target=read)
+        reader.start()
+        blocked.wait(10)
+        if deadline:
+            stop_at = started + (total or 0)
+        else:
             time.sleep(0.005)  # let the reader get back into recv()
-            started = time.perf_counter()
+            stop_at = time.perf_counter()
             stream.cancel()
-            reader.join(10)
-            latencies.append((ended[0] - started) * 1000)
-        client.close()
+        reader.join(10)
+        stream.close()
+        latencies.append((ended[0] - stop_at) * 1000)
+    client.close()
     return latencies
 
 
 def leak_check(streams: int) -> Dict[str, float]:
-    """Open 'streams' streams one after another, cancel each after its first chunk."""
+    """Open ``streams`` streams one after another, cancel each after its first chunk."""
     with ScriptedServer() as server:
         client = minillm.Client("openai/bench", base_url=server.url)
         server.reply(Reply.sse([*chat_stream(["a"], finish_reason=None, done=False), Hang()]))
@@ -72,16 +128,29 @@ def leak_check(streams: int) -> Dict[str, float]:
 
 
 def main(rounds: int = 50, streams: int = 1000) -> Dict[str, float]:
-    latencies = cancel_latency(rounds)
+    results: Dict[str, float] = {}
+    print(f"stopping a reader blocked on a stalled server ({rounds} rounds each; ms from the stop to the loop's end):")
+    print(f"  {'framing':32s} {'cancel median':>14s} {'max':>8s} {'deadline median':>16s} {'max':>8s}")
+    with _tls() as context:
+        for name, framing, keep_alive, version, tls in SHAPES:
+            if tls and context is None:
+                print(f"  {name:32s} (skipped: trustme is not installed)")
+                continue
+            with ScriptedServer(tls=context if tls else None) as server:
+                reply = _stalled(framing, keep_alive, version)
+                cancels = stop_latency(server, reply, rounds, deadline=False)
+                deadlines = stop_latency(server, reply, max(rounds // 5, 1), deadline=True)
+            results[f"cancel median, {name} (ms)"] = statistics.median(cancels)
+            results[f"deadline median, {name} (ms)"] = statistics.median(deadlines)
+            print(
+                f"  {name:32s} {statistics.median(cancels):14.2f} {max(cancels):8.2f}"
+                f" {statistics.median(deadlines):16.2f} {max(deadlines):8.2f}"
+            )
     leaks = leak_check(streams)
-    results = {
-        "cancel latency median (ms)": statistics.median(latencies),
-        "cancel latency max (ms)": max(latencies),
-        **leaks,
-    }
-    print(f"cancellation ({rounds} blocked readers; {streams} streams cancelled after their first chunk):")
-    for name, value in results.items():
-        print(f"  {name:32s} {value:8.2f}")
+    results.update(leaks)
+    print(f"{streams} streams cancelled after their first chunk:")
+    for name, value in leaks.items():
+        print(f"  {name:32s} {value:8.0f}")
     return results
 
 

@@ -1,10 +1,13 @@
-"""``import minillm`` time, in fresh interpreters, and what it pulls in."""
+"""``import minillm`` time, in fresh interpreters, and what it pulls in: the
+bare interpreter, ``import minillm`` (the names only), and a first client
+(everything a call needs)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from typing import Dict, List
 
 # As after a normal install: byte-code compiled once and cached, even where
@@ -21,6 +24,20 @@ def import_ms(statement: str) -> float:
     return float(out)
 
 
+def interpreter_ms() -> float:
+    """Wall time of a whole ``python -c pass``, in ms."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True, env=ENV)
+    return (time.perf_counter() - started) * 1000
+
+
+def whole_ms(statement: str) -> float:
+    """Wall time of a whole ``python -c statement``, in ms."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", statement], check=True, env=ENV)
+    return (time.perf_counter() - started) * 1000
+
+
 def heavy_modules_loaded() -> List[str]:
     code = f"import sys, minillm; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -28,9 +45,17 @@ def heavy_modules_loaded() -> List[str]:
 
 
 def measure(repeats: int) -> Dict[str, float]:
-    import_ms("import minillm, requests, sseclient, attrs, cattrs, tenacity")  # warm up: write byte-code
+    import_ms("import minillm, requests, sseclient, attrs, cattrs, tenacity; minillm.Client")  # write byte-code
+    bare = min(interpreter_ms() for _ in range(repeats))
+    whole = min(whole_ms("import minillm") for _ in range(repeats))
     return {
-        "import minillm (ms)": min(import_ms("import minillm") for _ in range(repeats)),
+        "python -c pass (ms)": bare,
+        "python -c 'import minillm' (ms)": whole,
+        "  of which import minillm (ms)": min(import_ms("import minillm") for _ in range(repeats)),
+        "  more than a bare interpreter (ms)": whole - bare,
+        "import minillm; minillm.Client (first use, ms)": min(
+            import_ms("import minillm; minillm.Client") for _ in range(repeats)
+        ),
         "import requests, sseclient, attrs, cattrs, tenacity (ms)": min(
             import_ms("import requests, sseclient, attrs, cattrs, tenacity") for _ in range(repeats)
         ),
@@ -41,7 +66,7 @@ def main(repeats: int = 7) -> Dict[str, float]:
     results = measure(repeats)
     print(f"import time (best of {repeats} fresh interpreters):")
     for name, value in results.items():
-        print(f"  {name:58s} {value:8.1f}")
+        print(f"  {name:52s} {value:8.1f}")
     loaded = heavy_modules_loaded()
     print(f"  heavy modules loaded by 'import minillm': {', '.join(loaded) or 'none'}")
     return results

@@ -23,7 +23,7 @@ from minillm.testing import Reply, anthropic_stream, chat_stream, chat_usage
 
 def chat_reply(chunks: int) -> Reply:
     pieces = [f"tok{i} " for i in range(chunks)]
-    return Reply.sse(chat_stream(pieces, usage=chat_usage(5, chunks), finish_reason=None), coalesce=True)
+    return Reply.sse(chat_stream(pieces, usage=chat_usage(5, chunks)), coalesce=True)
 
 
 def anthropic_reply(chunks: int) -> Reply:
@@ -95,6 +95,20 @@ def openai_reader(url: str) -> int:
     return count
 
 
+def litellm_reader(model: str) -> Callable[[str], int]:
+    def run(url: str) -> int:
+        import litellm
+
+        count = 0
+        for _ in litellm.completion(
+            model=model, api_base=url, api_key="bench", messages=[{"role": "user", "content": "go"}], stream=True
+        ):
+            count += 1
+        return count
+
+    return run
+
+
 def anthropic_sdk_reader(url: str) -> int:
     import anthropic
 
@@ -116,6 +130,7 @@ FORMATS: Dict[str, Dict[str, object]] = {
             "requests + iter_lines + json": iter_lines_reader("/chat/completions"),
             "requests + sseclient-py + json": sseclient_reader("/chat/completions"),
             "openai-python": openai_reader,
+            "litellm": litellm_reader("openai/bench"),
         },
     },
     "anthropic": {
@@ -126,6 +141,7 @@ FORMATS: Dict[str, Dict[str, object]] = {
             "requests + iter_lines + json": iter_lines_reader("/v1/messages"),
             "requests + sseclient-py + json": sseclient_reader("/v1/messages"),
             "anthropic-sdk-python": anthropic_sdk_reader,
+            "litellm": litellm_reader("anthropic/bench"),
         },
     },
 }
@@ -184,14 +200,18 @@ def measure(fmt: str, chunks: int, repeats: int) -> Dict[str, float]:
     here = os.path.abspath(__file__)
     try:
         for name in FORMATS[fmt]["contenders"]:  # type: ignore[attr-defined]
-            out = subprocess.run(
+            done = subprocess.run(
                 [sys.executable, here, "--format", fmt, "--contender", name, "--url", url, "--repeats", str(repeats)],
                 capture_output=True,
                 text=True,
-                check=True,
-            ).stdout.strip()
-            if out != "None":
-                results[name] = float(out)
+            )
+            # The rate is the last line (some libraries print on their own).
+            lines = done.stdout.strip().splitlines()
+            if done.returncode != 0 or not lines:
+                error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                print(f"  ({name} failed: {error[:150]})")
+            elif lines[-1] != "None":
+                results[name] = float(lines[-1])
     finally:
         assert process.stdin is not None
         process.stdin.close()
@@ -208,6 +228,9 @@ def report(fmt: str, chunks: int, repeats: int) -> Dict[str, float]:
         raw = results.get("requests + sseclient-py + json")
         if raw:
             print(f"  minillm / raw sseclient-py        {results['minillm'] / raw:10.2f}x")
+        lines = results.get("requests + iter_lines + json")
+        if lines:
+            print(f"  minillm / raw iter_lines          {results['minillm'] / lines:10.2f}x")
         official: Optional[float] = results.get(str(FORMATS[fmt]["official"]))
         if official:
             print(f"  minillm / {FORMATS[fmt]['official']:23s} {results['minillm'] / official:10.1f}x")

@@ -40,8 +40,6 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import attrs
-
 from . import runtime
 from .accounting.budget import Budget, worst_case
 from .accounting.lookups import LookupPolicy
@@ -60,6 +58,7 @@ from .errors import (
     StreamError,
 )
 from .events import Event, ProviderError
+from .ids import new_booking_id
 from .models import Chunk, CostInfo, Response
 from .redaction import excerpt
 from .request import ChatRequest
@@ -343,6 +342,11 @@ class Call:
             if counted:
                 self.route_attempts += 1
             number = self.sends
+        booking_id = new_booking_id()
+        hold = None
+        if self.budget is not None:
+            amount = worst_case(self.request, pricer=route.pricer, model=route.model)
+            hold = self.budget.hold(booking_id, amount, self.meta)
         booking = Booking(
             provider=route.provider,
             model=route.name,
@@ -353,11 +357,9 @@ class Call:
             lookup=route.lookup if route.has_lookup else None,
             lookup_policy=self.lookup_policy,
             owner=self.owner,
+            hold=hold,
+            id=booking_id,
         )
-        if self.budget is not None:
-            amount = worst_case(self.request, pricer=route.pricer, model=route.model)
-            hold = self.budget.hold(booking.id, amount, self.meta)
-            booking = attrs.evolve(booking, hold=hold)
         attempt = Attempt(number, route, booking)
         with self.lock:
             self.attempt = attempt

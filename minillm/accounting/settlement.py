@@ -85,26 +85,57 @@ class Held(Protocol):
 #: or None when the provider does not have it yet.
 Lookup = Callable[[str], Optional[Usage]]
 
+_DEFAULT_LOOKUPS = LookupPolicy()
 
-@attrs.frozen
+
 class Booking:
-    """Where and how one attempt is booked."""
+    """Where and how one attempt is booked. Immutable by convention; made
+    once per attempt, on the hot path (a plain class: no validation to pay)."""
 
-    provider: str
-    model: str
-    pricer: Pricer
-    sink: Optional[SinkFunction]
-    meta: Dict[str, Any]
-    #: this send's number among its request's sends
-    attempt: int = 1
-    lookup: Optional[Lookup] = None
-    lookup_policy: LookupPolicy = attrs.field(factory=LookupPolicy)
-    #: groups pending look-ups for ``Client.flush``
-    owner: object = None
-    #: what a budget holds for this attempt
-    hold: Optional[Held] = None
-    #: identifies the booking (and the budget's hold) in durable ledgers
-    id: str = attrs.field(factory=new_booking_id)
+    __slots__ = (
+        "attempt",
+        "hold",
+        "id",
+        "lookup",
+        "lookup_policy",
+        "meta",
+        "model",
+        "owner",
+        "pricer",
+        "provider",
+        "sink",
+    )
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        pricer: Pricer,
+        sink: Optional[SinkFunction],
+        meta: Dict[str, Any],
+        attempt: int = 1,
+        lookup: Optional[Lookup] = None,
+        lookup_policy: Optional[LookupPolicy] = None,
+        owner: object = None,
+        hold: Optional[Held] = None,
+        id: Optional[str] = None,  # noqa: A002 - it is the booking's id
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.pricer = pricer
+        self.sink = sink
+        self.meta = meta
+        #: this send's number among its request's sends
+        self.attempt = attempt
+        self.lookup = lookup
+        self.lookup_policy = lookup_policy or _DEFAULT_LOOKUPS
+        #: groups pending look-ups for ``Client.flush``
+        self.owner = owner
+        #: what a budget holds for this attempt
+        self.hold = hold
+        #: identifies the booking (and the budget's hold) in durable ledgers
+        self.id = id or new_booking_id()
 
     def cost(
         self,
@@ -138,16 +169,18 @@ class Booking:
         )
 
 
-@attrs.frozen
 class Decision:
     """What an attempt books: a cost now, a look-up for later, or nothing.
     Deciding is pure; :meth:`carry_out` calls the sink."""
 
-    booking: Booking
-    #: booked at once
-    now: Optional[CostInfo] = None
-    #: booked later, from the look-up thread
-    later: Optional[LookupJob] = None
+    __slots__ = ("booking", "later", "now")
+
+    def __init__(self, booking: Booking, now: Optional[CostInfo] = None, later: Optional[LookupJob] = None) -> None:
+        self.booking = booking
+        #: booked at once
+        self.now = now
+        #: booked later, from the look-up thread
+        self.later = later
 
     def carry_out(self) -> None:
         """Deliver ``now`` to the sink, or queue the look-up, or -- when

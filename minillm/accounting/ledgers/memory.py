@@ -16,13 +16,19 @@ from .base import BaseLedger, Scope, booking_id_of, check_within, group_key, mod
 __all__ = ["Ledger"]
 
 
-@attrs.frozen
 class _Entry:
-    cost: CostInfo
-    meta: Dict[str, Any]
-    booked_at: datetime.datetime
-    #: the worst case a budget held for it (counts where the money is unknown)
-    held: Optional[Decimal]
+    """One booking (made per record: a plain class, cheap to make)."""
+
+    __slots__ = ("booked_at", "cost", "held", "meta")
+
+    def __init__(
+        self, cost: CostInfo, meta: Dict[str, Any], booked_at: datetime.datetime, held: Optional[Decimal]
+    ) -> None:
+        self.cost = cost
+        self.meta = meta
+        self.booked_at = booked_at
+        #: the worst case a budget held for it (counts where the money is unknown)
+        self.held = held
 
 
 @attrs.frozen
