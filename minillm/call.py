@@ -211,6 +211,8 @@ class Call:
         self._http: Dict[int, HTTPRequest] = {}
         self._cleanup: List[Callable[[], object]] = []
         self.gen: Optional[Iterator[Chunk]] = None
+        #: a forked child's copy of this call is not its to stop or book
+        self.pid = runtime.pid
         runtime.open_calls.add(self)
         if self.deadline is not None:
             handle = runtime.timers.call_at(self.deadline, lambda: self.stop(Stop.DEADLINE))
@@ -481,6 +483,8 @@ class Call:
         """Stop the call from any thread, wherever it is: before a send, in
         a backoff, waiting for the headers, or reading the body. The caller's
         reasons end the call at once; the deadline makes the reader fail."""
+        if self.pid != runtime.pid:
+            return  # the parent's call, inherited through fork: its sockets are the parent's
         with self.lock:
             if self.stopped is None:
                 self.stopped = reason
@@ -576,6 +580,8 @@ class Call:
         :returns: the cost booked now; None when nothing is booked, or the
             cost is being looked up.
         """
+        if self.pid != runtime.pid:
+            return None  # the parent books its own call
         with self.lock:
             if self.ending is None:
                 return None
@@ -629,6 +635,8 @@ class Call:
     def reject(self) -> None:
         """Book nothing for the current attempt, ever (earlier attempts of
         the call are booked already), and stop reading."""
+        if self.pid != runtime.pid:
+            return
         with self.lock:
             attempt = self.attempt
             decision = None

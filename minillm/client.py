@@ -13,6 +13,7 @@ threads, and all per-call state lives in the call.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import runtime
@@ -24,6 +25,7 @@ from .call import Call
 from .cancellation import CancellationToken
 from .config import ClientConfig, RetryCallback
 from .errors import ConfigurationError, InvalidArgumentError
+from .meta import check_meta
 from .models import Response
 from .request import Messages, build_chat_request
 from .retry import RetryPolicy
@@ -222,13 +224,18 @@ class Client:
         return TrackedStream(call, model=self.model)
 
     def flush(self, timeout: Optional[float] = None) -> bool:
-        """Wait for this client's pending out-of-band cost look-ups.
+        """Wait for the bookings still on their way: dropped streams being
+        settled, and this client's out-of-band cost look-ups.
 
         :returns: True when none is left, False if ``timeout`` passed first.
         """
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
             raise InvalidArgumentError(f"timeout must be a number of seconds or None, not {timeout!r}")
-        return runtime.lookups.flush(owner=self._lookups, timeout=timeout)
+        end = None if timeout is None else time.monotonic() + timeout
+        if not runtime.settler.wait(timeout):
+            return False
+        remaining = None if end is None else max(end - time.monotonic(), 0.0)
+        return runtime.lookups.flush(owner=self._lookups, timeout=remaining)
 
     def close(self) -> None:
         """Close pooled connections. Pending cost look-ups still complete.
@@ -271,8 +278,7 @@ class Client:
 
         :raises InvalidArgumentError: an argument minillm can reject before sending.
         """
-        if meta is not None and not isinstance(meta, Mapping):
-            raise InvalidArgumentError(f"meta must be a dict, not {type(meta).__name__}")
+        own = check_meta(meta)  # refused before anything is sent, as every ledger would refuse it
         if cancel is not None and not isinstance(cancel, CancellationToken):
             raise InvalidArgumentError(f"cancel must be a minillm.CancellationToken, not {type(cancel).__name__}")
         if budget is not None and not isinstance(budget, Budget):
@@ -282,9 +288,7 @@ class Client:
             # A budgeted call always has a max_tokens, so its worst case is bounded.
             options["max_tokens"] = held_to.default_max_tokens
         request = build_chat_request(self.model_name, messages, **options)
-        merged = dict(self._config.meta)
-        if meta:
-            merged.update(meta)
+        merged = {**self._config.meta, **own}
         call = Call(
             self._routes,
             request,

@@ -19,6 +19,7 @@ from .accounting.lookups import LookupPolicy
 from .accounting.pricing import TokenPrice
 from .accounting.sinks import CostSink, as_sink
 from .errors import ConfigurationError, InvalidArgumentError
+from .meta import check_meta
 from .retry import RetryPolicy
 from .timeouts import Timeout
 
@@ -43,11 +44,10 @@ def _sink(instance: Any, attribute: Any, value: Any) -> None:
 
 
 def _meta(value: Any) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"meta must be a dict, not {type(value).__name__}")
-    return dict(value)
+    try:
+        return check_meta(value)
+    except InvalidArgumentError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _timeout(value: Any) -> Timeout:

@@ -1,30 +1,26 @@
 """Booking ids: unique across processes and machines, and cheap.
 
 A random 128-bit prefix drawn once per process (and again in a forked
-child) followed by a counter: as unique as ``uuid4`` without a system call
-per booking.
+child: :mod:`minillm.runtime` calls :func:`new_process`) followed by a
+counter: as unique as ``uuid4`` without a system call per booking.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import uuid
 
-__all__ = ["new_booking_id"]
+__all__ = ["new_booking_id", "new_process"]
 
 _prefix = uuid.uuid4().hex
 _counter = itertools.count()
 
 
-def _reseed() -> None:
+def new_process() -> None:
+    """Draw a new prefix: this is another process (a forked child)."""
     global _prefix, _counter
     _prefix = uuid.uuid4().hex
     _counter = itertools.count()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reseed)
 
 
 def new_booking_id() -> str:

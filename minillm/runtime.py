@@ -1,11 +1,15 @@
 """Process-wide state, all of it, and the one interpreter-exit hook.
 
-minillm keeps exactly three things for the whole process:
+minillm keeps exactly four things for the whole process:
 
 * :data:`timers` -- one daemon thread that fires total deadlines and the
   read timeouts of in-process engines (callbacks that only ever interrupt);
 * :data:`lookups` -- the out-of-band cost look-ups, timed on one daemon
   thread and run on a small daemon pool;
+* :data:`settler` -- one daemon thread that settles the calls whose streams
+  were dropped: a finalizer runs on whatever thread the garbage collector
+  happens to run on -- perhaps one inside a ledger, holding its lock -- so
+  it only hands the call over, and the booking is made from here;
 * the open calls -- every call whose attempts are not all booked yet, so
   that none is lost when the interpreter exits.
 
@@ -14,26 +18,39 @@ order:
 
 1. every open call is stopped (its socket shut down, which also wakes a
    daemon thread blocked reading it) and its attempt booked as cut short --
-   this may queue look-ups;
+   this may queue look-ups; calls handed to the settler are among them;
 2. the pending look-ups are attempted for a bounded time
    (:attr:`~minillm.LookupPolicy.exit_wait`), then what is left is booked
    ``UNKNOWN`` with its generation id, logged at ERROR;
 3. the steps registered with :func:`at_exit` (in-process engines are
    cleaned up there), last because bookings may still need an engine's
    connection or file.
+
+After ``os.fork()`` (gunicorn ``--preload``, uWSGI, multiprocessing) the
+child starts afresh: the parent's threads did not survive the fork, and
+its pending look-ups, open calls and queued settlements are the parent's
+to finish -- a child that booked them would book them twice, and one that
+stopped them would shut down the parent's sockets. So the child gets new,
+empty state (and new locks: the parent's may have been held by a thread
+that no longer exists), and starts its own threads when it first needs
+them. A call made in the parent does nothing when the child stops or
+settles its copy.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
+import queue
 import threading
-from typing import Callable, List, Protocol, Set
+from typing import Callable, List, Optional, Protocol, Set
 
 from .accounting.lookups import LookupService
+from .ids import new_process
 from .scheduler import Scheduler
 
-__all__ = ["Closeable", "at_exit", "lookups", "open_calls", "timers"]
+__all__ = ["Closeable", "Settler", "at_exit", "lookups", "open_calls", "settler", "timers"]
 
 log = logging.getLogger("minillm.runtime")
 
@@ -50,6 +67,9 @@ timers = Scheduler("minillm-timers")
 
 #: The out-of-band cost look-ups of this process.
 lookups = LookupService()
+
+#: The process this state belongs to (a call remembers it too).
+pid = os.getpid()
 
 
 class OpenCalls:
@@ -78,6 +98,88 @@ class OpenCalls:
 
 open_calls = OpenCalls()
 
+
+class Settler:
+    """Runs what finalizers hand over, on a daemon thread of its own.
+
+    :meth:`later` may be called from anywhere -- a finalizer, while any lock
+    is held -- and does nothing but queue. The thread is started by
+    :meth:`ready`, from ordinary code (never from a finalizer: starting a
+    thread takes locks of its own).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+
+    def ready(self) -> None:
+        """Start the thread, if it is not running."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            thread = threading.Thread(target=self._run, name="minillm-settler", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                return  # what is queued is run at exit
+            self._thread = thread
+
+    def later(self, work: Callable[[], object]) -> None:
+        """Queue ``work`` (safe from a finalizer)."""
+        self._queue.put(work)
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until what was handed over before this call is done.
+
+        :returns: False if ``timeout`` passed first.
+        """
+        self.ready()
+        done = threading.Event()
+        self._queue.put(done.set)  # in order: everything before it is done first
+        return done.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._do(self._queue.get())
+
+    @staticmethod
+    def _do(work: Callable[[], object]) -> None:
+        try:
+            work()
+        except Exception:
+            log.exception("settling a dropped stream failed")
+
+    def drain(self) -> None:
+        """Run what is queued, on this thread (at exit)."""
+        while True:
+            try:
+                work = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._do(work)
+
+
+settler = Settler()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child forgets the parent's work and starts its own."""
+    global timers, lookups, open_calls, settler, pid
+    timers = Scheduler("minillm-timers")
+    lookups = LookupService()
+    open_calls = OpenCalls()
+    settler = Settler()
+    pid = os.getpid()
+    new_process()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 _last_steps: List[Callable[[], None]] = []
 
 
@@ -96,6 +198,7 @@ def _stop_open_calls() -> None:
 
 @atexit.register
 def _at_exit() -> None:
+    settler.drain()
     _stop_open_calls()
     lookups.drain_at_exit()
     for step in _last_steps:

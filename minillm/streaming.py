@@ -25,6 +25,7 @@ from __future__ import annotations
 import weakref
 from typing import Any, Iterator, Optional
 
+from . import runtime
 from .call import Call
 from .errors import MiniLLMError
 from .models import Chunk, CostInfo, Response
@@ -53,7 +54,12 @@ class TrackedStream:
     def __init__(self, call: Call, *, model: str) -> None:
         self._call = call
         self._model = model
-        self._finalizer = weakref.finalize(self, call.finish)
+        # Dropped, it is settled on the settler's thread: the collector may
+        # run on any thread, holding any lock (a ledger's, say). At exit the
+        # exit hook settles what is still open.
+        runtime.settler.ready()
+        self._finalizer = weakref.finalize(self, runtime.settler.later, call.finish)
+        self._finalizer.atexit = False
 
     # -- iteration ------------------------------------------------------------
 

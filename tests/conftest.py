@@ -181,6 +181,10 @@ def finishes(action: Callable[[], Any], within: float = 10.0) -> None:
 
 
 def collect_garbage() -> None:
-    """Run the collector so finalizers of dropped objects have run."""
+    """Run the collector so finalizers of dropped objects have run, and wait
+    until the streams they handed over are settled."""
+    from minillm import runtime
+
     for _ in range(3):
         gc.collect()
+    assert runtime.settler.wait(10), "dropped streams were still being settled after 10s"

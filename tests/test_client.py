@@ -502,3 +502,17 @@ def test_a_stream_answered_with_a_json_error_raises_from_stream_itself_and_may_f
         ("openai", "test-model", True, 1),
         ("openai", "b", False, 2),
     ]
+
+
+def test_meta_that_no_ledger_could_keep_is_refused_at_the_call_before_anything_is_sent(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    client = make_client()
+    for bad in ({"score": float("nan")}, {7: "seven"}, {"when": object()}):
+        with pytest.raises(minillm.InvalidArgumentError, match="meta"):
+            client.stream("Hi", meta=bad)  # type: ignore[arg-type]
+        with pytest.raises(minillm.InvalidArgumentError, match="meta"):
+            client.complete("Hi", meta=bad)  # type: ignore[arg-type]
+    with pytest.raises(minillm.ConfigurationError, match="meta"):
+        make_client(meta={"score": float("inf")})
+    assert server.requests == [] and ledger.count == 0

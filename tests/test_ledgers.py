@@ -115,10 +115,41 @@ def test_the_queries_add_up_exactly(ledger: BaseLedger) -> None:
     assert ledger.totals_by_day() == {today: Decimal("0.5001")}
 
 
-def test_meta_that_json_cannot_hold_is_kept_as_text(ledger: BaseLedger) -> None:
-    when = datetime.date(2026, 1, 2)
-    ledger.record(cost(), {"when": when} if not isinstance(ledger, minillm.Ledger) else {"when": str(when)})
-    assert ledger.records[0][1] == {"when": "2026-01-02"}
+BAD_META = {
+    "a date": {"when": datetime.date(2026, 1, 2)},
+    "NaN": {"score": float("nan")},
+    "an infinity": {"deep": {"score": float("inf")}},
+    "a non-string key": {7: "seven"},
+    "a nested non-string key": {"user": {1: "one"}},
+    "a Decimal": {"usd": Decimal("1")},
+    "an object": {"who": object()},
+}
+
+
+@pytest.mark.parametrize("meta", list(BAD_META.values()), ids=list(BAD_META))
+def test_every_ledger_refuses_the_same_meta_and_books_nothing_of_it(ledger: BaseLedger, meta: Any) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match=r"meta"):
+        ledger.record(cost(), meta)
+    with pytest.raises(minillm.InvalidArgumentError, match=r"meta"):
+        ledger.hold("h", Decimal(1), meta, Scope(), Decimal(10), 60)
+    assert ledger.count == 0 and ledger.spent(Scope()) == 0
+    ledger.record(cost("0.5"), {"user": 1})
+    assert ledger.totals_by("user") == {1: Decimal("0.5")}  # nothing refused broke anything
+
+
+def test_meta_comes_back_as_json_would_give_it_in_every_ledger(ledger: BaseLedger) -> None:
+    ledger.record(cost(), {"tags": ("a", "b"), "n": {"x": [1, 2.5, None, True]}})
+    assert ledger.records[0][1] == {"tags": ["a", "b"], "n": {"x": [1, 2.5, None, True]}}
+
+
+@pytest.mark.parametrize("key", ["user.id", "user-id", "user_id"])
+def test_meta_keys_with_dots_and_dashes_are_found_by_queries_and_budgets(ledger: BaseLedger, key: str) -> None:
+    ledger.record(cost("0.25"), {key: 7})
+    ledger.record(cost("0.5"), {key: 8, "user": {"id": 7}})
+    assert ledger.totals_by(key) == {7: Decimal("0.25"), 8: Decimal("0.5")}
+    assert ledger.spent(Scope(key, 7)) == Decimal("0.25")
+    budget = minillm.Budget(ledger, "0.3", key=key)
+    assert budget.spent(7) == Decimal("0.25") and budget.remaining(8) == 0
 
 
 def test_a_bad_meta_key_to_group_by_is_refused(ledger: BaseLedger) -> None:

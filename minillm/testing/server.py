@@ -113,6 +113,8 @@ class Reply:
         connection after the reply.
     :param http_version: ``"1.1"`` or ``"1.0"`` (a 1.0 reply always closes
         the connection, and cannot be chunked).
+    :param header_pause: seconds between one header line and the next: a
+        server (or a proxy) whose headers drip in.
     """
 
     status: int = 200
@@ -123,6 +125,7 @@ class Reply:
     framing: str = attrs.field(default="chunked", validator=attrs.validators.in_(("chunked", "length", "close")))
     keep_alive: bool = True
     http_version: str = attrs.field(default="1.1", validator=attrs.validators.in_(("1.1", "1.0")))
+    header_pause: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if self.http_version == "1.0" and self.framing == "chunked":
@@ -342,6 +345,9 @@ class ScriptedServer:
         handler.send_response(reply.status)
         for name, value in reply.headers:
             handler.send_header(name, value)
+            if reply.header_pause:
+                handler.flush_headers()  # this line goes out now; the next one later
+                self._stopping.wait(reply.header_pause)
         if reply.closes:
             handler.send_header("Connection", "close")
             handler.close_connection = True

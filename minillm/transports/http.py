@@ -24,8 +24,9 @@ connection pool and now carries somebody else's request: the response's
 connection is either interrupted while still ours, or released -- never
 both, never in the wrong order.
 
-How far a request got is read off the same hook: the wait for the headers
-begins only once the request is written whole (:attr:`Exchange.sent`).
+How far a request got is read off the same connection: once the request
+is written whole -- and in any case once the wait for the headers begins --
+it may be billed (:attr:`Exchange.sent`).
 
 ``requests`` is imported on first use, not at ``import minillm``.
 """
@@ -33,6 +34,7 @@ begins only once the request is written whole (:attr:`Exchange.sent`).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -245,6 +247,13 @@ def _interruptible_adapter(**kwargs: Any) -> Any:
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     class Waiting:
+        def request(self, *args: Any, **kw: Any) -> Any:
+            result = super().request(*args, **kw)  # type: ignore[misc]
+            exchange = _sending.exchange
+            if exchange is not None:
+                exchange.mark_sent()  # written whole: it may be billed from here on
+            return result
+
         def getresponse(self, *args: Any, **kw: Any) -> Any:
             exchange = _sending.exchange
             if exchange is None:
@@ -302,12 +311,18 @@ class HTTPTransport(Transport):
         self._pool_size = pool_size
         self._session: Optional[requests.Session] = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def _get_session(self) -> requests.Session:
         session = self._session
-        if session is not None:
+        if session is not None and self._pid == os.getpid():
             return session
         with self._lock:
+            if self._pid != os.getpid():
+                # A forked child: the pooled connections are the parent's.
+                # Left alone (closing them could end the parent's TLS
+                # sessions); the child opens its own.
+                self._session, self._pid = None, os.getpid()
             if self._session is None:
                 import requests
 

@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import attrs
 
 from ...errors import BudgetExceeded, InvalidArgumentError
+from ...meta import check_meta
 from ...models import CostInfo, Resolution
 
 __all__ = ["BaseLedger", "Scope", "meta_json", "model_label"]
@@ -84,9 +85,13 @@ def check_meta_key(key: str) -> str:
     return key
 
 
-def meta_json(meta: Mapping[str, Any]) -> str:
-    """``meta`` as JSON; values JSON cannot hold are stored as their ``str``."""
-    return json.dumps(dict(meta), default=str, sort_keys=True, separators=(",", ":"))
+def meta_json(meta: Optional[Mapping[str, Any]]) -> str:
+    """``meta`` as JSON text.
+
+    :raises InvalidArgumentError: ``meta`` is not a JSON object (see
+        :mod:`minillm.meta`): every ledger refuses the same ``meta``.
+    """
+    return json.dumps(check_meta(meta), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def model_label(cost: CostInfo) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import threading
 import time
@@ -10,6 +11,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import attrs
 
+from ...meta import check_meta
 from ...models import CostInfo, Resolution
 from .base import BaseLedger, Scope, booking_id_of, check_within, group_key, model_label, utc_now
 
@@ -57,18 +59,27 @@ class Ledger(BaseLedger):
     def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
         """Book ``cost`` with a copy of ``meta`` (once per booking id)."""
         booking_id = booking_id_of(cost, "Ledger")
+        kept = check_meta(meta)  # a copy, as every ledger keeps it
+        booked_at = utc_now()
         with self._lock:
             if booking_id in self._ids:
                 return
             hold = self._holds.pop(booking_id, None)
             self._ids[booking_id] = None
-            self._entries.append(_Entry(cost, dict(meta or {}), utc_now(), hold.amount if hold else None))
+            self._entries.append(_Entry(cost, kept, booked_at, hold.amount if hold else None))
+
+    # The lock guards the lists, nothing more: what is computed from them is
+    # computed from a copy, outside it -- nothing that could call back into
+    # this ledger (a finalizer, say) ever runs while it is held.
+
+    def _snapshot(self) -> List[_Entry]:
+        with self._lock:
+            return list(self._entries)
 
     @property
     def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
         """A copy of every booking, in the order booked."""
-        with self._lock:
-            return [(e.cost, dict(e.meta)) for e in self._entries]
+        return [(e.cost, copy.deepcopy(e.meta)) for e in self._snapshot()]
 
     @property
     def count(self) -> int:
@@ -82,8 +93,7 @@ class Ledger(BaseLedger):
     def total(self) -> Decimal:
         """The sum of the known money (``usd`` that is not None: exact
         figures and ``PARTIAL`` lower bounds)."""
-        with self._lock:
-            return sum((e.cost.usd for e in self._entries if e.cost.usd is not None), Decimal(0))
+        return sum((e.cost.usd for e in self._snapshot() if e.cost.usd is not None), Decimal(0))
 
     def totals_by(self, key: str) -> Dict[Any, Decimal]:
         """Known money summed per value of ``meta[key]`` (None when absent).
@@ -105,12 +115,11 @@ class Ledger(BaseLedger):
 
     def _totals(self, group_of: Callable[[_Entry], Any]) -> Dict[Any, Decimal]:
         totals: Dict[Any, Decimal] = {}
-        with self._lock:
-            for entry in self._entries:
-                if entry.cost.usd is None:
-                    continue
-                group = group_of(entry)
-                totals[group] = totals.get(group, Decimal(0)) + entry.cost.usd
+        for entry in self._snapshot():
+            if entry.cost.usd is None:
+                continue
+            group = group_of(entry)
+            totals[group] = totals.get(group, Decimal(0)) + entry.cost.usd
         return totals
 
     # -- holds ----------------------------------------------------------------
@@ -118,10 +127,11 @@ class Ledger(BaseLedger):
     def hold(
         self, hold_id: str, amount: Decimal, meta: Mapping[str, Any], scope: Scope, limit: Decimal, ttl: float
     ) -> Decimal:
+        kept = check_meta(meta)
         with self._lock:
             spent = self._spent(scope)
             check_within(spent, amount, limit, scope)
-            self._holds[hold_id] = _Hold(amount, dict(meta), time.time() + ttl)
+            self._holds[hold_id] = _Hold(amount, kept, time.time() + ttl)
             return spent
 
     def release_hold(self, hold_id: str) -> None:
