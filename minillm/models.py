@@ -106,6 +106,8 @@ def _check_usd(instance: CostInfo, attribute: Any, value: Optional[Decimal]) -> 
             f"CostInfo.usd is {value!r} but resolution is {instance.resolution.value}: "
             "RESOLVED and PARTIAL costs carry money, the others never do"
         )
+    if value is not None and (not value.is_finite() or value < 0):
+        raise ValueError(f"CostInfo.usd is {value!r}: money is finite and never negative")
 
 
 def _check_source(instance: CostInfo, attribute: Any, value: Optional[str]) -> None:

@@ -18,7 +18,7 @@ import attrs
 from ..errors import InvalidArgumentError
 from ..models import Usage
 
-__all__ = ["Pricer", "TokenPrice", "native_cost", "to_decimal"]
+__all__ = ["MAX_ATTEMPT_USD", "MalformedMoneyError", "Pricer", "TokenPrice", "native_cost", "to_decimal"]
 
 _MILLION = Decimal(1_000_000)
 
@@ -83,18 +83,37 @@ class TokenPrice:
         return total / _MILLION
 
 
+#: The most one attempt can plausibly cost. A provider's figure above it --
+#: or below zero -- is a malformed response, never money.
+MAX_ATTEMPT_USD = Decimal(100_000)
+
+
+class MalformedMoneyError(ValueError):
+    """A provider's own figure is not money: negative, or absurdly large.
+    Settlement books the attempt ``UNKNOWN`` (with its tokens) and logs it."""
+
+
+def _checked(value: Decimal, what: str) -> Decimal:
+    if not value.is_finite() or value < 0 or value > MAX_ATTEMPT_USD:
+        raise MalformedMoneyError(f"{what} of {value} USD is not money (allowed: 0 to {MAX_ATTEMPT_USD})")
+    return value
+
+
 def native_cost(usage: Usage) -> Optional[Decimal]:
     """The provider's own figure for what ``usage`` cost, or None.
 
     OpenRouter fills ``upstream_inference_cost`` on ordinary calls too (where
     it merely restates ``cost``), so it is added only for BYOK calls, whose
     ``cost`` is OpenRouter's fee alone.
+
+    :raises MalformedMoneyError: a figure is negative or absurd.
     """
     if usage.cost is None:
         return None
+    cost = _checked(usage.cost, "a cost")
     if usage.is_byok and usage.upstream_inference_cost is not None:
-        return usage.cost + usage.upstream_inference_cost
-    return usage.cost
+        return _checked(cost + _checked(usage.upstream_inference_cost, "an upstream cost"), "a cost")
+    return cost
 
 
 @attrs.frozen
@@ -112,7 +131,10 @@ class Pricer:
 
     def money(self, usage: Usage) -> Tuple[Optional[Decimal], Optional[str]]:
         """What ``usage`` cost and where the figure came from (``"provider"``,
-        ``"price"``, ``"catalog"``), or ``(None, None)``."""
+        ``"price"``, ``"catalog"``), or ``(None, None)``.
+
+        :raises MalformedMoneyError: the provider's own figure is not money.
+        """
         usd = native_cost(usage)
         if usd is not None:
             return usd, "provider"

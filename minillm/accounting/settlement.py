@@ -41,7 +41,7 @@ from ..accumulate import StreamState
 from ..ids import new_booking_id
 from ..models import CostInfo, Resolution, Usage
 from .lookups import LookupJob, LookupPolicy
-from .pricing import Pricer, native_cost
+from .pricing import MalformedMoneyError, Pricer, native_cost
 from .sinks import SinkFunction, deliver
 
 __all__ = ["Booking", "Decision", "Held", "Outcome", "decide"]
@@ -236,7 +236,10 @@ def decide(
     response_id = generation_id or (state.id if state is not None else None)
     final = state.final_usage if state is not None else None
     if final is not None:
-        usd, source = booking.pricer.money(final)
+        try:
+            usd, source = booking.pricer.money(final)
+        except MalformedMoneyError as exc:
+            return Decision(booking, now=_not_money(booking, final, response_id, outcome, exc))
         resolution = Resolution.RESOLVED if usd is not None else Resolution.UNPRICED
         return Decision(
             booking,
@@ -266,12 +269,32 @@ def _lower_bound(
         usage = attrs.evolve(
             usage, completion_tokens=deltas, total_tokens=usage.total_tokens - usage.completion_tokens + deltas
         )
-    usd, source = booking.pricer.money(usage)
+    try:
+        usd, source = booking.pricer.money(usage)
+    except MalformedMoneyError as exc:
+        return _not_money(booking, usage, response_id, outcome, exc)
     if usd is None:
         return booking.cost(usage, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome)
     return booking.cost(
         usage, resolution=Resolution.PARTIAL, response_id=response_id, outcome=outcome, usd=usd, source=source
     )
+
+
+def _not_money(
+    booking: Booking, usage: Usage, response_id: Optional[str], outcome: Outcome, error: MalformedMoneyError
+) -> CostInfo:
+    """The booking of an attempt whose provider sent a figure that is not
+    money: ``UNKNOWN`` with its tokens, and an error in the log -- a
+    malformed response, never a negative or absurd booking."""
+    log.error(
+        "%s sent a malformed response for %s (attempt %d, %s): %s; booked UNKNOWN with its tokens",
+        booking.provider,
+        booking.model,
+        booking.attempt,
+        response_id,
+        error,
+    )
+    return booking.cost(usage, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome)
 
 
 def _lookup_job(
@@ -288,7 +311,10 @@ def _lookup_job(
         usage = lookup(generation_id)
         if usage is None:
             return None
-        usd, source = native_cost(usage), "lookup"
+        try:
+            usd, source = native_cost(usage), "lookup"
+        except MalformedMoneyError as exc:
+            return _not_money(booking, usage, generation_id, outcome, exc)
         if usd is None:
             usd, source = booking.pricer.list_price(usage)  # type: ignore[assignment]
         resolution = Resolution.RESOLVED if usd is not None else Resolution.UNPRICED
