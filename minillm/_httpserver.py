@@ -12,7 +12,12 @@ import ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Tuple
 
+from .redaction import Redactor
+
 __all__ = ["RequestHandler", "ThreadedServer"]
+
+#: Masks key-looking query parameters and bearer tokens in log lines.
+_SCRUB = Redactor()
 
 #: How long a TLS client may take over its handshake.
 _HANDSHAKE_TIMEOUT = 10.0
@@ -73,4 +78,5 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         if self.server.request_log is not None:
-            self.server.request_log.info("%s %s", self.address_string(), format % args)
+            # A request line may carry a key in its query string (?key=...).
+            self.server.request_log.info("%s %s", self.address_string(), _SCRUB.scrub(format % args))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from .events import Event, ProviderError, ReasoningDetail, ResponseInfo, StreamDone, ToolCallDelta
+from .events import ChoiceEvent, Event, ProviderError, ReasoningDetail, ResponseInfo, StreamDone, ToolCallDelta
 from .models import Chunk, Response, ToolCall, Usage
 
 __all__ = ["StreamState", "accumulate"]
@@ -71,6 +71,7 @@ class StreamState:
         "finish_reason",
         "id",
         "model",
+        "others",
         "shared_parts",
         "text_parts",
         "thinking_parts",
@@ -95,6 +96,8 @@ class StreamState:
         self.done = False
         #: an in-band error arrived
         self.error: Optional[ProviderError] = None
+        #: the choices after the first, by index (n > 1)
+        self.others: Dict[int, StreamState] = {}
 
     @property
     def text(self) -> str:
@@ -115,7 +118,8 @@ class StreamState:
         arguments): a lower bound on the output tokens, since a provider
         sends at least one token per delta."""
         arguments = sum(len(builder.arguments) for builder in self._tool_calls.values())
-        return len(self.text_parts) + len(self.thinking_parts) - self.shared_parts + arguments
+        others = sum(other.output_deltas for other in self.others.values())
+        return len(self.text_parts) + len(self.thinking_parts) - self.shared_parts + arguments + others
 
     @property
     def final_usage(self) -> Optional[Usage]:
@@ -148,20 +152,29 @@ class StreamState:
         stream ended early). A completed response that never named a reason
         finishes with ``"tool_calls"`` when it made tool calls, else ``"stop"``.
         """
-        calls = self.tool_calls()
-        reason = finish_reason or self.finish_reason
+        response = self._choice(self, finish_reason)
+        response.usage = self.usage
+        response.raw = raw
+        if self.others:
+            response.choices = [self._choice(self, finish_reason)] + [
+                self._choice(self.others[index], finish_reason) for index in sorted(self.others)
+            ]
+        return response
+
+    def _choice(self, choice: StreamState, finish_reason: Optional[str]) -> Response:
+        """One choice's answer; the id, the model and the end are the call's."""
+        calls = choice.tool_calls()
+        reason = finish_reason or choice.finish_reason
         if reason is None and self.is_terminal:
             reason = "tool_calls" if calls else "stop"
         return Response(
-            text=self.text,
-            thinking=self.thinking,
+            text=choice.text,
+            thinking=choice.thinking,
             tool_calls=calls,
             finish_reason=reason,
-            usage=self.usage,
             id=self.id,
             model=self.model,
-            raw=raw,
-            reasoning_details=self.reasoning_details(),
+            reasoning_details=choice.reasoning_details(),
         )
 
 
@@ -212,6 +225,12 @@ def accumulate(state: StreamState, event: Event) -> None:
             state._reasoning.append((record.merge_key, dict(record.detail)))
     elif kind is StreamDone:
         state.done = True
+    elif kind is ChoiceEvent:
+        choice: ChoiceEvent = event  # type: ignore[assignment]
+        other = state.others.get(choice.index)
+        if other is None:
+            other = state.others[choice.index] = StreamState()
+        accumulate(other, choice.event)
     elif kind is ProviderError:
         state.error = event  # type: ignore[assignment]
     else:

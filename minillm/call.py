@@ -56,6 +56,7 @@ from .errors import (
     InvalidArgumentError,
     MiniLLMError,
     StreamError,
+    StreamTimeoutError,
 )
 from .events import Event, ProviderError
 from .ids import new_booking_id
@@ -440,20 +441,26 @@ class Call:
             attempt.streamed = True
             attempt.events = route.pipeline(adapter.stream_events(response.iter_bytes()))
             return
-        if content_type == "application/json" or not (self.stream or "html" in content_type):
-            # A whole answer (or a server that ignored stream=true).
-            attempt.events = self._whole_body(attempt, response)
+        if "html" not in content_type:
+            # A whole answer (or a server that ignored stream=true), perhaps
+            # under a media type that does not say JSON.
+            attempt.events = self._whole_body(attempt, response, declared=_is_json(content_type))
             return
         body = _read_error_body(response)
-        what = "an HTML page" if "html" in content_type else f"Content-Type {content_type}"
         wanted = "a stream" if self.stream else "JSON"
         self._refuse(
             attempt,
             response,
-            adapter.malformed(response.status, body, response.endpoint, route.redactor, f"{what} instead of {wanted}"),
+            adapter.malformed(
+                response.status, body, response.endpoint, route.redactor, f"an HTML page instead of {wanted}"
+            ),
         )
 
-    def _whole_body(self, attempt: Attempt, response: HTTPResponse) -> Iterator[Event]:
+    def _whole_body(self, attempt: Attempt, response: HTTPResponse, *, declared: bool) -> Iterator[Event]:
+        """Parse a whole answer. A body that is not JSON under a media type
+        that never said it was (``text/plain`` from a proxy) came from
+        something other than the API: it books nothing. One that said JSON
+        came from the API and may have been billed."""
         route = attempt.route
         body = response.read()
         if response.interrupted is not None:
@@ -463,7 +470,12 @@ class Call:
         try:
             data = json.loads(body)
         except ValueError:
-            why = "an HTML page" if b"<html" in body[:512].lower() else "a body that is not valid JSON"
+            if declared:
+                why = "an HTML page" if b"<html" in body[:512].lower() else "a body that is not valid JSON"
+            else:
+                wanted = "a stream" if self.stream else "JSON"
+                why = f"Content-Type {response.content_type or '(none)'} instead of {wanted}"
+                self._settle(attempt, Outcome.UNBILLED)
             raise route.adapter.malformed(response.status, body, response.endpoint, route.redactor, why) from None
         attempt.raw = data
         yield from route.pipeline(route.adapter.parse_body(data))
@@ -529,6 +541,16 @@ class Call:
             exc.partial_response = attempt.state.to_response(finish_reason="error")
         self.end(Ending.FAILED, "error")
 
+    def blame_deadline(self, exc: MiniLLMError) -> MiniLLMError:
+        """The read timeout is clamped to what is left of the total deadline,
+        so a read that timed out after the deadline was ended by the deadline
+        (whose own timer may not have fired yet): say so."""
+        if isinstance(exc, StreamTimeoutError) and self.deadline is not None and time.monotonic() >= self.deadline:
+            return StreamTimeoutError(
+                f"the total deadline of {self.total:g}s passed while reading the response", provider=exc.provider
+            )
+        return exc
+
     def body_ended(self) -> None:
         """The current attempt's body ran out."""
         if self.ending is not None:
@@ -543,9 +565,14 @@ class Call:
             )
         self.end(Ending.COMPLETED)
 
-    def _disconnect(self, interrupt: Optional[Stop]) -> None:
+    def _disconnect(self, interrupt: Optional[Stop], *, drain: bool = False) -> None:
         """Stop reading and let the connection go; cancel the deadline and
-        the token's subscription. Runs once; never raises."""
+        the token's subscription. Runs once; never raises.
+
+        :param drain: the answer is complete: read what is left of the body
+            on the settler's thread (bounded), so the connection can be
+            pooled, instead of closing it.
+        """
         with self.lock:
             if self._disconnected:
                 return
@@ -563,7 +590,9 @@ class Call:
             if interrupt is not None:
                 steps.append(lambda: attempt.exchange.stop(interrupt))
             response = attempt.response
-            if response is not None:
+            if response is not None and drain:
+                runtime.settler.later(functools.partial(_drain, attempt.events, response))
+            elif response is not None:
                 steps.append(response.close)
         for step in steps:
             try:
@@ -671,14 +700,14 @@ def drive(call: Call) -> Iterator[Chunk]:
                     if call.ending is not None:
                         break  # stopped from another thread
                     yield event
+                elif state.done:
+                    break  # the provider's terminal event: nothing after it is read, shown or booked
                 elif state.error is not None:
                     reported = state.error
                     break
-            else:
-                call.body_ended()
-                break
             if reported is None:
-                break  # stopped from another thread
+                call.body_ended()  # completed -- or stopped from another thread
+                break
             error = attempt.error_for(reported)
             if state.content_seen or not call.carry_on(error):
                 if state.content_seen:
@@ -696,8 +725,11 @@ def drive(call: Call) -> Iterator[Chunk]:
             call.end(Ending.COMPLETED)
             return
         if isinstance(exc, MiniLLMError):
-            call.fail(exc)
-            raise
+            blamed = call.blame_deadline(exc)
+            call.fail(blamed)
+            if blamed is exc:
+                raise
+            raise blamed from None
         # Anything else is a body we could not make sense of: still a
         # StreamError, never a foreign exception.
         provider = attempt.route.provider if attempt is not None else "the provider"
@@ -710,12 +742,22 @@ def drive(call: Call) -> Iterator[Chunk]:
     finally:
         call.gen = None
         call.end(Ending.EARLY, "cancelled")  # closed by the caller before the end
-        call._disconnect(None)
         attempt = call.attempt
-        if attempt is not None:
-            _close_events(attempt.events)
+        if attempt is not None and attempt.state.done and attempt.response is not None:
+            # Whatever follows the terminal event (the body's end, usually
+            # already here) is read off the caller's thread, within a bound,
+            # so that the connection can serve the next request.
+            call._disconnect(None, drain=True)
+        else:
+            call._disconnect(None)
+            if attempt is not None:
+                _close_events(attempt.events)
         if not call.deferred:
             call.book()
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
 
 
 def _retrying(route: Route, attempt: int, exc: BaseException, delay: float) -> None:
@@ -750,6 +792,24 @@ def _read_error_body(response: HTTPResponse) -> bytes:
     except StreamError:
         pass  # the status says enough; the body is a courtesy
     return b"".join(pieces)
+
+
+#: How long the rest of a complete body may take to arrive before its
+#: connection is closed rather than pooled.
+_DRAIN_SECONDS = 1.0
+
+
+def _drain(events: Iterator[Event], response: HTTPResponse) -> None:
+    """Read what follows a terminal event, unseen, then let the response go."""
+    try:
+        response.bound_silence(_DRAIN_SECONDS)
+        for _ in events:
+            pass
+    except Exception:
+        response.interrupt(Stop.CANCELLED)  # not worth pooling: dropped
+    finally:
+        _close_events(events)
+        response.close()
 
 
 def _close_events(events: Iterator[Event]) -> None:

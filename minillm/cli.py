@@ -289,6 +289,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 def _costs(args: argparse.Namespace) -> int:
     from .accounting.ledgers import BaseLedger
+    from .models import Resolution
 
     ledger = _ledger(args.ledger)
     assert isinstance(ledger, BaseLedger)
@@ -298,7 +299,11 @@ def _costs(args: argparse.Namespace) -> int:
         totals = {k.isoformat(): v for k, v in ledger.totals_by_day().items()}
     else:
         totals = {json.dumps(k) if not isinstance(k, str) else k: v for k, v in ledger.totals_by(args.by).items()}
-    unresolved = len(ledger.unresolved())
+    # A PARTIAL booking's usd is a lower bound, counted in the totals; the
+    # others' money is not known at all.
+    unresolved = [cost.resolution for cost, _ in ledger.unresolved()]
+    partial = unresolved.count(Resolution.PARTIAL)
+    unknown = len(unresolved) - partial
     rows = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
     width = max([len(args.by), 5, *(len(name) for name, _ in rows)])
     print(f"{args.by:<{width}}  {'USD':>14}")
@@ -306,6 +311,13 @@ def _costs(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {usd:>14}")
     print(f"{'total':<{width}}  {ledger.total():>14}")
     count = ledger.count
-    print(f"{count} bookings" + (f", {unresolved} of them with unknown money" if unresolved else ""))
+    notes = []
+    if unknown:
+        notes.append(f"{unknown} of them with unknown money")
+    if partial:
+        notes.append(f"{partial} counted at a lower bound")
+    if notes:
+        notes.append("so the total is at least what it says")
+    print(", ".join([f"{count} bookings", *notes]))
     ledger.close()
     return 0

@@ -16,7 +16,7 @@ import attrs
 
 from .models import Chunk
 
-__all__ = ["Event", "ProviderError", "ReasoningDetail", "ResponseInfo", "StreamDone", "ToolCallDelta"]
+__all__ = ["ChoiceEvent", "Event", "ProviderError", "ReasoningDetail", "ResponseInfo", "StreamDone", "ToolCallDelta"]
 
 
 @attrs.frozen
@@ -77,7 +77,17 @@ class ProviderError:
     body: Any = attrs.field(default=None, repr=False)
 
 
+@attrs.frozen
+class ChoiceEvent:
+    """An event of another choice than the first, when a provider answers
+    several at once (OpenAI's ``n > 1``): kept apart by ``index``, never
+    mixed into the first choice's text."""
+
+    index: int
+    event: Union[Chunk, ToolCallDelta]
+
+
 #: A single instance suffices: the terminal signal carries no data.
 STREAM_DONE = StreamDone()
 
-Event = Union[Chunk, ToolCallDelta, ResponseInfo, ReasoningDetail, StreamDone, ProviderError]
+Event = Union[Chunk, ToolCallDelta, ResponseInfo, ReasoningDetail, StreamDone, ProviderError, ChoiceEvent]

@@ -187,6 +187,9 @@ class Response:
     #: the provider's own reasoning records (signed thinking blocks, thought
     #: signatures, OpenRouter's reasoning_details), to send back next turn
     reasoning_details: List[Dict[str, Any]] = attrs.field(factory=list, repr=False)
+    #: every choice, in order, when the provider answered several (OpenAI's
+    #: ``n``); empty for one. The response itself is the first.
+    choices: List[Response] = attrs.field(factory=list, repr=False)
 
     def to_message(self) -> Dict[str, Any]:
         """This answer as an OpenAI-shaped assistant message, for the next

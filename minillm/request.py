@@ -10,6 +10,7 @@ Each adapter translates this one shape into its own wire format.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
@@ -112,6 +113,33 @@ def _number(name: str, value: Any, *, low: float, high: float = math.inf, intege
     return value
 
 
+#: A header name (an HTTP token).
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _check_headers(headers: Any) -> None:
+    """Header names that are tokens, and values that are one line of text.
+    A value is never repeated in the error: headers carry keys."""
+    if not isinstance(headers, Mapping):
+        raise InvalidArgumentError(f"extra_headers must be a dict of strings, not {type(headers).__name__}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise InvalidArgumentError(f"extra_headers has a name that is not an HTTP header name: {name!r}")
+        if not isinstance(value, str):
+            raise InvalidArgumentError(f"extra_headers[{name!r}] must be a string, not {type(value).__name__}")
+        # Checked character by character, never by trying: a failed encode
+        # would keep the value in the error's context.
+        if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
+            raise InvalidArgumentError(
+                f"extra_headers[{name!r}] holds a line break or a control character (its value is not shown: "
+                "headers carry keys)"
+            )
+        if any(ord(ch) > 255 for ch in value):
+            raise InvalidArgumentError(
+                f"extra_headers[{name!r}] holds characters a header cannot carry (its value is not shown)"
+            )
+
+
 def build_chat_request(
     model: str,
     messages: Messages,
@@ -144,10 +172,8 @@ def build_chat_request(
         tool_list = tuple(_tool(i, t) for i, t in enumerate(tools)) or None
     if extra_body is not None and not isinstance(extra_body, Mapping):
         raise InvalidArgumentError("extra_body must be a dict")
-    if extra_headers is not None and not (
-        isinstance(extra_headers, Mapping) and all(isinstance(v, str) for v in extra_headers.values())
-    ):
-        raise InvalidArgumentError("extra_headers must be a dict of strings")
+    if extra_headers is not None:
+        _check_headers(extra_headers)
     return ChatRequest(
         model=model,
         messages=_messages(messages),

@@ -29,7 +29,7 @@ from .request import ChatRequest
 from .retry import RetryPolicy
 from .thinktags import split_think_tags
 from .timeouts import Timeout
-from .transports import HTTPRequest, Transport, transport_for
+from .transports import HTTPRequest, Transport, endpoint_of, transport_for
 
 __all__ = ["Route", "route_for"]
 
@@ -158,7 +158,8 @@ def _check_base_url(url: str, redactor: Redactor, schemes: Tuple[str, ...]) -> N
         valid = False
     if not valid:
         wanted = " or ".join(f"{scheme}://" for scheme in schemes)
-        raise ConfigurationError(redactor.scrub(f"base_url must be a {wanted} URL with a host, not {url!r}"))
+        shown = redactor.scrub(endpoint_of(url))  # never its credentials or query
+        raise ConfigurationError(f"base_url must be a {wanted} URL with a host, not {shown!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
             "base_url must not carry a query string, a fragment or credentials: "
@@ -177,4 +178,6 @@ def _clean_key(key: Any, provider: str) -> Optional[str]:
     key = key.strip()
     if any(ch.isspace() or not ch.isprintable() for ch in key):
         raise ConfigurationError(f"the API key for {provider} contains whitespace or control characters")
+    if not key.isascii():  # a header could not carry it; checked, never tried (an error would keep it)
+        raise ConfigurationError(f"the API key for {provider} contains characters that are not ASCII")
     return key or None

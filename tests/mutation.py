@@ -90,8 +90,8 @@ def _walk(node: ast.AST, parents: List[ast.AST]) -> Iterator[Tuple[ast.AST, List
         yield from _walk(child, [*parents, node])
 
 
-def mutants_of(path: str, functions: Optional[Tuple[str, ...]]) -> Iterator[Mutant]:
-    source = (ROOT / path).read_text("utf-8")
+def mutants_of(path: str, functions: Optional[Tuple[str, ...]], root: Path = ROOT) -> Iterator[Mutant]:
+    source = (root / path).read_text("utf-8")
     lines = source.splitlines(keepends=True)
     tree = ast.parse(source)
     for node, parents in _walk(tree, []):
@@ -127,18 +127,25 @@ def _changes(node: ast.AST) -> Iterator[Tuple[str, str]]:
         yield ast.unparse(ast.Call(ast.Name("min" if node.func.id == "max" else "max"), node.args, [])), "max/min"
 
 
-def all_mutants() -> List[Mutant]:
-    return [mutant for path, functions in TARGETS for mutant in mutants_of(path, functions)]
+def all_mutants(root: Path = ROOT) -> List[Mutant]:
+    return [mutant for path, functions in TARGETS for mutant in mutants_of(path, functions, root)]
 
 
-def run(mutant: Mutant, timeout: float) -> Tuple[Mutant, str, float]:
-    """Apply ``mutant`` in a copy of the project and run the money tests on it."""
+def snapshot(into: Path) -> Path:
+    """A copy of what the tests need, taken once: the tree may change while
+    the mutants run."""
+    shutil.copytree(ROOT / "minillm", into / "minillm", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tests", into / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "setup.cfg", into / "setup.cfg")
+    return into
+
+
+def run(mutant: Mutant, timeout: float, source: Path) -> Tuple[Mutant, str, float]:
+    """Apply ``mutant`` in a copy of ``source`` and run the money tests on it."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="minillm-mutant-") as folder:
         copy = Path(folder)
-        shutil.copytree(ROOT / "minillm", copy / "minillm")
-        shutil.copytree(ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "setup.cfg", copy / "setup.cfg")
+        shutil.copytree(source, copy, dirs_exist_ok=True)
         target = copy / mutant.path
         lines = target.read_text("utf-8").splitlines(keepends=True)
         assert lines[mutant.line - 1] == mutant.old, mutant
@@ -163,7 +170,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for one mutant's test run")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once")
     args = parser.parse_args(argv)
-    mutants = all_mutants()
+    taken = tempfile.TemporaryDirectory(prefix="minillm-mutation-")
+    source = snapshot(Path(taken.name))
+    mutants = all_mutants(source)
     chosen = list(enumerate(mutants, 1))
     if args.only:
         wanted = {int(n) for n in args.only.split(",")}
@@ -174,7 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     survivors: List[Tuple[int, Mutant]] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        futures = {pool.submit(run, mutant, args.timeout): number for number, mutant in chosen}
+        futures = {pool.submit(run, mutant, args.timeout, source): number for number, mutant in chosen}
         for future in concurrent.futures.as_completed(futures):
             mutant, verdict, seconds = future.result()
             number = futures[future]
@@ -185,6 +194,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"\n{killed} of {len(chosen)} mutants killed ({100 * killed / max(len(chosen), 1):.1f}%)")
     for number, mutant in sorted(survivors, key=lambda item: item[0]):
         print(f"survivor {number}: {mutant}")
+    taken.cleanup()
     return 0
 
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
+import attrs
 import pytest
 
 import minillm
@@ -502,6 +503,8 @@ def test_the_costs_command_sums_a_ledger_by_model_day_and_meta_key(tmp_path: Pat
     ledger = minillm.SQLiteLedger(path)
     for model, usd, user in [("m-1", "0.5", 1), ("m-2", "0.25", 2), ("m-1", "0.125", 2), ("m-2", None, 1)]:
         ledger.record(cost(usd, model=model), {"user": user})
+    cut_short = attrs.evolve(cost("0.0625", model="m-1"), resolution=minillm.Resolution.PARTIAL, cancelled=True)
+    ledger.record(cut_short, {"user": 1})
     ledger.close()
 
     def costs(*args: str) -> str:
@@ -517,11 +520,13 @@ def test_the_costs_command_sums_a_ledger_by_model_day_and_meta_key(tmp_path: Pat
 
     by_model = costs().splitlines()
     assert by_model[0].split() == ["model", "USD"]
-    assert [line.split() for line in by_model[1:3]] == [["p/m-1", "0.625"], ["p/m-2", "0.25"]]
-    assert by_model[3].split() == ["total", "0.875"]
-    assert by_model[4] == "4 bookings, 1 of them with unknown money"
+    assert [line.split() for line in by_model[1:3]] == [["p/m-1", "0.6875"], ["p/m-2", "0.25"]]
+    assert by_model[3].split() == ["total", "0.9375"]
+    assert by_model[4] == (
+        "5 bookings, 1 of them with unknown money, 1 counted at a lower bound, so the total is at least what it says"
+    )
     by_user = costs("--by", "user", "--ledger", str(path)).splitlines()
-    assert [line.split() for line in by_user[1:3]] == [["1", "0.5"], ["2", "0.375"]]
+    assert [line.split() for line in by_user[1:3]] == [["1", "0.5625"], ["2", "0.375"]]
     assert len(costs("--by", "day").splitlines()) == 4
 
 

@@ -7,13 +7,13 @@ import json
 import logging
 import threading
 from decimal import Decimal
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Optional
 
 import pytest
 
 import minillm
 from minillm import Resolution
-from minillm.testing import Reply, ScriptedServer, chat_completion, chat_stream, chat_usage
+from minillm.testing import Reply, ScriptedServer, chat_chunk, chat_completion, chat_stream, chat_usage, sse
 
 from .conftest import SleepRecorder
 
@@ -516,3 +516,29 @@ def test_meta_that_no_ledger_could_keep_is_refused_at_the_call_before_anything_i
     with pytest.raises(minillm.ConfigurationError, match="meta"):
         make_client(meta={"score": float("inf")})
     assert server.requests == [] and ledger.count == 0
+
+
+def test_several_choices_are_kept_apart_by_index_and_the_first_is_the_default(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    def piece(index: int, content: str, finish: Optional[str] = None) -> bytes:
+        chunk = chat_chunk(content=content, finish_reason=finish)
+        chunk["choices"][0]["index"] = index
+        return sse(chunk)
+
+    interleaved = [piece(0, "Red "), piece(1, "Blue "), piece(1, "sky"), piece(0, "rose"), piece(1, "", "stop")]
+    interleaved += [piece(0, "", "stop"), *chat_stream([], usage=chat_usage(5, 8), finish_reason=None)]
+    server.reply(Reply.sse(interleaved))
+    with make_client(price=PRICE).stream("Hi", extra_body={"n": 2}) as stream:
+        assert "".join(stream.text_stream()) == "Red rose"  # the chunks of the first choice only
+    response = stream.response
+    assert response is not None and response.text == "Red rose"
+    assert [(c.text, c.finish_reason) for c in response.choices] == [("Red rose", "stop"), ("Blue sky", "stop")]
+    assert ledger.records[0][0].completion_tokens == 8  # the usage counts every choice
+
+    whole = chat_completion("one", usage=chat_usage(5, 4))
+    whole["choices"].append({"index": 1, "message": {"role": "assistant", "content": "two"}, "finish_reason": "length"})
+    server.reply(Reply.json(whole))
+    answer = make_client().complete("Hi", extra_body={"n": 2})
+    assert answer.text == "one"
+    assert [(c.text, c.finish_reason) for c in answer.choices] == [("one", "stop"), ("two", "length")]

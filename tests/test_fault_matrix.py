@@ -325,12 +325,15 @@ def test_an_html_error_page_is_a_server_error_with_a_short_excerpt(h: Harness) -
         ("text/plain", "upstream connect error or disconnect/reset before headers", "Content-Type text/plain"),
     ],
 )
-def test_a_success_status_with_something_other_than_a_stream_is_malformed_and_not_retried(
-    h: Harness, content_type: str, body: str, shown: str
+@pytest.mark.parametrize("mode", ["stream", "complete"])
+def test_a_success_status_with_something_other_than_the_protocol_is_malformed_books_nothing_and_is_not_retried(
+    h: Harness, content_type: str, body: str, shown: str, mode: str
 ) -> None:
+    """A proxy or a captive portal answered, not the API: nothing was billed.
+    The same rule whether a stream or a whole answer was asked for."""
     h.reply(Reply.text(body, content_type=content_type))
     with pytest.raises(minillm.MalformedResponseError) as caught:
-        h.client().stream("Hi")
+        getattr(h.client(), mode)("Hi")
     assert caught.value.status_code == 200
     assert shown in str(caught.value) and body[:20] in str(caught.value)
     assert h.attempts == 1

@@ -89,6 +89,30 @@ def test_a_complete_body_of_the_wrong_shape_is_malformed_and_booked_as_failed(
     assert cost.failed and cost.resolution is minillm.Resolution.UNKNOWN
 
 
+@pytest.mark.parametrize(
+    ("mode", "content_type"), [("stream", "text/plain"), ("complete", "text/plain"), ("complete", "")]
+)
+def test_a_whole_json_answer_under_a_media_type_that_does_not_say_json_is_read_and_booked(
+    mode: str,
+    content_type: str,
+    server: ScriptedServer,
+    make_client: Callable[..., minillm.Client],
+    ledger: minillm.Ledger,
+) -> None:
+    """Some compatible servers label JSON ``text/plain`` or not at all; a
+    body that parses is the API's answer, billed like any other."""
+    body = json.dumps(chat_completion("fine", usage=USAGE)).encode()
+    server.reply(Reply(headers=(("Content-Type", content_type),) if content_type else (), body=[body]))
+    client = make_client()
+    if mode == "stream":
+        with client.stream("Hi") as stream:
+            assert "".join(stream.text_stream()) == "fine"
+    else:
+        assert client.complete("Hi").text == "fine"
+    ((cost, _),) = ledger.records
+    assert (cost.prompt_tokens, cost.completion_tokens, cost.failed) == (10, 3, False)
+
+
 def test_content_given_as_typed_parts_is_read_as_text_and_thinking(
     server: ScriptedServer, make_client: Callable[..., minillm.Client]
 ) -> None:

@@ -179,3 +179,80 @@ def test_reprs_never_show_the_key(server: ScriptedServer, client: minillm.Client
         repr(client._routes[0].adapter.config),
         repr(client._config),
     )
+
+
+@pytest.mark.parametrize("name", ["../../upload/v1beta/files", "x?key=1", "a#b", "a/b", "..", ""])
+def test_a_model_name_that_would_change_the_path_is_refused_before_anything_is_sent(name: str) -> None:
+    with pytest.raises(minillm.ConfigurationError, match=r"cannot be part of a URL|provider/model-name"):
+        minillm.Client(f"gemini/{name}", api_key=CANARY)
+
+
+def chain_of(exc: BaseException) -> str:
+    """Everything a traceback would print, cause and context included."""
+    return everything_about(exc) + "".join(
+        everything_about(linked) for linked in (exc.__cause__, exc.__context__) if linked is not None
+    )
+
+
+#: A second secret the client does not know (so cannot scrub): a key for
+#: another service passed in a header of its own.
+OTHER = "tok-other-31d7e0b2c9a84f65"
+
+
+@pytest.mark.parametrize("value", [OTHER + "\n", OTHER + "\r\nX-Injected: 1", "Bearer \x00" + OTHER, OTHER + "\u2603"])
+def test_a_header_value_that_cannot_be_sent_is_refused_without_showing_it(
+    value: str, server: ScriptedServer, client: minillm.Client, debug_log: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match="X-Auth") as caught:
+        client.complete("Hi", extra_headers={"X-Auth": value})
+    shown = chain_of(caught.value) + debug_log.text
+    assert OTHER not in shown and OTHER[4:] not in shown
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("name", ["X Auth", "X-Auth:", "", "X-\u00e9"])
+def test_a_header_name_that_is_not_a_token_is_refused(name: str, client: minillm.Client) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match="not an HTTP header name"):
+        client.complete("Hi", extra_headers={name: "v"})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://user:{CANARY}@127.0.0.1:9/v1",
+        f"https://user:{CANARY}@/v1",
+        f"user:{CANARY}@127.0.0.1:9/v1",
+        f"http://user:{CANARY}[@127.0.0.1/v1",
+        f"http://127.0.0.1:9/v1?key={CANARY}",
+    ],
+)
+def test_a_base_url_with_credentials_is_refused_without_showing_them(url: str) -> None:
+    with pytest.raises(minillm.ConfigurationError, match="base_url") as caught:
+        minillm.Client("openai/m", api_key="sk-x", base_url=url)
+    assert_clean(chain_of(caught.value))
+
+
+def test_a_key_a_header_cannot_carry_is_refused_at_construction_without_showing_it() -> None:
+    key = CANARY + "\u00e9"
+    with pytest.raises(minillm.ConfigurationError, match="not ASCII") as caught:
+        minillm.Client("openai/m", api_key=key)
+    assert_clean(chain_of(caught.value))
+
+
+def test_the_served_request_log_masks_a_key_in_the_query_string(caplog: pytest.LogCaptureFixture) -> None:
+    import http.client
+
+    from minillm.engines import EchoEngine
+    from minillm.serve import EngineServer
+
+    with caplog.at_level(logging.INFO, logger="minillm"):
+        with EngineServer(EchoEngine()) as served:
+            connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+            try:
+                connection.request("GET", f"/v1/models?key={CANARY}")
+                assert connection.getresponse().status == 200
+            finally:
+                connection.close()
+    lines = [r.getMessage() for r in caplog.records if "/v1/models" in r.getMessage()]
+    assert lines, "the request was not logged"
+    assert_clean(*lines)

@@ -134,6 +134,33 @@ def test_a_total_deadline_ends_a_stalled_read_as_a_timeout_and_books_what_was_se
     client.close()
 
 
+def test_a_read_timeout_clamped_by_the_deadline_is_reported_as_the_deadline(
+    server: ScriptedServer, ledger: minillm.Ledger
+) -> None:
+    """The read timeout is cut to what is left of the deadline; when the
+    socket gives up before the deadline's timer has fired, it is still the
+    deadline that ended the call. The timer thread is held busy to make that
+    race certain."""
+    from minillm import runtime
+
+    server.reply(stalled())
+    client = minillm.Client(
+        "openai/m", base_url=server.url, price=PRICE, on_cost=ledger, timeout=minillm.Timeout(read=30, total=0.5)
+    )
+    timers_free = threading.Event()
+    runtime.timers.call_at(0, lambda: timers_free.wait(30))
+    try:
+        with pytest.raises(minillm.APITimeoutError, match=r"total deadline of 0\.5s") as caught:
+            with client.stream("Hi") as stream:
+                list(stream)
+    finally:
+        timers_free.set()
+    assert isinstance(caught.value, minillm.StreamError) and caught.value.partial_text == "Hello"
+    ((cost, _),) = ledger.records
+    assert (cost.failed, cost.resolution, cost.usd) == (True, minillm.Resolution.PARTIAL, SEEN)
+    client.close()
+
+
 def test_a_cancel_while_waiting_for_the_headers_returns_and_books_the_sent_request(
     shaped: Tuple[ScriptedServer, Callable[[Reply], Reply]], ledger: minillm.Ledger
 ) -> None:

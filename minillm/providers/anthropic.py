@@ -48,7 +48,9 @@ def usage_from_anthropic(data: Mapping[str, Any]) -> Optional[Usage]:
     """Normalise an Anthropic ``usage`` object (as merged from the stream).
 
     ``prompt_tokens`` is every input token billed: ``input_tokens`` plus
-    cache reads plus cache writes; ``cached_tokens`` the reads. With
+    cache reads plus cache writes; ``cached_tokens`` the reads;
+    ``reasoning_tokens`` the thinking part of the output, when the response
+    says (``output_tokens_details.thinking_tokens``). With
     ``iterations`` (context compaction) the top level leaves the compaction
     out, and the billed total is the sum of the iterations.
     """
@@ -60,17 +62,21 @@ def usage_from_anthropic(data: Mapping[str, Any]) -> Optional[Usage]:
         if not any(key in data for key in ("input_tokens", "output_tokens")):
             return None
         parts = [data]
-    prompt = cached = completion = 0
+    prompt = cached = completion = thinking = 0
     for part in parts:
         reads = _count(part.get("cache_read_input_tokens"))
         prompt += _count(part.get("input_tokens")) + reads + _count(part.get("cache_creation_input_tokens"))
         cached += reads
         completion += _count(part.get("output_tokens"))
+        details = part.get("output_tokens_details")
+        if isinstance(details, Mapping):
+            thinking += _count(details.get("thinking_tokens"))
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
         cached_tokens=cached,
+        reasoning_tokens=min(thinking, completion),
     )
 
 

@@ -24,6 +24,7 @@ import attrs
 from ..errors import (
     STREAM_ERRORS,
     APIError,
+    ConfigurationError,
     ContextOverflowError,
     InvalidArgumentError,
     MalformedResponseError,
@@ -48,6 +49,7 @@ __all__ = [
     "malformed_in_stream",
     "overflow_counts",
     "parse_json",
+    "path_segment",
     "require_object",
 ]
 
@@ -121,6 +123,25 @@ def parse_json(text: str) -> Any:
     return value
 
 
+#: A name that may stand as one segment of a URL path as it is.
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$")
+
+
+def path_segment(name: str, what: str = "model name") -> str:
+    """``name`` as one segment of a URL path: it must not climb (``..``),
+    add segments (``/``) or end the path (``?``, ``#``) -- a provider that
+    puts the model in the URL would otherwise send the request, key and
+    all, somewhere else.
+
+    :raises ConfigurationError: ``name`` is not a plain segment.
+    """
+    if not isinstance(name, str) or not _SEGMENT.match(name) or ".." in name:
+        raise ConfigurationError(
+            f"the {what} {name!r} cannot be part of a URL: letters, digits and ._:@+- only, no '/', '?', '#' or '..'"
+        )
+    return name
+
+
 #: What reading JSON of an unexpected shape raises.
 SHAPE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
@@ -188,7 +209,13 @@ class Adapter(abc.ABC):
     in_band_status: ClassVar[Optional[int]] = None
 
     def __init__(self, config: ProviderConfig) -> None:
+        self.check_model(config.model)
         self.config = config
+
+    @classmethod  # noqa: B027 - most protocols take any name
+    def check_model(cls, model: str) -> None:
+        """Refuse a model name this protocol cannot send (one that would be
+        part of the URL, say): a :class:`~minillm.ConfigurationError`."""
 
     @classmethod
     def base_url_from_env(cls, value: str) -> str:

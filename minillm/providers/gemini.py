@@ -21,7 +21,7 @@ from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCall
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
+from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, path_segment, require_object
 from .messages import Image, arguments_object, content_parts, split_system, text_of, tool_names
 
 __all__ = ["GeminiAdapter", "usage_from_gemini"]
@@ -52,6 +52,11 @@ SIGNATURE = "gemini.thought_signature"
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _bare(model: str) -> str:
+    """The model name without the ``models/`` prefix Google's names may carry."""
+    return model[len("models/") :] if model.startswith("models/") else model
 
 
 def usage_from_gemini(data: Mapping[str, Any]) -> Optional[Usage]:
@@ -136,8 +141,13 @@ class GeminiAdapter(Adapter):
     # The key only ever in a header, never in the URL.
     key_header = ("x-goog-api-key", "{key}")
 
+    @classmethod
+    def check_model(cls, model: str) -> None:
+        # The model is a segment of the URL: it must not make another path.
+        path_segment(_bare(model))
+
     def path(self, request: ChatRequest, *, stream: bool) -> str:
-        model = request.model[len("models/") :] if request.model.startswith("models/") else request.model
+        model = path_segment(_bare(request.model))
         return f"/models/{model}" + (":streamGenerateContent?alt=sse" if stream else ":generateContent")
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:

@@ -16,11 +16,11 @@ import json
 import logging
 import threading
 from decimal import Decimal
-from typing import Any, ClassVar, Dict, Iterable, Iterator, Optional, Set
+from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Optional, Set, Union
 
 from ..accounting.pricing import to_decimal
 from ..errors import APIError
-from ..events import STREAM_DONE, Event, ProviderError, ResponseInfo, ToolCallDelta
+from ..events import STREAM_DONE, ChoiceEvent, Event, ProviderError, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
@@ -176,6 +176,31 @@ def _content_parts(content: Any, thinking: Any) -> tuple[str, str]:
     return "".join(texts), "".join(thoughts)
 
 
+def _index(choice: Any, choices: List[Any]) -> int:
+    index = choice.get("index") if isinstance(choice, dict) else None
+    return index if type(index) is int else choices.index(choice)
+
+
+def _choices(choices: List[Any], usage: Optional[Usage], finish_reasons: Dict[str, str]) -> Iterator[Event]:
+    """The events of a chunk that carries other choices than the first (or
+    several): the first choice's as they are, the others' inside
+    :class:`~minillm.events.ChoiceEvent`."""
+    for choice in choices:
+        index = _index(choice, choices)
+        delta = choice.get("delta") or _EMPTY
+        events: List[Union[Chunk, ToolCallDelta]] = list(_tool_call_deltas(delta.get("tool_calls") or ()))
+        text, thinking = _content_parts(
+            delta.get("content") or "", delta.get("reasoning_content") or delta.get("reasoning") or ""
+        )
+        reason = choice.get("finish_reason")
+        if text or thinking or reason:
+            events.append(Chunk(text, thinking, finish_reasons.get(reason, "stop") if reason else None, None))
+        for event in events:
+            yield event if index == 0 else ChoiceEvent(index, event)
+    if usage is not None:
+        yield Chunk("", "", None, usage)
+
+
 def _arguments(value: Any) -> str:
     if value is None:
         return ""
@@ -296,7 +321,10 @@ class ChatCompletionsAdapter(Adapter):
                 raw_usage = obj.get("usage")
                 usage = usage_of(raw_usage) if raw_usage else None
                 choices = obj.get("choices")
-                if choices:
+                if choices and (len(choices) > 1 or choices[0].get("index")):
+                    # Several choices (n > 1): each kept apart by its index.
+                    yield from _choices(choices, usage, finish_reasons)
+                elif choices:
                     choice = choices[0]
                     delta = choice.get("delta") or _EMPTY
                     text = delta.get("content") or ""
@@ -334,6 +362,14 @@ class ChatCompletionsAdapter(Adapter):
             raise TypeError("the response has no choices")
         yield ResponseInfo(id=_text_or_none(data.get("id")), model=_text_or_none(data.get("model")))
         choice = choices[0]
+        for other in choices[1:]:
+            for event in self._message_events(other, None):
+                yield ChoiceEvent(_index(other, choices), event)  # type: ignore[arg-type]
+        yield from self._message_events(choice, data.get("usage"))
+        yield STREAM_DONE
+
+    def _message_events(self, choice: Dict[str, Any], raw_usage: Any) -> Iterator[Event]:
+        """The events of one choice of a whole answer."""
         message = choice.get("message") or _EMPTY
         for position, call in enumerate(message.get("tool_calls") or ()):
             function = call.get("function") or _EMPTY
@@ -343,7 +379,6 @@ class ChatCompletionsAdapter(Adapter):
                 name=_text_or_none(function.get("name")),
                 arguments=_arguments(function.get("arguments")),
             )
-        raw_usage = data.get("usage")
         reason = choice.get("finish_reason")
         text, thinking = _content_parts(
             message.get("content") or "", message.get("reasoning_content") or message.get("reasoning") or ""
@@ -354,7 +389,6 @@ class ChatCompletionsAdapter(Adapter):
             FINISH_REASONS.get(reason, "stop") if reason else None,
             self.usage(raw_usage) if raw_usage else None,
         )
-        yield STREAM_DONE
 
     def in_band_error(self, error: Any) -> ProviderError:
         # Groq's event: error wraps the object once more: {"error": {...}}.

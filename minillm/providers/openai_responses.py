@@ -55,6 +55,19 @@ def usage_from_responses(data: Mapping[str, Any]) -> Optional[Usage]:
     )
 
 
+def _output_text(response: Mapping[str, Any]) -> str:
+    """The text of a response's message items (``output_text`` and refusal parts)."""
+    pieces = []
+    for item in response.get("output") or ():
+        if isinstance(item, Mapping) and item.get("type") == "message":
+            for part in item.get("content") or ():
+                if isinstance(part, Mapping) and part.get("type") in ("output_text", "refusal"):
+                    text = part.get("text") if part.get("type") == "output_text" else part.get("refusal")
+                    if isinstance(text, str):
+                        pieces.append(text)
+    return "".join(pieces)
+
+
 class _Calls:
     """The function calls of one response, by any of their names: the item
     id (``fc_...``), the call id (``call_...``) or the output index."""
@@ -184,6 +197,7 @@ class ResponsesAdapter(Adapter):
         """Events from Responses SSE frames (anything with ``.data``)."""
         calls = _Calls()
         summary_parts: Set[Any] = set()
+        streamed_text = False  # some servers put the whole answer in response.completed only
         for frame in frames:
             data = frame.data
             if data == "[DONE]":
@@ -195,6 +209,7 @@ class ResponsesAdapter(Adapter):
                 obj = json.loads(data)
                 kind = obj.get("type") if isinstance(obj, dict) else None
                 if kind == "response.output_text.delta":
+                    streamed_text = True
                     yield Chunk(obj["delta"], "", None, None)
                 elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
                     yield Chunk("", obj["delta"], None, None)
@@ -218,6 +233,7 @@ class ResponsesAdapter(Adapter):
                         calls.mark_arguments(index)
                         yield ToolCallDelta(index=index, arguments=obj["arguments"])
                 elif kind == "response.refusal.delta":
+                    streamed_text = True
                     yield Chunk(obj["delta"], "", None, None)
                 elif kind in ("response.created", "response.in_progress"):
                     response = obj.get("response") or {}
@@ -225,6 +241,10 @@ class ResponsesAdapter(Adapter):
                 elif kind in ("response.completed", "response.incomplete"):
                     response = obj.get("response") or {}
                     yield ResponseInfo(id=response.get("id"), model=response.get("model"))
+                    if not streamed_text:
+                        text = _output_text(response)
+                        if text:
+                            yield Chunk(text, "", None, None)
                     yield Chunk("", "", self._finish(response, calls.count), self._usage(response))
                     yield STREAM_DONE
                 elif kind == "response.failed":

@@ -32,15 +32,26 @@ __all__ = ["Exchange", "HTTPRequest", "HTTPResponse", "Interrupted", "Transport"
 
 
 def endpoint_of(url: str) -> str:
-    """``url`` without its query string, fragment and credentials (which may carry secrets)."""
+    """``url`` without its query string, fragment and credentials (which may carry secrets).
+
+    Works on text that is not a valid URL too (``user:pass@host/v1`` typed
+    without a scheme): it is for error messages about such text."""
     from urllib.parse import urlsplit, urlunsplit
 
+    bare = url.split("?", 1)[0].split("#", 1)[0]
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(bare)
     except ValueError:
-        return url.split("?", 1)[0].split("#", 1)[0]
-    host = parts.netloc.rsplit("@", 1)[-1]  # never credentials
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        parts = None
+    if parts is not None and parts.netloc:
+        return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
+    scheme, sep, rest = bare.partition("://")
+    if not sep:
+        scheme, rest = "", bare
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[-1]
+    return f"{scheme}{sep}{authority}{slash}{path}"
 
 
 @attrs.frozen
@@ -118,6 +129,10 @@ class HTTPResponse(abc.ABC):
         :raises StreamError: the body could not be read to its end.
         """
         return b"".join(self.iter_bytes())
+
+    def bound_silence(self, seconds: float) -> None:  # noqa: B027 - most bodies need nothing
+        """From now on, let the body be silent for at most ``seconds`` (the
+        rest of a complete answer is read within a short bound)."""
 
     @abc.abstractmethod
     def close(self) -> None:

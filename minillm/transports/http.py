@@ -166,6 +166,15 @@ class WireResponse(HTTPResponse):
                 _shutdown(self._sock)
         return True
 
+    def bound_silence(self, seconds: float) -> None:
+        sock = getattr(self._sock, "socket", self._sock)
+        if sock is not None:
+            try:
+                sock.settimeout(seconds)
+            except OSError:
+                pass  # already closed: nothing is left to read
+        self._read_timeout = seconds
+
     def iter_bytes(self) -> Iterator[bytes]:
         raw = self._response.raw
         source: Iterator[bytes]
@@ -398,7 +407,8 @@ class HTTPTransport(Transport):
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return APITimeoutError(self._scrub(f"{host} sent no response within {timeouts[1]:g}s"))
         if isinstance(exc, requests.exceptions.InvalidHeader):
-            return InvalidArgumentError(self._scrub(f"a request header is invalid: {exc}"))
+            # Its message quotes the header's value, which may be a key.
+            return InvalidArgumentError("a request header is invalid (its value is not shown: headers carry keys)")
         if isinstance(
             exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
         ):
