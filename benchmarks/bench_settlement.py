@@ -47,7 +47,13 @@ def settle_only(rounds: int) -> float:
     started = time.perf_counter()
     for state in states:
         booking = Booking(
-            provider="openai", model="bench", pricer=pricer, sink=ledger.record, meta=meta, lookup_policy=LOOKUP
+            provider="openai",
+            model="bench",
+            pricer=pricer,
+            sink=ledger.record,
+            meta=meta,
+            attempt=1,
+            lookup_policy=LOOKUP,
         )
         decide(booking, Outcome.COMPLETED, state).carry_out()
     elapsed = time.perf_counter() - started

@@ -46,6 +46,7 @@ import attrs
 from .accounting._sqlite import open_shared, while_busy
 from .accounting.budget import Budget
 from .accounting.ledgers.base import close_when_dropped
+from .accounting.pricing import TokenPrice
 from .cancellation import CancellationToken
 from .client import Client
 from .errors import (
@@ -59,6 +60,7 @@ from .errors import (
 )
 from .models import CostInfo, Usage
 from .serialization import cost_from_dict, cost_to_dict
+from .transports.base import endpoint_of
 
 __all__ = ["BatchItem", "BatchResult", "Interrupted", "Journal", "run", "summarize"]
 
@@ -93,6 +95,10 @@ CREATE TABLE IF NOT EXISTS minillm_journal (
     result TEXT NOT NULL,
     finished_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
     PRIMARY KEY (job, item)
+);
+CREATE TABLE IF NOT EXISTS minillm_journal_jobs (
+    job TEXT PRIMARY KEY,
+    config TEXT NOT NULL
 );
 """
 
@@ -196,6 +202,38 @@ class Journal:
             raise LedgerError(f"cannot open the journal {self.path!r}: {exc}") from exc
         close_when_dropped(self, self._db)
 
+    def bind(self, config: Mapping[str, Any]) -> None:
+        """Tie this job to ``config`` (what its results depend on besides
+        the items: models, endpoints, prices). The first run records it; a
+        later run with another config is refused, because its results would
+        be mixed with answers from another model, or priced another way.
+
+        :raises ConfigurationError: the job was journaled with another config.
+        """
+        text = json.dumps(config, sort_keys=True, default=str)
+        with self._lock:
+            try:
+                while_busy(
+                    lambda: self._db.execute(
+                        "INSERT OR IGNORE INTO minillm_journal_jobs (job, config) VALUES (?, ?)", (self.job, text)
+                    ),
+                    _JOURNAL_TIMEOUT,
+                )
+                (kept,) = self._db.execute(
+                    "SELECT config FROM minillm_journal_jobs WHERE job = ?", (self.job,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot write to the journal {self.path!r}: {exc}") from exc
+        if kept != text:
+            was, now = json.loads(kept), json.loads(text)
+            changed = sorted(key for key in set(was) | set(now) if was.get(key) != now.get(key))
+            raise ConfigurationError(
+                f"the journal {self.path!r} holds job {self.job!r} as run with other settings ("
+                + "; ".join(f"{key}: {_shown(was.get(key))} then, {_shown(now.get(key))} now" for key in changed)
+                + "): its results would be mixed with these. Use another journal (or job name) for the new "
+                "settings, or delete the journal to start the job over."
+            )
+
     def done(self) -> Dict[str, BatchResult]:
         """The finished items of this job, by key."""
         with self._lock:
@@ -220,6 +258,29 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _job_config(client: Client) -> Dict[str, Any]:
+    """What a batch job's results depend on besides its items: the model,
+    wire API and endpoint of every route (credentials and query never
+    included), and the price each route is booked at."""
+    routes = client._routes
+    return {
+        "models": [route.model for route in routes],
+        "apis": [route.adapter.api for route in routes],
+        "endpoints": [endpoint_of(route.base_url) for route in routes],
+        "prices": [_price_of(route.pricer.price) for route in routes],
+    }
+
+
+def _price_of(price: Optional[TokenPrice]) -> Optional[Dict[str, Optional[str]]]:
+    if price is None:
+        return None
+    return {name: None if value is None else str(value) for name, value in attrs.asdict(price).items()}
 
 
 def _result_from(data: Dict[str, Any]) -> BatchResult:
@@ -324,6 +385,8 @@ def run(
         raise InvalidArgumentError(f"attempts must be a positive integer, not {attempts!r}")
     items = [BatchItem.of(p) for p in prompts]
     keys = [item.key(index) for index, item in enumerate(items)]
+    if journal is not None:
+        journal.bind(_job_config(client))
     results: List[Optional[BatchResult]] = [None] * len(items)
     finished = journal.done() if journal is not None else {}
     for index, key in enumerate(keys):

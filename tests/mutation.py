@@ -63,6 +63,26 @@ TESTS = [
     "tests/test_invoice.py",
 ]
 
+#: Mutants that cannot change behaviour, with the reason: (file, line as
+#: written, line as mutated). They are reported, not run, and not scored.
+EQUIVALENT = {
+    (
+        "minillm/accounting/settlement.py",
+        "elif deltas > usage.completion_tokens:",
+        "elif deltas >= usage.completion_tokens:",
+    ): "when the two are equal, replacing one count by the other changes nothing",
+    (
+        "minillm/accounting/ledgers/memory.py",
+        "for hold_id in [h for h, hold in self._holds.items() if hold.expires < now]:",
+        "for hold_id in [h for h, hold in self._holds.items() if hold.expires <= now]:",
+    ): "a hold expiring at the very instant of the check: both readings are right",
+    (
+        "minillm/accounting/ledgers/sqlite.py",
+        "return a if Decimal(a) >= Decimal(b) else b",
+        "return a if Decimal(a) > Decimal(b) else b",
+    ): "of two equal amounts, either is the larger",
+}
+
 _COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq}
 _COMPARE_SWAPS.update({ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn})
 _BINARY_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
@@ -127,6 +147,10 @@ def _changes(node: ast.AST) -> Iterator[Tuple[str, str]]:
         yield ast.unparse(ast.Call(ast.Name("min" if node.func.id == "max" else "max"), node.args, [])), "max/min"
 
 
+def _equivalence(mutant: Mutant) -> Optional[str]:
+    return EQUIVALENT.get((mutant.path, mutant.old.strip(), mutant.new.strip()))
+
+
 def all_mutants(root: Path = ROOT) -> List[Mutant]:
     return [mutant for path, functions in TARGETS for mutant in mutants_of(path, functions, root)]
 
@@ -182,6 +206,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{number:4d}  {mutant}")
         return 0
     survivors: List[Tuple[int, Mutant]] = []
+    equivalent = [(n, m) for n, m in chosen if _equivalence(m) is not None]
+    for number, mutant in equivalent:
+        print(f"{number:4d}  {'equivalent: ' + str(_equivalence(mutant)):34s}          {mutant}", flush=True)
+    chosen = [(n, m) for n, m in chosen if _equivalence(m) is None]
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         futures = {pool.submit(run, mutant, args.timeout, source): number for number, mutant in chosen}
         for future in concurrent.futures.as_completed(futures):
@@ -191,7 +219,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             if verdict == "survived":
                 survivors.append((number, mutant))
     killed = len(chosen) - len(survivors)
-    print(f"\n{killed} of {len(chosen)} mutants killed ({100 * killed / max(len(chosen), 1):.1f}%)")
+    print(
+        f"\n{killed} of {len(chosen)} mutants killed ({100 * killed / max(len(chosen), 1):.1f}%);"
+        f" {len(equivalent)} equivalent ones not run"
+    )
     for number, mutant in sorted(survivors, key=lambda item: item[0]):
         print(f"survivor {number}: {mutant}")
     taken.cleanup()

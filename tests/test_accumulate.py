@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minillm.accumulate import StreamState, accumulate
-from minillm.events import STREAM_DONE, ProviderError, ResponseInfo, ToolCallDelta
+from minillm.events import STREAM_DONE, ProviderError, ReasoningDetail, ResponseInfo, ToolCallDelta
 from minillm.models import Chunk, ToolCall, Usage
 
 
@@ -102,3 +102,55 @@ def test_content_seen_covers_text_thinking_and_tool_calls() -> None:
 def test_anything_else_is_rejected() -> None:
     with pytest.raises(TypeError):
         accumulate(StreamState(), {"text": "raw dicts never flow past an adapter"})  # type: ignore[arg-type]
+
+
+def test_a_tool_calls_first_id_and_name_are_kept_when_later_fragments_say_otherwise() -> None:
+    state = StreamState()
+    accumulate(state, ToolCallDelta(index=0, id="call_1", name="lookup", arguments='{"a":'))
+    accumulate(state, ToolCallDelta(index=0, id="call_other", name="other", arguments="1}"))
+    assert state.tool_calls() == [ToolCall(id="call_1", name="lookup", arguments='{"a":1}')]
+
+
+def reasoning(*records: ReasoningDetail) -> list:  # type: ignore[type-arg]
+    state = StreamState()
+    for record in records:
+        accumulate(state, record)
+    return state.reasoning_details()
+
+
+def test_reasoning_pieces_with_the_same_key_are_joined_text_field_by_text_field() -> None:
+    joined = reasoning(
+        ReasoningDetail({"type": "reasoning.text", "text": "Think", "signature": None}, merge_key=0),
+        ReasoningDetail({"type": "reasoning.text", "text": "ing", "signature": "sig-1", "format": "x"}, merge_key=0),
+    )
+    # text concatenated; a field the first piece left empty filled; the type
+    # (text, but not a streamed field) left as the first piece said it
+    assert joined == [{"type": "reasoning.text", "text": "Thinking", "signature": "sig-1", "format": "x"}]
+
+
+def test_a_reasoning_piece_joins_only_the_record_just_before_it() -> None:
+    joined = reasoning(
+        ReasoningDetail({"text": "a"}, merge_key="A"),
+        ReasoningDetail({"text": "b"}, merge_key="B"),
+        ReasoningDetail({"text": "c"}, merge_key="B"),
+        ReasoningDetail({"text": "d"}, merge_key="A"),
+    )
+    assert joined == [{"text": "a"}, {"text": "bc"}, {"text": "d"}]
+
+
+def test_reasoning_records_without_a_key_are_never_joined() -> None:
+    records = [ReasoningDetail({"type": "redacted_thinking", "data": "x"}), ReasoningDetail({"data": "y"})]
+    assert reasoning(*records) == [{"type": "redacted_thinking", "data": "x"}, {"data": "y"}]
+    # nor is a keyed piece joined to a key-less record before it
+    assert reasoning(ReasoningDetail({"text": "a"}), ReasoningDetail({"text": "b"}, merge_key=None)) == [
+        {"text": "a"},
+        {"text": "b"},
+    ]
+
+
+def test_a_field_already_set_is_not_overwritten_by_a_later_piece() -> None:
+    joined = reasoning(
+        ReasoningDetail({"id": "rs_1", "index": 0}, merge_key=1),
+        ReasoningDetail({"id": "rs_2", "index": 5}, merge_key=1),
+    )
+    assert joined == [{"id": "rs_1", "index": 0}]

@@ -243,6 +243,46 @@ def test_the_journal_survives_its_process_and_tells_jobs_and_changed_items_apart
     assert len(answered.requests) == sent + 3
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"model": "openai/other-model"}, "models"),
+        ({"price": minillm.TokenPrice(input_per_mtok="3", output_per_mtok="2")}, "prices"),
+        ({"base_url": "elsewhere"}, "endpoints"),
+        ({"api": "responses"}, "apis"),
+    ],
+)
+def test_a_job_rerun_with_another_model_endpoint_or_price_is_refused_before_anything_is_sent(
+    answered: ScriptedServer, tmp_path: Path, change: Dict[str, Any], named: str
+) -> None:
+    path = tmp_path / "job.journal"
+    run(client_for(answered, None), ["a", "b"], journal=Journal(path))
+    settings: Dict[str, Any] = {
+        "model": "openai/test-model",
+        "base_url": answered.url,
+        "price": PRICE,
+        "retry": minillm.RetryPolicy(max_attempts=1),
+    }
+    settings.update(change)
+    if settings["base_url"] == "elsewhere":
+        settings["base_url"] = answered.url + "/v2"
+    sent = len(answered.requests)
+    with pytest.raises(minillm.ConfigurationError, match=f"other settings.*{named}: ") as caught:
+        run(minillm.Client(**settings), ["a", "b", "c"], journal=Journal(path))
+    assert "Use another journal" in str(caught.value)
+    assert len(answered.requests) == sent
+    # The same configuration carries on from the journal.
+    again = run(client_for(answered, None), ["a", "b", "c"], journal=Journal(path))
+    assert [r.from_journal for r in again] == [True, True, False]
+
+
+def test_the_job_config_never_holds_credentials(answered: ScriptedServer) -> None:
+    from minillm.batch import _job_config
+
+    client = minillm.Client("openai/m", api_key="sk-secret-in-config", base_url=answered.url)
+    assert "sk-secret" not in json.dumps(_job_config(client))
+
+
 def test_a_journal_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
     with pytest.raises(minillm.LedgerError, match="cannot open the journal"):
         Journal(tmp_path / "no" / "such" / "folder" / "job.journal")
@@ -354,6 +394,24 @@ def test_the_batch_command_budget_is_the_jobs_own_and_holds_across_reruns(
     again = subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment())
     assert again.returncode == 1 and len(answered.requests) == sent  # what it spent before still counts
     assert f"10 items, {len(done)} done ({len(done)} from the journal)" in again.stderr
+
+
+def test_the_batch_command_refuses_to_resume_a_job_with_another_model(answered: ScriptedServer, tmp_path: Path) -> None:
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(source, ["one", "two"])
+
+    def batch_with(model: str) -> subprocess.CompletedProcess[str]:
+        command = batch_command(str(source), "-o", str(out), "--model", model, "--base-url", answered.url)
+        command += ["--price", "1,2", "--no-progress"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment())
+
+    assert batch_with("openai/test-model").returncode == 0
+    sent = len(answered.requests)
+    refused = batch_with("openai/another-model")
+    assert refused.returncode == 1 and len(answered.requests) == sent
+    assert "other settings (models: " in refused.stderr and '["openai/another-model"] now' in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(read_output(out)) == 2  # the finished job's output is left as it was
 
 
 def test_the_batch_command_names_a_bad_input_line(tmp_path: Path) -> None:

@@ -11,9 +11,12 @@ import pytest
 
 import minillm
 from minillm.accounting.budget import estimate_prompt_tokens, worst_case
-from minillm.accounting.pricing import Pricer
+from minillm.accounting.ledgers.sqlite import _decimal_max
+from minillm.accounting.pricing import MalformedMoneyError, Pricer
 from minillm.providers import PROVIDERS, ProviderConfig
+from minillm.providers.anthropic import usage_from_anthropic
 from minillm.providers.gemini import usage_from_gemini
+from minillm.providers.openai_chat import usage_from_chat
 from minillm.providers.openai_responses import usage_from_responses
 from minillm.request import build_chat_request
 from minillm.testing import (
@@ -21,7 +24,10 @@ from minillm.testing import (
     RecordedRequest,
     Reply,
     ScriptedServer,
+    anthropic_stream,
     chat_chunk,
+    chat_completion,
+    chat_usage,
     gemini_stream,
     openrouter_generation,
     sse,
@@ -128,3 +134,159 @@ def test_the_first_booking_of_an_id_wins_in_every_ledger(tmp_path: Any) -> None:
         ledger.record(second, {"n": 2})
         assert ledger.records == [(first, {"n": 1})] and ledger.total() == Decimal("0.1")
         ledger.close()
+
+
+# -- pins from the mutation run ------------------------------------------------------------------
+
+
+def test_a_cut_short_anthropic_attempt_counts_its_deltas_in_the_total_too(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    events = anthropic_stream(["one ", "two ", "three ", "four "], input_tokens=10)
+    server.reply(Reply.sse([*events[:6], Hang()]))  # message_start (output 1, a placeholder), three deltas
+    client = make_client("anthropic/claude-test", api_key="k", price=PRICE)
+    with client.stream("Hi") as stream:
+        for n, _ in enumerate(stream.text_stream()):
+            if n == 2:
+                break
+    ((cost, _),) = ledger.records
+    assert (cost.prompt_tokens, cost.completion_tokens, cost.total_tokens) == (10, 3, 13)
+    assert cost.usd == Decimal(10 * 1 + 3 * 2) / 1_000_000
+
+
+def test_a_budget_books_into_its_own_ledger_when_the_sink_is_another() -> None:
+    budget_ledger, sink = minillm.Ledger(), minillm.Ledger()
+    with ScriptedServer() as server:
+        server.reply(Reply.json(chat_completion("ok", usage=chat_usage(3, 2))))
+        client = minillm.Client(
+            "openai/m",
+            api_key="k",
+            base_url=server.url,
+            price=PRICE,
+            on_cost=sink,
+            budget=minillm.Budget(budget_ledger, "1"),
+        )
+        client.complete("Hi", max_tokens=5)
+    assert sink.count == 1 and budget_ledger.count == 1
+    assert budget_ledger.total() == sink.total() == Decimal(3 + 2 * 2) / 1_000_000
+
+
+def test_the_worst_case_without_a_thinking_budget_is_the_prompt_and_max_tokens() -> None:
+    request = build_chat_request("m", "x" * 300, max_tokens=100)
+    assert worst_case(request, pricer=Pricer(PRICE), model="m") == Decimal(142 * 1 + 100 * 2) / 1_000_000
+    asked = []
+
+    def catalog(usage: minillm.Usage) -> Decimal:
+        asked.append(usage)
+        return Decimal("0.5")
+
+    assert worst_case(request, pricer=Pricer(None, catalog), model="m") == Decimal("0.5")
+    assert (asked[0].prompt_tokens, asked[0].completion_tokens, asked[0].total_tokens) == (142, 100, 242)
+
+
+def test_a_worst_case_needs_max_tokens() -> None:
+    with pytest.raises(minillm.ConfigurationError, match="max_tokens"):
+        worst_case(build_chat_request("m", "x"), pricer=Pricer(PRICE), model="m")
+
+
+def test_the_prompt_estimate_counts_characters_not_escapes() -> None:
+    # 100 non-ASCII letters are 100 characters, not 600 (\u00e9 each)
+    request = build_chat_request("m", "\u00e9" * 100)
+    assert estimate_prompt_tokens(request) == estimate_prompt_tokens(build_chat_request("m", "e" * 100))
+
+
+def test_the_catalog_prices_what_no_provider_figure_or_price_did() -> None:
+    usage = minillm.Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2)
+    assert Pricer(None, lambda u: Decimal("0.5")).money(usage) == (Decimal("0.5"), "catalog")
+    assert Pricer(None, lambda u: None).money(usage) == (None, None)
+
+
+def test_a_free_model_is_priced_at_zero_exactly() -> None:
+    free = minillm.TokenPrice(input_per_mtok=0, output_per_mtok=0)
+    assert free.cost(minillm.Usage(prompt_tokens=10, completion_tokens=5)) == Decimal(0)
+
+
+def test_cached_tokens_without_a_prompt_cost_nothing_extra() -> None:
+    cached = minillm.TokenPrice("1", "2", cached_input_per_mtok="0.5")
+    assert cached.cost(minillm.Usage(prompt_tokens=0, cached_tokens=5, completion_tokens=1)) == Decimal("0.000002")
+
+
+@pytest.mark.parametrize(
+    ("figure", "accepted"),
+    [(Decimal(100_000), True), (Decimal("99999.99"), True), (Decimal("100000.000001"), False), (Decimal(-1), False)],
+)
+def test_one_attempt_may_cost_up_to_a_hundred_thousand_dollars_and_not_a_cent_more(
+    figure: Decimal, accepted: bool
+) -> None:
+    usage = minillm.Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2, cost=figure)
+    if accepted:
+        assert Pricer().money(usage) == (figure, "provider")
+    else:
+        with pytest.raises(MalformedMoneyError):
+            Pricer().money(usage)
+
+
+def test_the_larger_of_two_sqlite_amounts_knows_none() -> None:
+    assert _decimal_max(None, "0.5") == "0.5"
+    assert _decimal_max("0.5", None) == "0.5"
+    assert _decimal_max(None, None) is None
+    assert _decimal_max("0.25", "0.5") == "0.5" and _decimal_max("0.5", "0.25") == "0.5"
+
+
+def test_a_provider_cost_wins_over_cost_ticks_when_both_are_sent() -> None:
+    usage = usage_from_chat(
+        {"prompt_tokens": 1, "completion_tokens": 1, "cost": 0.5, "cost_in_usd_ticks": 10**10},
+        reasoning_in_completion=True,
+    )
+    assert usage is not None and usage.cost == Decimal("0.5")
+
+
+def test_anthropic_usage_with_compaction_iterations_is_their_sum() -> None:
+    usage = usage_from_anthropic(
+        {
+            "input_tokens": 999,
+            "output_tokens": 999,
+            "iterations": [
+                {"input_tokens": 5, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2, "output_tokens": 4},
+                {"input_tokens": 1, "output_tokens": 1},
+            ],
+        }
+    )
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens, usage.total_tokens) == (11, 3, 5, 16)
+    plain = usage_from_anthropic({"input_tokens": 10, "output_tokens": 2, "iterations": []})
+    assert plain is not None and (plain.prompt_tokens, plain.total_tokens) == (10, 12)
+
+
+def test_gemini_output_is_candidates_plus_thoughts_and_the_total_adds_up_when_missing() -> None:
+    usage = usage_from_gemini({"promptTokenCount": 10, "candidatesTokenCount": 3, "thoughtsTokenCount": 4})
+    assert usage is not None
+    assert (usage.completion_tokens, usage.reasoning_tokens, usage.total_tokens) == (7, 4, 17)
+    given = usage_from_gemini({"promptTokenCount": 10, "candidatesTokenCount": 3, "totalTokenCount": 20})
+    assert given is not None and given.total_tokens == 20
+
+
+def test_responses_usage_reads_every_detail() -> None:
+    usage = usage_from_responses(
+        {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "input_tokens_details": {"cached_tokens": 4},
+            "output_tokens_details": {"reasoning_tokens": 2},
+            "is_byok": True,
+        }
+    )
+    assert usage is not None
+    assert (usage.total_tokens, usage.cached_tokens, usage.reasoning_tokens, usage.is_byok) == (15, 4, 2, True)
+    plain = usage_from_responses({"input_tokens": 1, "output_tokens": 1})
+    assert plain is not None and plain.is_byok is False
+
+
+def test_an_openrouter_record_is_used_only_from_a_200_and_adds_its_tokens_up() -> None:
+    adapter = PROVIDERS["openrouter"](ProviderConfig(provider="openrouter", model="x/y", base_url="http://x"))
+    record = openrouter_generation("gen-1", total_cost=0.01, native_tokens_prompt=7, native_tokens_completion=3)
+    assert adapter.parse_lookup(404, record) is None
+    usage = adapter.parse_lookup(200, record)
+    assert usage is not None and (usage.total_tokens, usage.is_byok) == (10, False)
+    byok = adapter.parse_lookup(200, openrouter_generation("gen-1", total_cost=0.01, is_byok=True))
+    assert byok is not None and byok.is_byok is True

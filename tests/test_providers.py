@@ -83,7 +83,7 @@ def test_xai_completion_tokens_are_made_to_include_reasoning_and_ticks_become_do
 
 
 def usage_of(data: Dict[str, Any]) -> minillm.Usage:
-    usage = usage_from_chat(data)
+    usage = usage_from_chat(data, reasoning_in_completion=True)
     assert usage is not None
     return usage
 
@@ -105,7 +105,7 @@ def test_counts_sent_as_numbers_in_any_form_are_read_and_odd_ones_are_zero() -> 
 )
 def test_a_usage_object_without_token_counts_is_no_usage_at_all(data: Dict[str, Any]) -> None:
     # Priced, it would be a fake $0.
-    assert usage_from_chat(data) is None
+    assert usage_from_chat(data, reasoning_in_completion=True) is None
 
 
 def test_openrouter_byok_usage_keeps_both_money_fields() -> None:

@@ -141,3 +141,14 @@ def test_without_final_usage_a_provider_with_a_look_up_is_looked_up_with_what_wa
 def test_a_look_up_needs_an_id() -> None:
     decision = decide(booking(lookup=lambda generation_id: None), Outcome.UNANSWERED, None)
     assert decision.later is None and decision.now is not None and decision.now.failed
+
+
+def test_deltas_beyond_a_lagging_running_count_replace_it_in_the_total_too() -> None:
+    # The last usage snapshot said 1 output token; 4 content deltas arrived since.
+    lagging = Usage(prompt_tokens=10, completion_tokens=1, total_tokens=11)
+    cost = decide(
+        booking(), Outcome.CUT_SHORT, state(Chunk("a", usage=lagging), Chunk("b"), Chunk("c"), Chunk("d"))
+    ).now
+    assert cost is not None and cost.resolution is minillm.Resolution.PARTIAL
+    assert (cost.prompt_tokens, cost.completion_tokens, cost.total_tokens) == (10, 4, 14)
+    assert cost.usd == Decimal(10 + 4 * 2) / 1_000_000

@@ -145,7 +145,11 @@ def worst_case(request: ChatRequest, *, pricer: Pricer, model: str) -> Decimal:
 
     :raises ConfigurationError: there is no price to estimate with.
     """
-    output = (request.max_tokens or 0) + (request.thinking_budget or 0)
+    if request.max_tokens is None:
+        # Unbounded output has no worst case; the client always sends one
+        # (Budget.default_max_tokens) when a budget is in play.
+        raise ConfigurationError(f"a budgeted request to {model} needs max_tokens: its output is otherwise unbounded")
+    output = request.max_tokens + (request.thinking_budget or 0)
     prompt = estimate_prompt_tokens(request)
     usage = Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
     amount, _ = pricer.list_price(usage)

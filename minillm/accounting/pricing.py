@@ -116,7 +116,7 @@ def native_cost(usage: Usage) -> Optional[Decimal]:
     return cost
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # identity: two pricers are never "the same price" by comparison
 class Pricer:
     """The one place usage becomes money, for one route: the provider's
     native cost, else the caller's :class:`TokenPrice`, else the maintained
@@ -127,7 +127,7 @@ class Pricer:
     """
 
     price: Optional[TokenPrice] = None
-    catalog: Optional[Callable[[Usage], Optional[Decimal]]] = attrs.field(default=None, eq=False)
+    catalog: Optional[Callable[[Usage], Optional[Decimal]]] = None
 
     def money(self, usage: Usage) -> Tuple[Optional[Decimal], Optional[str]]:
         """What ``usage`` cost and where the figure came from (``"provider"``,

@@ -114,7 +114,7 @@ class Booking:
         pricer: Pricer,
         sink: Optional[SinkFunction],
         meta: Dict[str, Any],
-        attempt: int = 1,
+        attempt: int,
         lookup: Optional[Lookup] = None,
         lookup_policy: Optional[LookupPolicy] = None,
         owner: object = None,

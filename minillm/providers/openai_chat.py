@@ -68,7 +68,7 @@ def _int(value: Any) -> int:
     return _count(value) or 0
 
 
-def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool = True) -> Optional[Usage]:
+def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool) -> Optional[Usage]:
     """Normalise a Chat Completions ``usage`` object.
 
     :param reasoning_in_completion: False for hosts (xAI) whose
