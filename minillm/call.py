@@ -140,10 +140,14 @@ class Attempt:
         self.cost: Optional[CostInfo] = None
 
     def decide(self, outcome: Outcome, on_booked: Callable[[CostInfo], None]) -> Decision:
-        """What this attempt books; call once, under the call's lock."""
+        """What this attempt books; call once, under the call's lock, and
+        hand the decision to :func:`_carry_out` (the exit waits for it from
+        here on)."""
         self.settled = True
         seen = self.state if self.response is not None else None
-        return decide(self.booking, outcome, seen, generation_id=self.header_id, on_booked=on_booked)
+        decision = decide(self.booking, outcome, seen, generation_id=self.header_id, on_booked=on_booked)
+        runtime.deliveries.begin()
+        return decision
 
     def error_for(self, event: ProviderError) -> MiniLLMError:
         """The exception for an error the provider reported in this attempt's body."""
@@ -624,7 +628,7 @@ class Call:
         runtime.open_calls.discard(self)
         if decision is None:
             return self.cost
-        decision.carry_out()
+        _carry_out(decision)
         return decision.now
 
     def _settle_attempt(self, outcome: Outcome) -> None:
@@ -644,7 +648,7 @@ class Call:
             decision = attempt.decide(outcome, lambda cost: self._record(attempt, cost))
             if decision.now is not None:
                 self._record(attempt, decision.now)
-        decision.carry_out()
+        _carry_out(decision)
 
     def _record(self, attempt: Attempt, cost: CostInfo) -> None:
         with self.lock:
@@ -674,7 +678,7 @@ class Call:
             first = self.end(Ending.REJECTED, "cancelled")
         runtime.open_calls.discard(self)
         if decision is not None:
-            decision.carry_out()
+            _carry_out(decision)
         if first:
             self._disconnect(Stop.CANCELLED)
 
@@ -683,6 +687,13 @@ class Call:
         ``settle()``, a finalizer and the exit hook do."""
         self.stop(Stop.CANCELLED)
         return self.book()
+
+
+def _carry_out(decision: Decision) -> None:
+    try:
+        decision.carry_out()
+    finally:
+        runtime.deliveries.end()
 
 
 def drive(call: Call) -> Iterator[Chunk]:

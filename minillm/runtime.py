@@ -166,13 +166,53 @@ class Settler:
 settler = Settler()
 
 
+class Deliveries:
+    """Bookings decided and not yet delivered to their sink, on any thread.
+
+    A reader on a daemon thread may have decided its booking (so the exit
+    hook finds nothing left to book) and be writing it to a ledger when the
+    interpreter exits: daemon threads are frozen mid-write at shutdown. The
+    exit hook waits for these, within a bound. Counted from the moment a
+    booking is decided, under the call's lock, so there is no gap between
+    "decided" and "being delivered" in which the exit could slip through.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    def begin(self) -> None:
+        with self._changed:
+            self._count += 1
+
+    def end(self) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until none is in flight; False when ``timeout`` passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count <= 0, timeout)
+
+    def __len__(self) -> int:
+        return self._count
+
+
+deliveries = Deliveries()
+
+#: How long the exit waits for bookings other threads are delivering.
+DELIVERY_EXIT_WAIT = 10.0
+
+
 def _after_fork_in_child() -> None:
     """A forked child forgets the parent's work and starts its own."""
-    global timers, lookups, open_calls, settler, pid
+    global timers, lookups, open_calls, settler, deliveries, pid
     timers = Scheduler("minillm-timers")
     lookups = LookupService()
     open_calls = OpenCalls()
     settler = Settler()
+    deliveries = Deliveries()
     pid = os.getpid()
     new_process()
 
@@ -200,6 +240,12 @@ def _stop_open_calls() -> None:
 def _at_exit() -> None:
     settler.drain()
     _stop_open_calls()
+    if not deliveries.wait(DELIVERY_EXIT_WAIT):
+        log.error(
+            "%d booking(s) were still being delivered to their sink %gs into the exit: they may be lost",
+            len(deliveries),
+            DELIVERY_EXIT_WAIT,
+        )
     lookups.drain_at_exit()
     for step in _last_steps:
         try:

@@ -302,6 +302,46 @@ print("exiting")
     assert server.requests[0].disconnected.wait(10)
 
 
+def test_the_exit_waits_for_a_booking_another_thread_is_still_writing(server: ScriptedServer, tmp_path: Path) -> None:
+    """A reader on a daemon thread has decided its booking and is inside the
+    sink when the interpreter exits: nothing is left for the exit hook to
+    book, and a daemon thread is frozen at shutdown -- unless the exit waits."""
+    server.reply(Reply.sse(chat_stream(["a"], usage=chat_usage(1, 1))))
+    path = tmp_path / "costs.db"
+    done = run_script(
+        """
+import atexit, sys, threading
+import minillm
+
+url, path = sys.argv[1], sys.argv[2]
+ledger = minillm.SQLiteLedger(path)
+delivering, exiting = threading.Event(), threading.Event()
+
+def slow_sink(cost, meta):
+    delivering.set()
+    assert exiting.wait(10)  # still writing when the exit begins
+    ledger.record(cost, meta)
+
+client = minillm.Client("openai/m", base_url=url, on_cost=slow_sink)
+
+def read():
+    with client.stream("Hi") as stream:
+        list(stream)
+
+threading.Thread(target=read, daemon=True).start()
+assert delivering.wait(10)
+atexit.register(exiting.set)  # after minillm's own exit hook: so it runs first
+print("exiting")
+""",
+        server.url,
+        str(path),
+        timeout=30,
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["exiting"], done.stderr
+    ((cost, _),) = minillm.SQLiteLedger(path).records
+    assert (cost.completion_tokens, cost.failed, cost.cancelled) == (1, False, False)
+
+
 @pytest.mark.parametrize("stop", ["deadline", "cancel"])
 def test_a_total_deadline_or_a_cancel_ends_a_wait_for_headers_that_drip_in(
     server: ScriptedServer, ledger: minillm.Ledger, stop: str
