@@ -29,10 +29,15 @@ class Usage:
 
     One meaning across providers: ``prompt_tokens`` is every input token
     billed (cache reads and writes included), ``cached_tokens`` the part read
-    from cache, ``completion_tokens`` every output token billed including
-    reasoning, ``reasoning_tokens`` the reasoning part of it. Counts are 0
-    when unknown. ``cost`` and ``upstream_inference_cost`` are the provider's
+    from cache, ``cache_write_tokens`` the part written to a cache (of which
+    ``cache_write_1h_tokens`` with a one-hour lifetime),
+    ``completion_tokens`` every output token billed including reasoning,
+    ``reasoning_tokens`` the reasoning part of it. Counts are 0 when
+    unknown. ``cost`` and ``upstream_inference_cost`` are the provider's
     native money fields (``Decimal``) when it sends them, else None.
+    ``service_tier`` is the tier the provider says it served (None when it
+    does not say); ``web_search_requests`` the server-side searches billed
+    per call.
     """
 
     prompt_tokens: int = 0
@@ -44,6 +49,10 @@ class Usage:
     upstream_inference_cost: Optional[Decimal] = None
     #: OpenRouter "bring your own key": the upstream bill is added to ``cost``.
     is_byok: bool = False
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    service_tier: Optional[str] = None
+    web_search_requests: int = 0
 
 
 @attrs.frozen
@@ -140,10 +149,15 @@ class CostInfo:
     total_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    #: The part of ``prompt_tokens`` written to a cache.
+    cache_write_tokens: int = 0
     model: str = ""
     provider: str = ""
     response_id: Optional[str] = None
     byok: bool = False
+    #: The service tier the provider says it served (``"default"``,
+    #: ``"flex"``, ``"priority"``, ``"batch"``, ...), None when it did not say.
+    service_tier: Optional[str] = None
     #: The caller stopped the attempt early (cancelled, broken out of, abandoned).
     cancelled: bool = False
     #: The attempt failed after it may have been billed.

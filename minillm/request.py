@@ -91,7 +91,15 @@ def _tool(position: int, tool: Any) -> Dict[str, Any]:
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError(f"tools[{position}] has no name")
     function.setdefault("parameters", {"type": "object", "properties": {}})
-    return {"type": "function", "function": function}
+    result: Dict[str, Any] = {"type": "function", "function": function}
+    marker = tool.get("cache_control")
+    if marker is not None:
+        # Anthropic's prompt-cache breakpoint: kept for the providers that
+        # take one, left out by those that do not.
+        if not isinstance(marker, Mapping):
+            raise InvalidArgumentError(f"tools[{position}].cache_control must be a dict like {{'type': 'ephemeral'}}")
+        result["cache_control"] = dict(marker)
+    return result
 
 
 def _tool_choice(choice: Any) -> Any:

@@ -65,7 +65,14 @@ def test_a_stream_is_priced_from_input_cache_and_cumulative_output(
     with claude(price=PRICE).stream("Hi") as stream:
         assert "".join(stream.text_stream()) == "Hello"
     usage = stream.response.usage if stream.response else None
-    assert usage == minillm.Usage(prompt_tokens=1054, completion_tokens=7, total_tokens=1061, cached_tokens=1000)
+    assert usage == minillm.Usage(
+        prompt_tokens=1054,
+        completion_tokens=7,
+        total_tokens=1061,
+        cached_tokens=1000,
+        cache_write_tokens=50,
+        service_tier="standard",
+    )
     cost = ledger.records[0][0]
     expected = (Decimal(54) * 3 + Decimal(1000) * Decimal("0.30") + 7 * 15) / 1_000_000
     assert (cost.usd, cost.resolution, cost.response_id) == (expected, Resolution.RESOLVED, "msg_test")

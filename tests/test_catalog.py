@@ -85,3 +85,38 @@ def test_a_compatible_server_serving_a_namesake_model_is_not_priced_from_the_cat
             stream.collect()
     cost = ledger.records[0][0]
     assert cost.resolution is minillm.Resolution.UNPRICED and cost.usd is None
+
+
+# -- what the catalog prices beyond plain tokens (expected figures from the providers' pricing pages) ----
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        # Claude Sonnet 4.5: 100k tokens written to the cache for five minutes ($3.75/M) or an hour ($6/M), 100 out
+        (minillm.Usage(prompt_tokens=100_000, cache_write_tokens=100_000, completion_tokens=100), Decimal("0.3765")),
+        (
+            minillm.Usage(
+                prompt_tokens=100_000, cache_write_tokens=100_000, cache_write_1h_tokens=100_000, completion_tokens=100
+            ),
+            Decimal("0.6015"),
+        ),
+        # three web searches at $10 per 1,000
+        (minillm.Usage(prompt_tokens=1000, completion_tokens=1000, web_search_requests=3), Decimal("0.048")),
+        # above 200k prompt tokens every token is at $6 / $22.50
+        (minillm.Usage(prompt_tokens=250_000, completion_tokens=1000), Decimal("1.5225")),
+    ],
+)
+def test_the_catalog_prices_cache_writes_searches_and_long_context_as_anthropic_bills(
+    usage: minillm.Usage, expected: Decimal
+) -> None:
+    price = catalog_price("anthropic", "claude-sonnet-4-5")
+    assert price is not None and price(usage) == expected
+
+
+@pytest.mark.parametrize(("tier", "expected"), [(None, "0.01125"), ("flex", "0.005625"), ("priority", "0.0225")])
+def test_the_catalog_prices_the_tier_openai_served(tier: Any, expected: str) -> None:
+    # GPT-5: $1.25 / $10 per million; flex half; priority $2.50 / $20
+    price = catalog_price("openai", "gpt-5")
+    assert price is not None
+    assert price(minillm.Usage(prompt_tokens=1000, completion_tokens=1000, service_tier=tier)) == Decimal(expected)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -123,6 +124,7 @@ def chat_usage(raw: Optional[Mapping[str, Any]]) -> Optional[minillm.Usage]:
         completion_tokens=raw["completion_tokens"],
         total_tokens=raw["total_tokens"],
         cached_tokens=details.get("cached_tokens", 0),
+        cache_write_tokens=details.get("cache_write_tokens", 0),
         reasoning_tokens=(raw.get("completion_tokens_details") or {}).get("reasoning_tokens", 0),
         cost=money(raw.get("cost")),
         upstream_inference_cost=money((raw.get("cost_details") or {}).get("upstream_inference_cost")),
@@ -185,8 +187,17 @@ def expect_anthropic(e: Mapping[str, Any]) -> Expected:
         )
         completion = sum(p.get("output_tokens", 0) for p in parts)
         cached = sum(p.get("cache_read_input_tokens", 0) for p in parts)
+        writes = sum(p.get("cache_creation_input_tokens", 0) for p in parts)
+        writes_1h = sum((p.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0) for p in parts)
         usage = minillm.Usage(
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion, cached_tokens=cached
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            cached_tokens=cached,
+            cache_write_tokens=writes,
+            cache_write_1h_tokens=writes_1h,
+            service_tier=merged.get("service_tier"),
+            web_search_requests=(merged.get("server_tool_use") or {}).get("web_search_requests", 0),
         )
     error = e["errors"][0]["message"] if e["errors"] else None
     return Expected(text, thinking, calls, ANTHROPIC_FINISH.get(e["stop_reason"]), usage, error)
@@ -241,9 +252,21 @@ EXPECT: Dict[str, Callable[[str, Mapping[str, Any]], Expected]] = {
 }
 
 
+#: Where the OpenAI formats say which tier served a request: a top-level
+#: field of the chunk, body or response object, beside (not in) the usage.
+_SERVICE_TIER = re.compile(rb'"service_tier"\s*:\s*"([^"]+)"')
+
+
 def expected_of(corpus: Path, name: str) -> Expected:
     raw = json.loads((corpus / "EXPECTED.json").read_text("utf-8"))[name]["expected"]
-    return EXPECT[name.split("/", 1)[0]](name, raw)
+    expected = EXPECT[name.split("/", 1)[0]](name, raw)
+    if expected.usage is not None and name.split("/", 1)[0] in ("openai_chat", "openrouter", "openai_responses"):
+        # The last one said: a Responses stream echoes the tier asked for
+        # ("auto") in response.created and names the tier served at the end.
+        tiers = _SERVICE_TIER.findall((corpus / name).read_bytes())
+        served = tiers[-1].decode() if tiers else None
+        expected = attrs.evolve(expected, usage=attrs.evolve(expected.usage, service_tier=served))
+    return expected
 
 
 def check(state: StreamState, expected: Expected) -> None:

@@ -84,6 +84,15 @@ def test_an_attempts_flags_number_and_source_come_back_whole(ledger: BaseLedger)
     assert ledger.unresolved() == [(partial, {})]
 
 
+def test_cache_writes_and_the_served_tier_come_back_whole(ledger: BaseLedger) -> None:
+    cached = attrs_evolve(cost("0.3765", booking_id="w1"), cache_write_tokens=100_000, service_tier="flex")
+    plain = cost("0.1", booking_id="w2")
+    ledger.record(cached, {})
+    ledger.record(plain, {})
+    assert [(c.cache_write_tokens, c.service_tier) for c, _ in ledger.records] == [(100_000, "flex"), (0, None)]
+    assert [c for c, _ in ledger.records] == [cached, plain]
+
+
 def attrs_evolve(value: minillm.CostInfo, **changes: Any) -> minillm.CostInfo:
     import attrs
 
@@ -422,5 +431,6 @@ def test_a_ledger_file_written_before_attempts_were_booked_is_brought_up_to_date
     ledger.record(cost("0.25", booking_id="new"), {})
     (first, _), (second, _) = ledger.records
     assert (first.usd, first.attempt, first.failed, first.source) == (Decimal("0.5"), 1, False, None)
+    assert (first.cache_write_tokens, first.service_tier) == (0, None)
     assert second.booking_id == "new" and ledger.total() == Decimal("0.75")
     ledger.close()

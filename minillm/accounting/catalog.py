@@ -4,7 +4,9 @@ Resolution order (see :mod:`minillm.accounting.pricing`): the provider's own fig
 then the caller's :class:`~minillm.TokenPrice`, then this catalog, then
 ``UNPRICED``. The catalog is `genai-prices <https://github.com/pydantic/genai-prices>`_
 (``pip install "minillm[prices]"``, Python 3.11+): offline data bundled
-with the package, in ``Decimal``, with cache-read rates and tiered prices.
+with the package, in ``Decimal``: cache reads and writes (five-minute and
+one-hour), long-context tiers, service tiers (flex, priority, batch) and
+per-search fees.
 
 It is only consulted for a provider's own service (never for a compatible
 server that happens to serve a model of the same name), imported the first
@@ -48,12 +50,22 @@ def _calc() -> Optional[Callable[..., Any]]:
         return None
 
     def calc(provider_id: str, model: str, usage: Usage) -> Any:
-        counted = CatalogUsage(
-            input_tokens=max(usage.prompt_tokens, 0),
-            cache_read_tokens=min(max(usage.cached_tokens, 0), max(usage.prompt_tokens, 0)),
-            output_tokens=max(usage.completion_tokens, 0),
-        )
-        return calc_price(counted, model, provider_id=provider_id)
+        # The catalog's input_tokens, like minillm's prompt_tokens, include
+        # the cache reads and writes; each part is capped by what is left.
+        prompt = max(usage.prompt_tokens, 0)
+        reads = min(max(usage.cached_tokens, 0), prompt)
+        writes = min(max(usage.cache_write_tokens, 0), prompt - reads)
+        counts = {
+            "input_tokens": prompt,
+            "cache_read_tokens": reads,
+            "cache_write_tokens": writes,
+            "cache_write_1h_tokens": min(max(usage.cache_write_1h_tokens, 0), writes),
+            "output_tokens": max(usage.completion_tokens, 0),
+            "web_searches": max(usage.web_search_requests, 0),
+        }
+        counted = CatalogUsage(**{name: count for name, count in counts.items() if count or name == "input_tokens"})
+        context = {"service_tier": usage.service_tier} if usage.service_tier else None
+        return calc_price(counted, model, provider_id=provider_id, price_context=context)
 
     return calc
 

@@ -11,14 +11,14 @@ shortest ``repr``.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import attrs
 
 from ..errors import InvalidArgumentError
 from ..models import Usage
 
-__all__ = ["MAX_ATTEMPT_USD", "MalformedMoneyError", "Pricer", "TokenPrice", "native_cost", "to_decimal"]
+__all__ = ["MAX_ATTEMPT_USD", "MalformedMoneyError", "Pricer", "Tiers", "TokenPrice", "native_cost", "to_decimal"]
 
 _MILLION = Decimal(1_000_000)
 
@@ -56,31 +56,149 @@ def _optional_price(value: Any) -> Optional[Decimal]:
     return None if value is None else _price(value)
 
 
+def _threshold(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"long_context_threshold must be a whole number of prompt tokens, not {value!r}")
+    return value
+
+
+class Tiers(Mapping[str, Decimal]):
+    """Service tier -> multiplier of the whole price; immutable and hashable,
+    so a :class:`TokenPrice` stays a value."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any]) -> None:
+        if not isinstance(items, Mapping):
+            raise InvalidArgumentError(f"tiers must map a service tier to a multiplier, not {type(items).__name__}")
+        checked: Dict[str, Decimal] = {}
+        for tier, multiplier in items.items():
+            if not isinstance(tier, str) or not tier:
+                raise InvalidArgumentError(f"tiers are named by strings, not {tier!r}")
+            value = to_decimal(multiplier)
+            if value is None or value < 0:
+                raise InvalidArgumentError(
+                    f"the multiplier of tier {tier!r} must be a non-negative number, not {multiplier!r}"
+                )
+            checked[tier] = value
+        self._items = checked
+
+    def __getitem__(self, tier: str) -> Decimal:
+        return self._items[tier]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._items) == dict(other)
+
+    def __repr__(self) -> str:
+        return repr({tier: str(value) for tier, value in self._items.items()})
+
+
+def _tiers(value: Any) -> Optional[Tiers]:
+    if value is None or isinstance(value, Tiers):
+        return value
+    return Tiers(value)
+
+
+def _long_context(value: Any) -> Optional[TokenPrice]:
+    if value is None:
+        return None
+    if not isinstance(value, TokenPrice):
+        raise InvalidArgumentError(f"long_context must be a minillm.TokenPrice, not {type(value).__name__}")
+    if value.long_context is not None:
+        raise InvalidArgumentError("a long_context price cannot have a long_context price of its own")
+    return value
+
+
 @attrs.frozen
 class TokenPrice:
-    """A price in USD per million tokens.
+    """A price in USD per million tokens, the way providers bill them.
 
     Numbers may be given as ``Decimal``, ``str``, ``int`` or ``float`` (a float
     is converted through its shortest ``repr``, so ``0.15`` is exactly
-    ``Decimal("0.15")``). Cached input tokens are charged
-    ``cached_input_per_mtok`` when it is given, else the input rate.
+    ``Decimal("0.15")``).
+
+    - Cached input (cache reads) is charged ``cached_input_per_mtok``, else
+      the input rate.
+    - Cache writes are charged ``cache_write_per_mtok`` (Anthropic's
+      five-minute writes: 1.25x input), else the input rate; one-hour writes
+      ``cache_write_1h_per_mtok`` (2x input), else the five-minute write rate,
+      else the input rate.
+    - When a request's prompt tokens exceed ``long_context_threshold``, its
+      tokens -- all of them, not only those above the threshold, as
+      Anthropic, Gemini and OpenAI bill -- are charged at the rates of
+      ``long_context``, another ``TokenPrice`` (whose fees and tiers, when
+      it sets none, are this price's).
+    - ``web_search_per_k`` is USD per 1,000 server-side web searches.
+    - ``tiers`` maps a served ``service_tier`` to a multiplier of the whole
+      price (``{"flex": "0.5", "batch": "0.5", "priority": "1.8"}``); a tier
+      it does not name is charged at 1x.
     """
 
     input_per_mtok: Decimal = attrs.field(converter=_price)
     output_per_mtok: Decimal = attrs.field(converter=_price)
     cached_input_per_mtok: Optional[Decimal] = attrs.field(default=None, converter=_optional_price)
+    cache_write_per_mtok: Optional[Decimal] = attrs.field(default=None, converter=_optional_price)
+    cache_write_1h_per_mtok: Optional[Decimal] = attrs.field(default=None, converter=_optional_price)
+    long_context_threshold: Optional[int] = attrs.field(default=None, converter=_threshold)
+    long_context: Optional[TokenPrice] = attrs.field(default=None, converter=_long_context)
+    web_search_per_k: Optional[Decimal] = attrs.field(default=None, converter=_optional_price)
+    tiers: Optional[Tiers] = attrs.field(default=None, converter=_tiers)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.long_context is None) != (self.long_context_threshold is None):
+            raise InvalidArgumentError("long_context and long_context_threshold are given together, or not at all")
 
     def cost(self, usage: Usage) -> Decimal:
         """The USD cost of ``usage`` at this price."""
-        cached = min(max(usage.cached_tokens, 0), max(usage.prompt_tokens, 0))
-        uncached = max(usage.prompt_tokens, 0) - cached
-        cached_rate = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
-        total = (
-            uncached * self.input_per_mtok
-            + cached * cached_rate
+        rates = self
+        if self.long_context is not None and max(usage.prompt_tokens, 0) > (self.long_context_threshold or 0):
+            rates = self.long_context
+        total = rates._tokens(usage)
+        per_k = rates.web_search_per_k if rates.web_search_per_k is not None else self.web_search_per_k
+        if per_k is not None and usage.web_search_requests > 0:
+            total += usage.web_search_requests * per_k * _MILLION / 1000
+        tiers = rates.tiers if rates.tiers is not None else self.tiers
+        if tiers is not None and usage.service_tier is not None:
+            total *= tiers.get(usage.service_tier, _ONE)
+        return total / _MILLION
+
+    def _tokens(self, usage: Usage) -> Decimal:
+        """The tokens of ``usage`` at these rates, in USD per million. The
+        counts are parts of ``prompt_tokens``: each is capped by what is
+        left of it, so a provider's odd numbers never charge a token twice."""
+        prompt = max(usage.prompt_tokens, 0)
+        reads = min(max(usage.cached_tokens, 0), prompt)
+        writes = min(max(usage.cache_write_tokens, 0), prompt - reads)
+        writes_1h = min(max(usage.cache_write_1h_tokens, 0), writes)
+        plain = prompt - reads - writes
+        read_rate = _first(self.cached_input_per_mtok, self.input_per_mtok)
+        write_rate = _first(self.cache_write_per_mtok, self.input_per_mtok)
+        write_1h_rate = _first(self.cache_write_1h_per_mtok, write_rate)
+        return (
+            plain * self.input_per_mtok
+            + reads * read_rate
+            + (writes - writes_1h) * write_rate
+            + writes_1h * write_1h_rate
             + max(usage.completion_tokens, 0) * self.output_per_mtok
         )
-        return total / _MILLION
+
+
+def _first(value: Optional[Decimal], otherwise: Decimal) -> Decimal:
+    return otherwise if value is None else value
+
+
+_ONE = Decimal(1)
 
 
 #: The most one attempt can plausibly cost. A provider's figure above it --

@@ -44,15 +44,40 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def _has_cache_control(content: Any) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(part, Mapping) and part.get("cache_control") is not None for part in content
+    )
+
+
+def _blocks(content: Any) -> List[Dict[str, Any]]:
+    blocks: List[Dict[str, Any]] = []
+    for part in content_parts(content):
+        if isinstance(part, Image):
+            source = (
+                {"type": "url", "url": part.url}
+                if part.url
+                else {"type": "base64", "media_type": part.media_type, "data": part.data}
+            )
+            blocks.append({"type": "image", "source": source})
+        elif part:
+            blocks.append({"type": "text", "text": part})
+    return blocks
+
+
 def usage_from_anthropic(data: Mapping[str, Any]) -> Optional[Usage]:
     """Normalise an Anthropic ``usage`` object (as merged from the stream).
 
     ``prompt_tokens`` is every input token billed: ``input_tokens`` plus
     cache reads plus cache writes; ``cached_tokens`` the reads;
+    ``cache_write_tokens`` the writes, of which ``cache_write_1h_tokens``
+    those with a one-hour lifetime (``cache_creation.ephemeral_1h_input_tokens``);
     ``reasoning_tokens`` the thinking part of the output, when the response
-    says (``output_tokens_details.thinking_tokens``). With
-    ``iterations`` (context compaction) the top level leaves the compaction
-    out, and the billed total is the sum of the iterations.
+    says (``output_tokens_details.thinking_tokens``); ``web_search_requests``
+    from ``server_tool_use``; ``service_tier`` as Anthropic names it
+    (``"standard"``, ``"priority"``, ``"batch"``). With ``iterations``
+    (context compaction) the top level leaves the compaction out, and the
+    billed total is the sum of the iterations.
     """
     iterations = data.get("iterations")
     parts: Iterable[Mapping[str, Any]]
@@ -62,21 +87,32 @@ def usage_from_anthropic(data: Mapping[str, Any]) -> Optional[Usage]:
         if not any(key in data for key in ("input_tokens", "output_tokens")):
             return None
         parts = [data]
-    prompt = cached = completion = thinking = 0
+    prompt = cached = writes = writes_1h = completion = thinking = 0
     for part in parts:
         reads = _count(part.get("cache_read_input_tokens"))
-        prompt += _count(part.get("input_tokens")) + reads + _count(part.get("cache_creation_input_tokens"))
+        written = _count(part.get("cache_creation_input_tokens"))
+        prompt += _count(part.get("input_tokens")) + reads + written
         cached += reads
+        writes += written
+        creation = part.get("cache_creation")
+        if isinstance(creation, Mapping):
+            writes_1h += min(_count(creation.get("ephemeral_1h_input_tokens")), written)
         completion += _count(part.get("output_tokens"))
         details = part.get("output_tokens_details")
         if isinstance(details, Mapping):
             thinking += _count(details.get("thinking_tokens"))
+    tools = data.get("server_tool_use")
+    tier = data.get("service_tier")
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
         cached_tokens=cached,
         reasoning_tokens=min(thinking, completion),
+        cache_write_tokens=writes,
+        cache_write_1h_tokens=writes_1h,
+        web_search_requests=_count(tools.get("web_search_requests")) if isinstance(tools, Mapping) else 0,
+        service_tier=tier if isinstance(tier, str) and tier else None,
     )
 
 
@@ -101,7 +137,7 @@ class AnthropicAdapter(Adapter):
         return {"anthropic-version": API_VERSION}
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
-        system, turns = split_system(request.messages, request.system)
+        system, turns = self.system(request)
         budget = request.thinking_budget
         thinking = budget is not None and budget > 0
         if thinking:
@@ -121,19 +157,42 @@ class AnthropicAdapter(Adapter):
         if thinking:
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         if request.tools is not None:
-            body["tools"] = [
-                {
-                    "name": tool["function"]["name"],
-                    "description": tool["function"].get("description", ""),
-                    "input_schema": tool["function"].get("parameters") or {"type": "object", "properties": {}},
-                }
-                for tool in request.tools
-            ]
+            body["tools"] = [self.tool(tool) for tool in request.tools]
         if request.tool_choice is not None:
             body["tool_choice"] = self.tool_choice(request.tool_choice)
         if request.extra_body:
             body.update(request.extra_body)
         return body
+
+    @staticmethod
+    def tool(tool: Mapping[str, Any]) -> Dict[str, Any]:
+        function = tool["function"]
+        out: Dict[str, Any] = {
+            "name": function["name"],
+            "description": function.get("description", ""),
+            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+        }
+        if "cache_control" in tool:
+            out["cache_control"] = tool["cache_control"]
+        return out
+
+    def system(self, request: ChatRequest) -> Tuple[Any, List[Mapping[str, Any]]]:
+        """The system prompt, and the other turns. A string -- unless a
+        system part carries a ``cache_control`` marker, which only a list
+        of text blocks can keep."""
+        text, turns = split_system(request.messages, request.system)
+        marked = [
+            message
+            for message in request.messages
+            if message.get("role") in ("system", "developer") and _has_cache_control(message.get("content"))
+        ]
+        if not marked:
+            return text, turns
+        blocks: List[Dict[str, Any]] = [{"type": "text", "text": request.system}] if request.system else []
+        for message in request.messages:
+            if message.get("role") in ("system", "developer"):
+                blocks += self.blocks(message.get("content"))
+        return blocks, turns
 
     @staticmethod
     def tool_choice(choice: Any) -> Dict[str, Any]:
@@ -183,19 +242,18 @@ class AnthropicAdapter(Adapter):
                 out.append({"role": "user", "content": self.blocks(turn.get("content"))})
         return out
 
-    @staticmethod
-    def blocks(content: Any) -> List[Dict[str, Any]]:
+    @classmethod
+    def blocks(cls, content: Any) -> List[Dict[str, Any]]:
+        """Content as Anthropic blocks; a part's ``cache_control`` marker
+        stays on the block made from it."""
+        if not (isinstance(content, list) and _has_cache_control(content)):
+            return _blocks(content)
         blocks: List[Dict[str, Any]] = []
-        for part in content_parts(content):
-            if isinstance(part, Image):
-                source = (
-                    {"type": "url", "url": part.url}
-                    if part.url
-                    else {"type": "base64", "media_type": part.media_type, "data": part.data}
-                )
-                blocks.append({"type": "image", "source": source})
-            elif part:
-                blocks.append({"type": "text", "text": part})
+        for part in content:
+            made = _blocks([part])
+            if made and isinstance(part, Mapping) and part.get("cache_control") is not None:
+                made[-1]["cache_control"] = part["cache_control"]
+            blocks += made
         return blocks
 
     # -- responses --------------------------------------------------------

@@ -85,7 +85,7 @@ class OllamaAdapter(Adapter):
         if request.thinking_budget is not None:
             body["think"] = request.thinking_budget > 0
         if request.tools is not None:
-            body["tools"] = list(request.tools)
+            body["tools"] = [{"type": tool["type"], "function": tool["function"]} for tool in request.tools]
         if request.extra_body:
             body.update(request.extra_body)
         return body

@@ -68,12 +68,16 @@ def _int(value: Any) -> int:
     return _count(value) or 0
 
 
-def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool) -> Optional[Usage]:
+def usage_from_chat(
+    data: Dict[str, Any], *, reasoning_in_completion: bool, service_tier: Any = None
+) -> Optional[Usage]:
     """Normalise a Chat Completions ``usage`` object.
 
     :param reasoning_in_completion: False for hosts (xAI) whose
         ``completion_tokens`` leaves reasoning out; it is added back so that
         ``completion_tokens`` means every output token billed.
+    :param service_tier: the tier the response says it was served at (a
+        top-level field of the chunk or body, beside ``usage``).
     :returns: None when the object carries no token counts at all: pricing
         it would book a fake $0.
     """
@@ -84,6 +88,8 @@ def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool) -> O
     prompt_details = data.get("prompt_tokens_details") or {}
     completion_details = data.get("completion_tokens_details") or {}
     cached = _int(prompt_details.get("cached_tokens")) or _int(data.get("prompt_cache_hit_tokens"))
+    # OpenRouter reports cache writes (Anthropic, Gemini explicit caches) here.
+    writes = _int(prompt_details.get("cache_write_tokens"))
     reasoning = _int(completion_details.get("reasoning_tokens"))
     if not reasoning_in_completion:
         completion += reasoning
@@ -102,6 +108,8 @@ def usage_from_chat(data: Dict[str, Any], *, reasoning_in_completion: bool) -> O
         cost=cost,
         upstream_inference_cost=to_decimal(cost_details.get("upstream_inference_cost")),
         is_byok=data.get("is_byok") is True,
+        cache_write_tokens=writes,
+        service_tier=service_tier if isinstance(service_tier, str) and service_tier else None,
     )
 
 
@@ -251,7 +259,7 @@ class ChatCompletionsAdapter(Adapter):
         if request.stop is not None:
             body["stop"] = list(request.stop)
         if request.tools is not None:
-            body["tools"] = list(request.tools)
+            body["tools"] = [{"type": tool["type"], "function": tool["function"]} for tool in request.tools]
         if request.tool_choice is not None:
             body["tool_choice"] = request.tool_choice
         if request.thinking_budget is not None:
@@ -282,8 +290,8 @@ class ChatCompletionsAdapter(Adapter):
 
     # -- responses --------------------------------------------------------
 
-    def usage(self, data: Dict[str, Any]) -> Optional[Usage]:
-        return usage_from_chat(data, reasoning_in_completion=self.reasoning_in_completion)
+    def usage(self, data: Dict[str, Any], service_tier: Any = None) -> Optional[Usage]:
+        return usage_from_chat(data, reasoning_in_completion=self.reasoning_in_completion, service_tier=service_tier)
 
     def stream_events(self, body: Iterable[bytes]) -> Iterator[Event]:
         return self.decode_frames(iter_sse(body))
@@ -319,7 +327,7 @@ class ChatCompletionsAdapter(Adapter):
                     have_id = bool(obj.get("id"))
                     yield ResponseInfo(id=_text_or_none(obj.get("id")), model=_text_or_none(obj.get("model")))
                 raw_usage = obj.get("usage")
-                usage = usage_of(raw_usage) if raw_usage else None
+                usage = usage_of(raw_usage, obj.get("service_tier")) if raw_usage else None
                 choices = obj.get("choices")
                 if choices and (len(choices) > 1 or choices[0].get("index")):
                     # Several choices (n > 1): each kept apart by its index.
@@ -365,10 +373,10 @@ class ChatCompletionsAdapter(Adapter):
         for other in choices[1:]:
             for event in self._message_events(other, None):
                 yield ChoiceEvent(_index(other, choices), event)  # type: ignore[arg-type]
-        yield from self._message_events(choice, data.get("usage"))
+        yield from self._message_events(choice, data.get("usage"), data.get("service_tier"))
         yield STREAM_DONE
 
-    def _message_events(self, choice: Dict[str, Any], raw_usage: Any) -> Iterator[Event]:
+    def _message_events(self, choice: Dict[str, Any], raw_usage: Any, service_tier: Any = None) -> Iterator[Event]:
         """The events of one choice of a whole answer."""
         message = choice.get("message") or _EMPTY
         for position, call in enumerate(message.get("tool_calls") or ()):
@@ -387,7 +395,7 @@ class ChatCompletionsAdapter(Adapter):
             text,
             thinking,
             FINISH_REASONS.get(reason, "stop") if reason else None,
-            self.usage(raw_usage) if raw_usage else None,
+            self.usage(raw_usage, service_tier) if raw_usage else None,
         )
 
     def in_band_error(self, error: Any) -> ProviderError:

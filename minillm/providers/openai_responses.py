@@ -35,9 +35,13 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def usage_from_responses(data: Mapping[str, Any]) -> Optional[Usage]:
+def usage_from_responses(
+    data: Mapping[str, Any], *, service_tier: Any = None, web_searches: int = 0
+) -> Optional[Usage]:
     """Normalise a Responses ``usage`` object: ``output_tokens`` already
-    includes the reasoning tokens. OpenRouter adds its money fields."""
+    includes the reasoning tokens. OpenRouter adds its money fields. The
+    served tier and the web searches made are read from the response
+    around it (``service_tier``, its ``web_search_call`` items)."""
     if not isinstance(data, Mapping) or not any(k in data for k in ("input_tokens", "output_tokens")):
         return None
     prompt = _count(data.get("input_tokens"))
@@ -52,6 +56,8 @@ def usage_from_responses(data: Mapping[str, Any]) -> Optional[Usage]:
         cost=to_decimal(data.get("cost")),
         upstream_inference_cost=to_decimal(cost_details.get("upstream_inference_cost")),
         is_byok=data.get("is_byok") is True,
+        service_tier=service_tier if isinstance(service_tier, str) and service_tier else None,
+        web_search_requests=web_searches,
     )
 
 
@@ -287,7 +293,15 @@ class ResponsesAdapter(Adapter):
 
     def _usage(self, response: Mapping[str, Any]) -> Optional[Usage]:
         usage = response.get("usage")
-        return usage_from_responses(usage) if isinstance(usage, dict) else None
+        if not isinstance(usage, dict):
+            return None
+        output = response.get("output")
+        searches = (
+            sum(1 for item in output if isinstance(item, dict) and item.get("type") == "web_search_call")
+            if isinstance(output, list)
+            else 0
+        )
+        return usage_from_responses(usage, service_tier=response.get("service_tier"), web_searches=searches)
 
     def body_events(self, data: Any) -> Iterator[Event]:
         require_object(data)

@@ -183,6 +183,9 @@ def anthropic_stream(
     output_tokens: Optional[int] = None,
     cache_read: int = 0,
     cache_write: int = 0,
+    cache_write_1h: int = 0,
+    web_searches: int = 0,
+    service_tier: str = "standard",
     stop_reason: str = "end_turn",
     thinking: Optional[str] = None,
     tool_calls: Sequence[Dict[str, Any]] = (),
@@ -190,12 +193,20 @@ def anthropic_stream(
 ) -> List[bytes]:
     """An Anthropic Messages stream: ``message_start`` (with input usage),
     an optional thinking block, a text block, ``tool_use`` blocks
-    (``{"id", "name", "input"}``), ``message_delta`` and ``message_stop``."""
-    usage = {
+    (``{"id", "name", "input"}``), ``message_delta`` and ``message_stop``.
+    ``cache_write`` tokens are written to the cache, ``cache_write_1h`` of
+    them with a one-hour lifetime; ``web_searches`` are reported in the
+    final usage, as Anthropic reports its server tools."""
+    usage: Dict[str, Any] = {
         "input_tokens": input_tokens,
         "cache_read_input_tokens": cache_read,
         "cache_creation_input_tokens": cache_write,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache_write - cache_write_1h,
+            "ephemeral_1h_input_tokens": cache_write_1h,
+        },
         "output_tokens": 1,
+        "service_tier": service_tier,
     }
     message: Dict[str, Any] = {
         "id": id,
@@ -232,12 +243,15 @@ def anthropic_stream(
             {"type": "input_json_delta", "partial_json": json.dumps(call.get("input", {}))},
         )
     output = output_tokens if output_tokens is not None else len(pieces)
+    final: Dict[str, Any] = {"output_tokens": output}
+    if web_searches:
+        final["server_tool_use"] = {"web_search_requests": web_searches}
     events.append(
         _named(
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": {"output_tokens": output},
+                "usage": final,
             }
         )
     )

@@ -31,6 +31,8 @@ BOOKING_COLUMNS: Tuple[str, ...] = (
     "failed",
     "attempt",
     "source",
+    "cache_write_tokens",
+    "service_tier",
 )
 
 #: Columns added since the first schema, as ``(name, SQLite declaration,
@@ -40,6 +42,8 @@ ADDED_COLUMNS: Tuple[Tuple[str, str, str], ...] = (
     ("failed", "INTEGER NOT NULL DEFAULT 0", "BOOLEAN NOT NULL DEFAULT FALSE"),
     ("attempt", "INTEGER NOT NULL DEFAULT 1", "INTEGER NOT NULL DEFAULT 1"),
     ("source", "TEXT", "TEXT"),
+    ("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0", "BIGINT NOT NULL DEFAULT 0"),
+    ("service_tier", "TEXT", "TEXT"),
 )
 
 #: What a booking counts against a budget, in SQL: its money when exact, the
@@ -72,13 +76,15 @@ def booking_values(booking_id: str, cost: CostInfo, meta_text: str, *, money: An
         bool(cost.failed),
         cost.attempt,
         cost.source,
+        cost.cache_write_tokens,
+        cost.service_tier,
     )
 
 
 def cost_from_row(row: Sequence[Any]) -> Tuple[CostInfo, Dict[str, Any]]:
     """A row of :data:`BOOKING_COLUMNS` as ``(cost, meta)``."""
     (booking_id, usd, resolution, prompt, completion, total, cached, reasoning, model, provider, response_id, byok,
-     cancelled, meta, failed, attempt, source) = row  # fmt: skip
+     cancelled, meta, failed, attempt, source, cache_write, tier) = row  # fmt: skip
     cost = CostInfo(
         usd=_money(usd),
         resolution=Resolution(resolution),
@@ -95,6 +101,8 @@ def cost_from_row(row: Sequence[Any]) -> Tuple[CostInfo, Dict[str, Any]]:
         failed=bool(failed),
         attempt=int(attempt),
         source=source,
+        cache_write_tokens=int(cache_write or 0),
+        service_tier=tier,
         booking_id=booking_id,
     )
     return cost, (meta if isinstance(meta, dict) else json.loads(meta))

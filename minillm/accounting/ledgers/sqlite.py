@@ -61,7 +61,9 @@ CREATE TABLE IF NOT EXISTS minillm_bookings (
     held_usd TEXT,
     failed INTEGER NOT NULL DEFAULT 0,
     attempt INTEGER NOT NULL DEFAULT 1,
-    source TEXT
+    source TEXT,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    service_tier TEXT
 );
 CREATE INDEX IF NOT EXISTS minillm_bookings_day ON minillm_bookings (substr(booked_at, 1, 10));
 CREATE TABLE IF NOT EXISTS minillm_holds (

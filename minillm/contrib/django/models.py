@@ -33,6 +33,8 @@ class CostRecord(models.Model):
     failed = models.BooleanField(default=False)
     attempt = models.PositiveIntegerField(default=1)
     source = models.CharField(max_length=16, null=True, blank=True)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    service_tier = models.CharField(max_length=32, null=True, blank=True)
 
     class Meta:
         app_label = "minillm"
@@ -57,6 +59,8 @@ class CostRecord(models.Model):
             failed=self.failed,
             attempt=self.attempt,
             source=self.source,
+            cache_write_tokens=self.cache_write_tokens,
+            service_tier=self.service_tier,
             booking_id=self.booking_id,
         )
         return cost, dict(self.meta or {})

@@ -48,6 +48,8 @@ class DjangoSink:
                 "failed": cost.failed,
                 "attempt": cost.attempt,
                 "source": cost.source,
+                "cache_write_tokens": cost.cache_write_tokens,
+                "service_tier": cost.service_tier,
                 "meta": json.loads(meta_json(meta or {})),
             },
         )
