@@ -51,6 +51,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     SERVERS.forget()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _nothing_left_in_the_working_directory() -> Iterator[None]:
+    """A test that runs the command line without ``--ledger`` writes the
+    default ledger where it runs: into the checkout. Caught here."""
+    before = set(os.listdir())
+    yield
+    left = sorted(name for name in set(os.listdir()) - before if name.startswith("minillm"))
+    assert not left, f"the tests left {left} in {os.getcwd()}"
+
+
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     with ScriptedServer() as running:

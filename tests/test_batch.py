@@ -402,7 +402,7 @@ def test_the_batch_command_refuses_to_resume_a_job_with_another_model(answered: 
 
     def batch_with(model: str) -> subprocess.CompletedProcess[str]:
         command = batch_command(str(source), "-o", str(out), "--model", model, "--base-url", answered.url)
-        command += ["--price", "1,2", "--no-progress"]
+        command += ["--price", "1,2", "--no-progress", "--ledger", str(tmp_path / "costs.db")]
         return subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment())
 
     assert batch_with("openai/test-model").returncode == 0
