@@ -386,7 +386,9 @@ class Call:
         if http is None:
             http = self._http[id(route)] = route.build(self.request, stream=self.stream)
         try:
-            response = route.transport.send(http, timeouts=self._timeouts(route), exchange=attempt.exchange)
+            response = route.transport.send(
+                route.adapter.authorize(http), timeouts=self._timeouts(route), exchange=attempt.exchange
+            )
         except Interrupted as stop:
             if stop.reason is Stop.DEADLINE:
                 self._settle_sent(attempt, Outcome.UNANSWERED)

@@ -73,7 +73,7 @@ class Route:
     def lookup(self, generation_id: str) -> Optional[Usage]:
         """One attempt at fetching what ``generation_id`` cost: its usage
         with the provider's own figure, or None when not recorded yet."""
-        request = self.adapter.lookup_request(generation_id)
+        request = self.adapter.authorize(self.adapter.lookup_request(generation_id))
         response = self.transport.send(request, timeouts=(self.timeout.connect, min(self.timeout.read, 30.0)))
         try:
             body = response.read()
@@ -106,15 +106,23 @@ def route_for(config: ClientConfig) -> Route:
     env_base = os.environ.get(cls.base_url_env) if cls.base_url_env else None
     if env_base:
         env_base = cls.base_url_from_env(env_base)
-    default = cls.default_base_url.rstrip("/")
+    unusable: Optional[ConfigurationError] = None
+    try:
+        default = cls.default_base().rstrip("/")
+    except ConfigurationError as exc:
+        # A platform whose endpoint only the caller knows (an Azure
+        # resource) or computes from settings that are missing: the route
+        # is unusable (a fallback may serve), not the client.
+        default, unusable = "", exc
     root = (config.base_url or env_base or default).rstrip("/")
+    if not root:
+        root = "https://endpoint.invalid"  # never sent: the route is unusable
     _check_base_url(root, Redactor([explicit if isinstance(explicit, str) else None]), cls.url_schemes)
-    official = root == default
+    official = root == default or cls.own_endpoints
     redactor = Redactor([key])
-    unusable = None
-    if not key and cls.key_required and official:
-        names = " or ".join(cls.key_env) or "an API key"
-        unusable = ConfigurationError(f"no API key for {provider}: pass api_key= or set {names}")
+    missing = cls.missing_credentials(key) if official else None
+    if missing is not None and unusable is None:
+        unusable = ConfigurationError(missing)
     adapter = cls(
         ProviderConfig(
             provider=provider,
@@ -128,7 +136,7 @@ def route_for(config: ClientConfig) -> Route:
     )
     # List prices apply to a provider's own service only, never to a
     # compatible server that serves a model of the same name.
-    catalog = catalog_price(cls.catalog_provider, name) if official else None
+    catalog = catalog_price(cls.catalog_provider, cls.catalog_model(name)) if official else None
     return Route(
         model=config.model,
         provider=provider,

@@ -203,6 +203,9 @@ class Adapter(abc.ABC):
     url_schemes: ClassVar[Tuple[str, ...]] = ("http", "https")
     #: the provider's name in the maintained price catalog (None: not in it)
     catalog_provider: ClassVar[Optional[str]] = None
+    #: every base URL is the provider's own service (a cloud platform's
+    #: regional or per-resource endpoints), not only the default one
+    own_endpoints: ClassVar[bool] = False
     #: the HTTP status an in-band error with neither a code nor a known kind
     #: stands for, for hosts that report request errors with a status and
     #: only failures of their own inside a response (None: unknown)
@@ -222,6 +225,41 @@ class Adapter(abc.ABC):
         """The base URL an environment variable names (a host may use its own
         form, such as ``OLLAMA_HOST``'s optional scheme)."""
         return value
+
+    @classmethod
+    def default_base(cls) -> str:
+        """The base URL when neither ``base_url=`` nor the environment
+        variable gives one. A platform computes it (from a region or a
+        project in the environment).
+
+        :raises ConfigurationError: there is none to be had; the message
+            names what to set.
+        """
+        return cls.default_base_url
+
+    @classmethod
+    def missing_credentials(cls, key: Optional[str]) -> Optional[str]:
+        """Why this provider's own service cannot be called with ``key``
+        (None: it can). The message names what to set."""
+        if key or not cls.key_required:
+            return None
+        names = " or ".join(cls.key_env) or "an API key"
+        return f"no API key for {cls.name}: pass api_key= or set {names}"
+
+    @classmethod
+    def catalog_model(cls, model: str) -> str:
+        """The name the price catalog knows ``model`` by."""
+        return model
+
+    def authorize(self, request: HTTPRequest) -> HTTPRequest:
+        """``request`` as it is sent, each time it is sent: where a
+        credential expires or a signature covers the moment of sending
+        (a cloud platform's token, AWS SigV4), it is added here rather
+        than when the request is built.
+
+        :raises ConfigurationError: no credential could be had.
+        """
+        return request
 
     # -- requests ---------------------------------------------------------
 

@@ -227,6 +227,12 @@ class ChatCompletionsAdapter(Adapter):
     #: whether assistant turns may carry ``reasoning_details`` back (others
     #: would reject the unknown field)
     accepts_reasoning_details: ClassVar[bool] = False
+    #: whether streams ask for usage with ``stream_options`` (a host that
+    #: rejects unknown fields and sends usage anyway says False)
+    asks_for_stream_usage: ClassVar[bool] = True
+    #: a top-level object of the chunk that may hold the usage instead
+    #: (Groq's ``x_groq``)
+    usage_elsewhere: ClassVar[Optional[str]] = None
 
     # -- requests ---------------------------------------------------------
 
@@ -250,7 +256,7 @@ class ChatCompletionsAdapter(Adapter):
         body: Dict[str, Any] = {"model": request.model, "messages": messages}
         if stream:
             body["stream"] = True
-            if not SERVERS.rejects_stream_options(self.config.base_url):
+            if self.asks_for_stream_usage and not SERVERS.rejects_stream_options(self.config.base_url):
                 body["stream_options"] = {"include_usage": True}
         if request.max_tokens is not None:
             body[self.max_tokens_field] = request.max_tokens
@@ -306,6 +312,7 @@ class ChatCompletionsAdapter(Adapter):
         loads = parse_json
         finish_reasons = FINISH_REASONS
         usage_of = self.usage
+        elsewhere = self.usage_elsewhere
         have_id = False
         for frame in frames:
             data = frame.data
@@ -327,6 +334,9 @@ class ChatCompletionsAdapter(Adapter):
                     have_id = bool(obj.get("id"))
                     yield ResponseInfo(id=_text_or_none(obj.get("id")), model=_text_or_none(obj.get("model")))
                 raw_usage = obj.get("usage")
+                if raw_usage is None and elsewhere is not None:
+                    holder = obj.get(elsewhere)
+                    raw_usage = holder.get("usage") if isinstance(holder, dict) else None
                 usage = usage_of(raw_usage, obj.get("service_tier")) if raw_usage else None
                 choices = obj.get("choices")
                 if choices and (len(choices) > 1 or choices[0].get("index")):
