@@ -111,9 +111,11 @@ def route_for(config: ClientConfig) -> Route:
         default = cls.default_base().rstrip("/")
     except ConfigurationError as exc:
         # A platform whose endpoint only the caller knows (an Azure
-        # resource) or computes from settings that are missing: the route
-        # is unusable (a fallback may serve), not the client.
-        default, unusable = "", exc
+        # resource) or computes from settings that are missing: without a
+        # base URL given, the route is unusable (a fallback may serve).
+        default = ""
+        if not (config.base_url or env_base):
+            unusable = exc
     root = (config.base_url or env_base or default).rstrip("/")
     if not root:
         root = "https://endpoint.invalid"  # never sent: the route is unusable

@@ -213,6 +213,7 @@ def gemini_usage(raw: Mapping[str, Any]) -> minillm.Usage:
         total_tokens=raw["totalTokenCount"],
         cached_tokens=raw.get("cachedContentTokenCount", 0),
         reasoning_tokens=thoughts,
+        service_tier=raw["trafficType"].lower() if "trafficType" in raw else None,
     )
 
 
@@ -224,7 +225,13 @@ def expect_gemini(name: str, e: Mapping[str, Any]) -> Expected:
             [(None, "getWeather", {"location": "Boston"}), (None, "getWeather", {"location": "San Francisco"})],
             "tool_calls",
             gemini_usage(
-                {"promptTokenCount": 26, "candidatesTokenCount": 23, "totalTokenCount": 181, "thoughtsTokenCount": 132}
+                {
+                    "promptTokenCount": 26,
+                    "candidatesTokenCount": 23,
+                    "totalTokenCount": 181,
+                    "thoughtsTokenCount": 132,
+                    "trafficType": "ON_DEMAND",
+                }
             ),
         )
     calls = [(None, c["name"], c["args"]) for c in e["function_calls"]]

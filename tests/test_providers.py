@@ -26,7 +26,7 @@ def body_of(provider: str, stream: bool = True, **options: Any) -> Dict[str, Any
 
 
 def test_the_registry_knows_each_provider_by_its_name() -> None:
-    assert sorted(PROVIDERS) == ["anthropic", "gemini", "local", "ollama", "openai", "openrouter", "xai"]
+    assert sorted(PROVIDERS) == ["anthropic", "gemini", "local", "ollama", "openai", "openrouter", "vertex", "xai"]
     assert all(cls.name == name for name, cls in PROVIDERS.items())
     assert split_model("openrouter/meta-llama/llama-3-70b") == ("openrouter", "meta-llama/llama-3-70b")
     assert adapter_class("openai", "chat") is PROVIDERS["openai"]

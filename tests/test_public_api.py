@@ -10,6 +10,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -49,14 +50,16 @@ def test_every_name_of_the_contract_is_exported() -> None:
     assert set(minillm.__all__) >= CONTRACT
 
 
+def loaded_after(code: str, *modules: str) -> List[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after ``import minillm; code``."""
+    script = f"import sys, minillm; {code}; print(','.join(m for m in {modules!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    return [name for name in out.strip().split(",") if name]
+
+
 def test_importing_minillm_loads_neither_the_http_nor_the_retry_stack() -> None:
-    code = (
-        "import sys, minillm; "
-        "print(sorted(m for m in ('requests', 'urllib3', 'tenacity', 'sseclient', 'cattrs', 'genai_prices', "
-        "'pydantic', 'sqlite3', 'psycopg', 'http.server') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    stacks = ("requests", "urllib3", "tenacity", "sseclient", "cattrs", "genai_prices", "pydantic", "sqlite3")
+    assert loaded_after("pass", *stacks, "psycopg", "http.server") == []
 
 
 def test_the_package_is_typed() -> None:
@@ -130,3 +133,13 @@ def test_a_module_exports_what_it_defines_for_users() -> None:
         if not name.startswith("_") and getattr(value, "__module__", None) == minillm.batch.__name__
     }
     assert set(minillm.batch.__all__) == defined
+
+
+def test_a_client_of_another_provider_never_loads_a_platforms_credential_library() -> None:
+    code = "minillm.Client('openai/gpt-test', api_key='k', base_url='http://127.0.0.1:9').close()"
+    assert loaded_after(code, "google.auth", "botocore", "minillm.providers.vertex") == []
+
+
+def test_a_vertex_client_with_a_token_never_loads_google_auth() -> None:
+    code = "minillm.Client('vertex/gemini-2.5-flash', api_key='ya29.t', base_url='http://127.0.0.1:9').close()"
+    assert loaded_after(code, "google.auth", "minillm.providers.vertex") == ["minillm.providers.vertex"]

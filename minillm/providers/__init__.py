@@ -26,6 +26,7 @@ _REGISTRY: Dict[str, Tuple[str, ...]] = {
     "anthropic": ("anthropic:AnthropicAdapter",),
     "gemini": ("gemini:GeminiAdapter",),
     "ollama": ("ollama:OllamaAdapter",),
+    "vertex": ("vertex:VertexGeminiAdapter", "vertex:VertexClaudeAdapter"),
     "local": ("local:LocalAdapter",),
 }
 

@@ -64,19 +64,24 @@ def usage_from_gemini(data: Mapping[str, Any]) -> Optional[Usage]:
 
     Input billed is the prompt plus what tools fed back
     (``toolUsePromptTokenCount``); the cached part is inside the prompt
-    count. Output billed is the candidates plus the thoughts.
+    count. Output billed is the candidates plus the thoughts. Vertex names
+    the traffic it served (``trafficType``: ``ON_DEMAND``,
+    ``ON_DEMAND_FLEX``, ``PROVISIONED_THROUGHPUT``, ...): it is the
+    service tier, lower-cased.
     """
     if not isinstance(data, Mapping) or not any(k in data for k in ("promptTokenCount", "candidatesTokenCount")):
         return None  # early Vertex chunks carry only trafficType
     prompt = _count(data.get("promptTokenCount")) + _count(data.get("toolUsePromptTokenCount"))
     thoughts = _count(data.get("thoughtsTokenCount"))
     completion = _count(data.get("candidatesTokenCount")) + thoughts
+    traffic = data.get("trafficType")
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=_count(data.get("totalTokenCount")) or prompt + completion,
         cached_tokens=_count(data.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
+        service_tier=traffic.lower() if isinstance(traffic, str) and traffic else None,
     )
 
 

@@ -1,0 +1,183 @@
+"""Google Vertex AI: Gemini and Claude, through the platform companies buy
+them on.
+
+``vertex/<model>``: a model whose name starts with ``claude`` is Anthropic's
+Messages API on Vertex (``claude-sonnet-4-5@20250929``), any other is
+Gemini. The endpoint is computed from ``GOOGLE_CLOUD_PROJECT`` and
+``GOOGLE_CLOUD_LOCATION`` (``global`` when unset):
+``https://{host}/v1/projects/{project}/locations/{location}``, where the
+host is ``aiplatform.googleapis.com`` for ``global``,
+``aiplatform.{us|eu}.rep.googleapis.com`` for the multi-regions and
+``{location}-aiplatform.googleapis.com`` for a region. ``base_url=`` (or
+``VERTEX_BASE_URL``) replaces all of that prefix.
+
+Credentials: a bearer token, ``api_key=`` or ``VERTEX_ACCESS_TOKEN``
+(``gcloud auth print-access-token``); else application-default credentials
+through google-auth (``pip install "minillm[vertex]"``), imported the first
+time a Vertex request is sent, refreshed before they expire, and added at
+each send -- a retry an hour later carries a fresh token.
+
+The bodies are those of the Gemini API and of Anthropic's Messages API,
+with Vertex's differences: Claude's ``anthropic_version`` goes in the body
+(``vertex-2023-10-16``) and its model in the URL, not the body. Usage,
+streams and errors read exactly as on the providers' own APIs. Prices come
+from the catalog's ``google`` entries (Claude on Vertex included).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from typing import Any, ClassVar, Dict, Optional, Tuple
+
+import attrs
+
+from ..errors import ConfigurationError
+from ..request import ChatRequest
+from ..transports.base import HTTPRequest
+from .anthropic import AnthropicAdapter
+from .base import Adapter, path_segment
+from .gemini import GeminiAdapter
+
+__all__ = ["VertexClaudeAdapter", "VertexGeminiAdapter", "vertex_base_url"]
+
+#: The scope a token needs for Vertex AI.
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+#: Where Anthropic's version goes on Vertex: the body, with this value.
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+
+_MULTI_REGIONS = ("us", "eu")
+
+
+def vertex_base_url(project: str, location: str) -> str:
+    """The Vertex endpoint prefix for ``project`` in ``location``."""
+    path_segment(project, "Google Cloud project")
+    path_segment(location, "Google Cloud location")
+    if location == "global":
+        host = "aiplatform.googleapis.com"
+    elif location in _MULTI_REGIONS:
+        host = f"aiplatform.{location}.rep.googleapis.com"
+    else:
+        host = f"{location}-aiplatform.googleapis.com"
+    return f"https://{host}/v1/projects/{project}/locations/{location}"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent missing, or blocked in sys.modules
+        return False
+
+
+class _ApplicationDefault:
+    """Application-default credentials, shared by every Vertex client of the
+    process: found once, refreshed under a lock when they are about to
+    expire (google-auth's ``valid`` allows for clock skew)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._credentials: Any = None
+
+    def token(self) -> str:
+        with self._lock:
+            try:
+                import google.auth
+                import google.auth.transport.requests
+            except ImportError:
+                raise ConfigurationError(
+                    'no credentials for vertex: set VERTEX_ACCESS_TOKEN, or pip install "minillm[vertex]" '
+                    "to use application-default credentials"
+                ) from None
+            try:
+                if self._credentials is None:
+                    self._credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+                if not self._credentials.valid:
+                    self._credentials.refresh(google.auth.transport.requests.Request())
+                token = self._credentials.token
+            except Exception as exc:  # DefaultCredentialsError, RefreshError, a transport failure
+                # Its message names files and accounts, never a token; its
+                # chain may hold a response body, so it is not kept.
+                raise ConfigurationError(
+                    f"vertex application-default credentials failed ({type(exc).__name__}: {exc}); "
+                    "run `gcloud auth application-default login` or set VERTEX_ACCESS_TOKEN"
+                ) from None
+        if not isinstance(token, str) or not token:
+            raise ConfigurationError("vertex application-default credentials gave no access token")
+        return token
+
+    def forget(self) -> None:
+        with self._lock:
+            self._credentials = None
+
+
+APPLICATION_DEFAULT = _ApplicationDefault()
+
+
+class VertexHost(Adapter):
+    """What Vertex adds to either protocol: its endpoint, its bearer token.
+    (Abstract: mixed in before the protocol's adapter.)"""
+
+    name = "vertex"
+    default_base_url = ""
+    key_env: ClassVar[Tuple[str, ...]] = ("VERTEX_ACCESS_TOKEN",)
+    base_url_env = "VERTEX_BASE_URL"
+    own_endpoints = True
+    catalog_provider = "google"
+    key_header = ("Authorization", "Bearer {key}")
+
+    @classmethod
+    def default_base(cls) -> str:
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+        if not project:
+            raise ConfigurationError(
+                "no Google Cloud project for vertex: set GOOGLE_CLOUD_PROJECT (and GOOGLE_CLOUD_LOCATION, "
+                "default 'global'), or pass base_url="
+            )
+        return vertex_base_url(project, os.environ.get("GOOGLE_CLOUD_LOCATION") or "global")
+
+    @classmethod
+    def missing_credentials(cls, key: Optional[str]) -> Optional[str]:
+        if key or _installed("google.auth"):
+            return None
+        return (
+            "no credentials for vertex: pass api_key= (an access token), set VERTEX_ACCESS_TOKEN, or pip install "
+            '"minillm[vertex]" to use application-default credentials'
+        )
+
+    def authorize(self, request: HTTPRequest) -> HTTPRequest:
+        if self.config.api_key:
+            return request  # a token the caller gave, already in the headers
+        headers = dict(request.headers)
+        headers["Authorization"] = f"Bearer {APPLICATION_DEFAULT.token()}"
+        return attrs.evolve(request, headers=headers)
+
+
+class VertexGeminiAdapter(VertexHost, GeminiAdapter):
+    """``vertex/<gemini model>``: ``generateContent`` under ``publishers/google``."""
+
+    def path(self, request: ChatRequest, *, stream: bool) -> str:
+        return "/publishers/google" + super().path(request, stream=stream)
+
+
+class VertexClaudeAdapter(VertexHost, AnthropicAdapter):
+    """``vertex/claude-...``: ``rawPredict`` under ``publishers/anthropic``."""
+
+    only_models: ClassVar[Tuple[str, ...]] = ("claude",)
+
+    @classmethod
+    def check_model(cls, model: str) -> None:
+        path_segment(model)  # it is part of the URL here
+
+    def path(self, request: ChatRequest, *, stream: bool) -> str:
+        model = path_segment(request.model)
+        return f"/publishers/anthropic/models/{model}:" + ("streamRawPredict" if stream else "rawPredict")
+
+    def host_headers(self) -> Dict[str, str]:
+        return {}  # the version travels in the body on Vertex
+
+    def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
+        body = super().body(request, stream=stream)
+        body.pop("model", None)
+        return {"anthropic_version": VERTEX_ANTHROPIC_VERSION, **body}
