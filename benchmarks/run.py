@@ -8,6 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_budget_scale
 import bench_cancel
 import bench_import
 import bench_ledgers
@@ -29,6 +30,8 @@ def main() -> None:
     bench_cancel.main(rounds=5 if quick else 50, streams=50 if quick else 1000)
     print()
     bench_ledgers.main(total=160 if quick else 4000)
+    print()
+    bench_budget_scale.main(sizes=(1000, 10_000) if quick else bench_budget_scale.SIZES, rounds=200 if quick else 2000)
 
 
 if __name__ == "__main__":

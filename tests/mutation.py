@@ -34,8 +34,9 @@ TARGETS: List[Tuple[str, Optional[Tuple[str, ...]]]] = [
     ("minillm/accounting/settlement.py", None),
     ("minillm/accounting/pricing.py", None),
     ("minillm/accounting/budget.py", ("worst_case", "estimate_prompt_tokens", "settled")),
-    ("minillm/accounting/ledgers/memory.py", ("record", "hold", "_spent", "_counted", "_sum", "total", "_totals")),
-    ("minillm/accounting/ledgers/sqlite.py", ("record", "_spent", "_decimal_max", "step", "finalize")),
+    ("minillm/accounting/ledgers/memory.py", ("record", "hold", "_spent", "_sum", "total", "_totals")),
+    ("minillm/accounting/ledgers/sqlite.py", ("record", "_spent", "_decimal_add", "_migrate", "step", "finalize")),
+    ("minillm/accounting/ledgers/scopes.py", None),
     ("minillm/accumulate.py", ("accumulate", "output_deltas", "final_usage", "is_terminal")),
     ("minillm/providers/openai_chat.py", ("usage_from_chat",)),
     ("minillm/providers/anthropic.py", ("usage_from_anthropic",)),
@@ -76,11 +77,6 @@ EQUIVALENT = {
         "for hold_id in [h for h, hold in self._holds.items() if hold.expires < now]:",
         "for hold_id in [h for h, hold in self._holds.items() if hold.expires <= now]:",
     ): "a hold expiring at the very instant of the check: both readings are right",
-    (
-        "minillm/accounting/ledgers/sqlite.py",
-        "return a if Decimal(a) >= Decimal(b) else b",
-        "return a if Decimal(a) > Decimal(b) else b",
-    ): "of two equal amounts, either is the larger",
 }
 
 _COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq}

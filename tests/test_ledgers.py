@@ -246,6 +246,99 @@ def test_a_hold_from_a_process_that_died_lapses(ledger: BaseLedger) -> None:
     ledger.hold("r2", Decimal("0.9"), {}, Scope(), Decimal("1"), 60)
 
 
+# -- running totals: what a budget counts, without summing the ledger ----------------------------
+
+MIXED_META: List[Dict[str, Any]] = [
+    {"user": 7, "team": "a"},
+    {"user": 7.0, "team": "b", "flag": True},
+    {"user": "7", "flag": False},
+    {"user": None, "tags": ["x", "y"], "flag": 1},
+    {"team": "a", "nested": {"deep": 1}},
+    {},
+]
+
+SCOPES = [
+    Scope(),
+    Scope("user", 7),
+    Scope("user", 7.0),
+    Scope("user", "7"),
+    Scope("user", None),
+    Scope("team", "a"),
+    Scope("team", None),
+    Scope("flag", True),
+    Scope("flag", False),
+    Scope("flag", 1),
+    Scope("tags", None),
+    Scope("nested", None),
+    Scope("absent", None),
+    Scope("absent", 3),
+]
+
+
+def brute_force(records: List[Any], scope: Scope, counts: Dict[str, Decimal]) -> Decimal:
+    return sum((counts[c.booking_id] for c, meta in records if scope.matches(meta)), Decimal(0))
+
+
+def test_every_scope_reads_the_same_as_summing_its_bookings(ledger: BaseLedger) -> None:
+    counts: Dict[str, Decimal] = {}
+    for n, meta in enumerate(MIXED_META):
+        exact = cost(f"0.{n + 1}", booking_id=f"x{n}")
+        ledger.record(exact, meta)
+        counts[exact.booking_id or ""] = exact.usd or Decimal(0)
+        # a lower bound that counts at the larger worst case held for it
+        ledger.hold(f"p{n}", Decimal("0.05"), meta, Scope(), Decimal(100), 60)
+        partial = attrs_evolve(cost("0.01", booking_id=f"p{n}"), resolution=minillm.Resolution.PARTIAL)
+        ledger.record(partial, meta)
+        counts[f"p{n}"] = Decimal("0.05")
+        ledger.record(cost(None, booking_id=f"u{n}"), meta)  # unknown money and nothing held: counts nothing
+        counts[f"u{n}"] = Decimal(0)
+    records = ledger.records
+    for scope in SCOPES:
+        assert ledger.spent(scope) == brute_force(records, scope, counts), scope
+
+
+def test_a_booking_written_again_does_not_count_again(ledger: BaseLedger) -> None:
+    booking = cost("0.25", booking_id="again")
+    for _ in range(3):
+        ledger.record(booking, {"user": 1})
+    assert ledger.spent(Scope()) == ledger.spent(Scope("user", 1)) == Decimal("0.25")
+
+
+def test_a_sqlite_ledger_from_before_running_totals_adds_them_up_when_opened(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    ledger = minillm.SQLiteLedger(path)
+    for n, meta in enumerate(MIXED_META):
+        ledger.record(cost(f"0.{n + 1}", booking_id=f"x{n}"), meta)
+    expected = {scope: ledger.spent(scope) for scope in SCOPES}
+    ledger.close()
+    old = sqlite3.connect(path)
+    old.execute("DROP TABLE minillm_scope_totals")  # as a file written by an older minillm
+    old.commit()
+    old.close()
+    reopened = minillm.SQLiteLedger(path)
+    assert {scope: reopened.spent(scope) for scope in SCOPES} == expected
+    reopened.record(cost("1", booking_id="new"), {"user": 7})
+    assert reopened.spent(Scope("user", 7)) == expected[Scope("user", 7)] + 1
+    reopened.close()
+
+
+def test_a_postgres_ledger_from_before_running_totals_adds_them_up_when_opened(postgres_dsn: str) -> None:
+    import psycopg
+
+    ledger = minillm.PostgresLedger(postgres_dsn)
+    for n, meta in enumerate(MIXED_META):
+        ledger.record(cost(f"0.{n + 1}", booking_id=f"pg-old-{n}"), meta)
+    expected = {scope: ledger.spent(scope) for scope in SCOPES}
+    ledger.close()
+    with psycopg.connect(postgres_dsn, autocommit=True) as connection:
+        connection.execute("DROP TABLE minillm_scope_totals")
+    reopened = minillm.PostgresLedger(postgres_dsn)
+    assert {scope: reopened.spent(scope) for scope in SCOPES} == expected
+    reopened.close()
+
+
 # -- threads and processes -------------------------------------------------------------------
 
 
@@ -265,6 +358,9 @@ def test_thirty_two_threads_booking_at_once_lose_and_double_nothing(ledger: Base
     assert ledger.count == 32 * 40
     assert ledger.total() == Decimal("0.00128")
     assert set(ledger.totals_by("thread").values()) == {Decimal("0.00004")}
+    # the running totals a budget reads agree, retried writes counted once
+    assert ledger.spent(Scope()) == Decimal("0.00128")
+    assert {ledger.spent(Scope("thread", n)) for n in range(32)} == {Decimal("0.00004")}
 
 
 def run_workers(kind: str, target: str, mode: str, threads: int, count: int, *extra: str) -> List[Any]:

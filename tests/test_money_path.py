@@ -11,7 +11,7 @@ import pytest
 
 import minillm
 from minillm.accounting.budget import estimate_prompt_tokens, worst_case
-from minillm.accounting.ledgers.sqlite import _decimal_max
+from minillm.accounting.ledgers.sqlite import _decimal_add
 from minillm.accounting.pricing import MalformedMoneyError, Pricer
 from minillm.providers import PROVIDERS, ProviderConfig
 from minillm.providers.anthropic import usage_from_anthropic
@@ -226,11 +226,11 @@ def test_one_attempt_may_cost_up_to_a_hundred_thousand_dollars_and_not_a_cent_mo
             Pricer().money(usage)
 
 
-def test_the_larger_of_two_sqlite_amounts_knows_none() -> None:
-    assert _decimal_max(None, "0.5") == "0.5"
-    assert _decimal_max("0.5", None) == "0.5"
-    assert _decimal_max(None, None) is None
-    assert _decimal_max("0.25", "0.5") == "0.5" and _decimal_max("0.5", "0.25") == "0.5"
+def test_the_sum_of_two_sqlite_amounts_is_exact_and_knows_none() -> None:
+    assert _decimal_add(None, "0.5") == "0.5"
+    assert _decimal_add("0.5", None) == "0.5"
+    assert _decimal_add(None, None) is None
+    assert _decimal_add("0.1", "0.2") == "0.3"
 
 
 def test_a_provider_cost_wins_over_cost_ticks_when_both_are_sent() -> None:

@@ -73,12 +73,17 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def valid_meta_key(key: Any) -> bool:
+    """Whether ``key`` is a plain name a query or a budget may use."""
+    return isinstance(key, str) and bool(_KEY.match(key))
+
+
 def check_meta_key(key: str) -> str:
     """A ``meta`` key that may appear in a query: letters, digits, ``_.-``.
 
     :raises InvalidArgumentError: anything else.
     """
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not valid_meta_key(key):
         raise InvalidArgumentError(
             f"a meta key to group or budget by is a plain name (letters, digits, _.-), not {key!r}"
         )

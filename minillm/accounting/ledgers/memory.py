@@ -12,8 +12,9 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 import attrs
 
 from ...meta import check_meta
-from ...models import CostInfo, Resolution
+from ...models import CostInfo
 from .base import BaseLedger, Scope, booking_id_of, check_within, group_key, model_label, utc_now
+from .scopes import counted, scope_names, totals_for
 
 __all__ = ["Ledger"]
 
@@ -55,18 +56,27 @@ class Ledger(BaseLedger):
         self._entries: List[_Entry] = []
         self._ids: Dict[str, None] = {}
         self._holds: Dict[str, _Hold] = {}
+        #: what budgets count, per scope (see :mod:`.scopes`)
+        self._running: Dict[str, Decimal] = {}
 
     def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
         """Book ``cost`` with a copy of ``meta`` (once per booking id)."""
         booking_id = booking_id_of(cost, "Ledger")
         kept = check_meta(meta)  # a copy, as every ledger keeps it
         booked_at = utc_now()
+        names = scope_names(kept)
         with self._lock:
             if booking_id in self._ids:
                 return
             hold = self._holds.pop(booking_id, None)
+            held = hold.amount if hold else None
             self._ids[booking_id] = None
-            self._entries.append(_Entry(cost, kept, booked_at, hold.amount if hold else None))
+            self._entries.append(_Entry(cost, kept, booked_at, held))
+            amount = counted(cost, held)
+            if amount is not None:
+                totals = self._running
+                for name in names:
+                    totals[name] = totals.get(name, _ZERO) + amount
 
     # The lock guards the lists, nothing more: what is computed from them is
     # computed from a copy, outside it -- nothing that could call back into
@@ -146,7 +156,9 @@ class Ledger(BaseLedger):
         now = time.time()
         for hold_id in [h for h, hold in self._holds.items() if hold.expires < now]:
             del self._holds[hold_id]
-        booked = _sum(_counted(e) for e in self._entries if scope.matches(e.meta))
+        total, minus = totals_for(scope)
+        running = self._running
+        booked = running.get(total, _ZERO) - (running.get(minus, _ZERO) if minus is not None else _ZERO)
         held = _sum(h.amount for h in self._holds.values() if scope.matches(h.meta))
         return booked + held
 
@@ -154,15 +166,7 @@ class Ledger(BaseLedger):
         return f"Ledger(count={self.count}, total={self.total()})"
 
 
-def _counted(entry: _Entry) -> Optional[Decimal]:
-    """What a booking counts against a budget: its money when exact, the
-    worst case held for it when unknown, the larger for a lower bound."""
-    usd, held = entry.cost.usd, entry.held
-    if usd is None:
-        return held
-    if entry.cost.resolution is Resolution.PARTIAL and held is not None:
-        return max(usd, held)
-    return usd
+_ZERO = Decimal(0)
 
 
 def _sum(values: Iterable[Optional[Decimal]]) -> Decimal:

@@ -33,7 +33,8 @@ from .base import (
     meta_json,
     utc_now,
 )
-from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, COUNTED, booking_values, cost_from_row
+from .scopes import counted, rebuild, scope_names, totals_for
+from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import psycopg
@@ -75,6 +76,12 @@ CREATE TABLE IF NOT EXISTS minillm_holds (
 );
 """
 
+_TOTALS = "CREATE TABLE minillm_scope_totals (scope TEXT PRIMARY KEY, usd NUMERIC NOT NULL)"
+_ADD_TO_TOTAL = (
+    "INSERT INTO minillm_scope_totals (scope, usd) VALUES (%s, %s) "
+    "ON CONFLICT (scope) DO UPDATE SET usd = minillm_scope_totals.usd + excluded.usd"
+)
+
 _SCHEMA = _SCHEMA.replace(
     "{added}",
     "".join(
@@ -82,8 +89,6 @@ _SCHEMA = _SCHEMA.replace(
         for name, _, declaration in ADDED_COLUMNS
     ),
 )
-#: greatest() passes over NULLs
-_COUNTED = COUNTED.format(max="greatest")
 
 _COLUMNS = ", ".join(BOOKING_COLUMNS)
 _INSERT = (
@@ -127,6 +132,7 @@ class PostgresLedger(BaseLedger):
                 # Two processes creating the tables at once would collide.
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (_HOLD_LOCK,))
                 connection.execute(_SCHEMA)
+                _add_running_totals(connection)
         except psycopg.Error as exc:
             raise LedgerError(self._redactor.scrub(f"cannot open the PostgreSQL ledger: {exc}")) from None
         self._connection, self._pid = connection, os.getpid()
@@ -180,11 +186,19 @@ class PostgresLedger(BaseLedger):
         values = booking_values(booking_id, cost, meta_json(meta or {}), money=lambda usd: usd)
         booked_at = utc_now()
 
+        names = scope_names(meta or {})
+
         def write(connection: psycopg.Connection[Any]) -> None:
             held = connection.execute(
                 "DELETE FROM minillm_holds WHERE hold_id = %s RETURNING usd", (booking_id,)
             ).fetchone()
-            connection.execute(_INSERT, (*values, booked_at, held[0] if held else None))
+            inserted = connection.execute(_INSERT, (*values, booked_at, held[0] if held else None)).rowcount
+            amount = counted(cost, held[0] if held else None)
+            if inserted and amount is not None:  # a booking written twice counts once
+                # The names are sorted: concurrent bookings lock the totals
+                # they share in one order, and never deadlock.
+                with connection.cursor() as cursor:
+                    cursor.executemany(_ADD_TO_TOTAL, [(name, amount) for name in names])
 
         self._run(write, write=True)
 
@@ -255,9 +269,16 @@ class PostgresLedger(BaseLedger):
 
     @staticmethod
     def _spent(connection: psycopg.Connection[Any], scope: Scope) -> Decimal:
-        # Scope.matches, in SQL: null and a missing key are one. The key is
-        # written out (check_meta_key allows no quote) so that the index
-        # prepare() made on it applies.
+        total, minus = totals_for(scope)
+        found = dict(
+            connection.execute(
+                "SELECT scope, usd FROM minillm_scope_totals WHERE scope = %s OR scope = %s", (total, minus)
+            ).fetchall()
+        )
+        booked = Decimal(found.get(total) or 0) - Decimal(found.get(minus) or 0)
+        # The holds in flight, by Scope.matches in SQL: null and a missing
+        # key are one. The key is written out (check_meta_key allows no
+        # quote) so that the index prepare() made on it applies.
         parameters: Tuple[Any, ...] = ()
         if scope.key is None:
             where = "TRUE"
@@ -266,13 +287,10 @@ class PostgresLedger(BaseLedger):
             where = f"(meta -> '{key}' IS NULL OR meta -> '{key}' = 'null'::jsonb)"
         else:
             where, parameters = f"meta -> '{check_meta_key(scope.key)}' = %s::jsonb", (json.dumps(scope.value),)
-        booked = connection.execute(
-            f"SELECT sum({_COUNTED}) FROM minillm_bookings WHERE {where}", parameters
-        ).fetchone()
         held = connection.execute(
             f"SELECT sum(usd) FROM minillm_holds WHERE expires_at >= %s AND {where}", (time.time(), *parameters)
         ).fetchone()
-        return Decimal((booked and booked[0]) or 0) + Decimal((held and held[0]) or 0)
+        return booked + Decimal((held and held[0]) or 0)
 
     def prepare(self, scope: Scope) -> None:
         if scope.key is None:
@@ -282,13 +300,30 @@ class PostgresLedger(BaseLedger):
 
         def write(connection: psycopg.Connection[Any]) -> None:
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (_HOLD_LOCK,))
-            for table in ("minillm_bookings", "minillm_holds"):
-                connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_meta_{name} ON {table} ((meta -> '{key}'))")
+            # Bookings are counted through the running totals; only the
+            # holds (those in flight) are searched by the key.
+            connection.execute(
+                f"CREATE INDEX IF NOT EXISTS minillm_holds_meta_{name} ON minillm_holds ((meta -> '{key}'))"
+            )
 
         self._run(write, write=True)
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self._redactor.scrub(self._dsn)!r})"
+
+
+def _add_running_totals(connection: psycopg.Connection[Any]) -> None:
+    """Create the running totals of a database from before budgets kept
+    them, adding up its bookings once (under the schema's lock)."""
+    (exists,) = connection.execute("SELECT to_regclass('minillm_scope_totals') IS NOT NULL").fetchone()
+    if exists:
+        return
+    connection.execute(_TOTALS)
+    rows = connection.execute("SELECT meta, usd, resolution, held_usd FROM minillm_bookings").fetchall()
+    totals = rebuild((meta, usd, resolution == "partial", held) for meta, usd, resolution, held in rows)
+    if totals:
+        with connection.cursor() as cursor:
+            cursor.executemany(_ADD_TO_TOTAL, list(totals.items()))
 
 
 def _secrets_of(dsn: str) -> List[Optional[str]]:

@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ...models import CostInfo, Resolution
 
-__all__ = ["ADDED_COLUMNS", "BOOKING_COLUMNS", "COUNTED", "booking_values", "cost_from_row"]
+__all__ = ["ADDED_COLUMNS", "BOOKING_COLUMNS", "booking_values", "cost_from_row"]
 
 #: The columns of a booking row, in order (``booked_at`` and ``held_usd``
 #: are filled by the ledger).
@@ -44,14 +44,6 @@ ADDED_COLUMNS: Tuple[Tuple[str, str, str], ...] = (
     ("source", "TEXT", "TEXT"),
     ("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0", "BIGINT NOT NULL DEFAULT 0"),
     ("service_tier", "TEXT", "TEXT"),
-)
-
-#: What a booking counts against a budget, in SQL: its money when exact, the
-#: worst case held for it when its money is unknown, and the larger of the
-#: two for a lower bound. ``{max}`` is the database's two-argument maximum.
-COUNTED = (
-    "CASE WHEN resolution = 'partial' AND held_usd IS NOT NULL THEN {max}(usd, held_usd) "
-    "ELSE coalesce(usd, held_usd) END"
 )
 
 

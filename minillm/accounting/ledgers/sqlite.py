@@ -12,6 +12,7 @@ used, not at ``import minillm``.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import threading
 import time
@@ -31,7 +32,8 @@ from .base import (
     meta_json,
     utc_now,
 )
-from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, COUNTED, booking_values, cost_from_row
+from .scopes import counted, rebuild, scope_names, totals_for
+from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
@@ -95,23 +97,44 @@ class _DecimalSum:
         return None if self.total is None else str(self.total)
 
 
-def _decimal_max(a: Optional[str], b: Optional[str]) -> Optional[str]:
-    """``minillm_max(a, b)``: the larger of two decimal texts (None-aware)."""
+def _decimal_add(a: Optional[str], b: Optional[str]) -> Optional[str]:
+    """``minillm_add(a, b)``: the exact sum of two decimal texts."""
     if a is None or b is None:
         return b if a is None else a
-    return a if Decimal(a) >= Decimal(b) else b
+    return str(Decimal(a) + Decimal(b))
 
 
 def _prepare(connection: sqlite3.Connection) -> None:
     connection.create_aggregate("minillm_sum", 1, _DecimalSum)  # type: ignore[arg-type]
-    connection.create_function("minillm_max", 2, _decimal_max, deterministic=True)
+    connection.create_function("minillm_add", 2, _decimal_add, deterministic=True)
+
+
+_TOTALS = "CREATE TABLE minillm_scope_totals (scope TEXT PRIMARY KEY, usd TEXT NOT NULL)"
+_ADD_TO_TOTAL = (
+    "INSERT INTO minillm_scope_totals (scope, usd) VALUES (?, ?) "
+    "ON CONFLICT (scope) DO UPDATE SET usd = minillm_add(usd, excluded.usd)"
+)
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
     add_missing_columns(connection, "minillm_bookings", [(name, sqlite) for name, sqlite, _ in ADDED_COLUMNS])
+    exists = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'minillm_scope_totals'"
+    ).fetchone()
+    if not exists:
+        # A file from before budgets kept running totals: add them up once,
+        # in the same transaction that creates the table.
+        connection.execute(_TOTALS)
+        rows = connection.execute("SELECT meta, usd, resolution, held_usd FROM minillm_bookings")
+        totals = rebuild(
+            (json.loads(meta), _decimal(usd), resolution == "partial", _decimal(held))
+            for meta, usd, resolution, held in rows
+        )
+        connection.executemany(_ADD_TO_TOTAL, [(name, str(usd)) for name, usd in totals.items()])
 
 
-_COUNTED = COUNTED.format(max="minillm_max")
+def _decimal(value: Optional[str]) -> Optional[Decimal]:
+    return None if value is None else Decimal(value)
 
 
 def _json_path(key: str) -> str:
@@ -209,10 +232,15 @@ class SQLiteLedger(BaseLedger):
         values = booking_values(booking_id, cost, meta_json(meta or {}))
         booked_at = utc_now().isoformat()
 
+        names = scope_names(meta or {})
+
         def write(connection: sqlite3.Connection) -> None:
             held = connection.execute("SELECT usd FROM minillm_holds WHERE hold_id = ?", (booking_id,)).fetchone()
             connection.execute("DELETE FROM minillm_holds WHERE hold_id = ?", (booking_id,))
-            connection.execute(_INSERT, (*values, booked_at, held[0] if held else None))
+            inserted = connection.execute(_INSERT, (*values, booked_at, held[0] if held else None)).rowcount
+            amount = counted(cost, _decimal(held[0]) if held else None)
+            if inserted and amount is not None:  # a booking written twice counts once
+                connection.executemany(_ADD_TO_TOTAL, [(name, str(amount)) for name in names])
 
         self._write(write)
 
@@ -276,15 +304,17 @@ class SQLiteLedger(BaseLedger):
             return self._spent(self._connect(), scope)
 
     def _spent(self, connection: sqlite3.Connection, scope: Scope) -> Decimal:
+        total, minus = totals_for(scope)
+        found = dict(
+            connection.execute("SELECT scope, usd FROM minillm_scope_totals WHERE scope IN (?, ?)", (total, minus))
+        )
+        booked = Decimal(found.get(total) or 0) - Decimal(found.get(minus) or 0)
         where, parameters = self._where(scope)
-        booked = connection.execute(
-            f"SELECT minillm_sum({_COUNTED}) FROM minillm_bookings WHERE {where}", parameters
-        ).fetchone()[0]
         held = connection.execute(
             f"SELECT minillm_sum(usd) FROM minillm_holds WHERE expires_at >= ? AND {where}",
             (time.time(), *parameters),
         ).fetchone()[0]
-        return Decimal(booked or 0) + Decimal(held or 0)
+        return booked + Decimal(held or 0)
 
     @staticmethod
     def _where(scope: Scope) -> Tuple[str, Tuple[Any, ...]]:
@@ -307,10 +337,11 @@ class SQLiteLedger(BaseLedger):
         name = "".join(ch if ch.isalnum() else "_" for ch in scope.key)
 
         def write(connection: sqlite3.Connection) -> None:
-            for table in ("minillm_bookings", "minillm_holds"):
-                connection.execute(
-                    f"CREATE INDEX IF NOT EXISTS {table}_meta_{name} ON {table} (json_extract(meta, '{path}'))"
-                )
+            # Bookings are counted through the running totals; only the
+            # holds (those in flight) are searched by the key.
+            connection.execute(
+                f"CREATE INDEX IF NOT EXISTS minillm_holds_meta_{name} ON minillm_holds (json_extract(meta, '{path}'))"
+            )
 
         self._write(write)
 
