@@ -21,30 +21,16 @@ import sqlite3
 import tempfile
 import time
 from decimal import Decimal
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Sequence, Tuple
 
-from bench_ledgers import _postgres
+from bench_ledgers import _cost, _postgres
 
-from minillm import Budget, CostInfo, Ledger, PostgresLedger, Resolution, SQLiteLedger
+from minillm import Budget, Ledger, PostgresLedger, SQLiteLedger
 from minillm.accounting.ledgers import BaseLedger
-from minillm.ids import new_booking_id
 
 SIZES = (1_000, 100_000, 1_000_000)
 USERS = 1000
 LIMIT = Decimal(10**9)
-
-
-def _cost(booking_id: Optional[str] = None) -> CostInfo:
-    return CostInfo(
-        usd=Decimal("0.000042"),
-        resolution=Resolution.RESOLVED,
-        prompt_tokens=120,
-        completion_tokens=40,
-        total_tokens=160,
-        model="bench",
-        provider="openai",
-        booking_id=booking_id or new_booking_id(),
-    )
 
 
 def _rows(count: int) -> Iterator[Tuple[object, ...]]:

@@ -28,7 +28,7 @@ THREADS = (1, 8, 32)
 LIMIT = Decimal(10**9)
 
 
-def _cost() -> CostInfo:
+def _cost(booking_id: Optional[str] = None) -> CostInfo:
     return CostInfo(
         usd=Decimal("0.000042"),
         resolution=Resolution.RESOLVED,
@@ -37,7 +37,7 @@ def _cost() -> CostInfo:
         total_tokens=160,
         model="bench",
         provider="openai",
-        booking_id=new_booking_id(),
+        booking_id=booking_id or new_booking_id(),
     )
 
 
