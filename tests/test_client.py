@@ -39,9 +39,7 @@ def test_a_model_without_a_provider_is_a_configuration_error(model: Any) -> None
 
 
 def test_an_unknown_provider_names_the_known_ones() -> None:
-    with pytest.raises(
-        minillm.ConfigurationError, match=r"unknown provider 'nope'; known providers: anthropic, .*openrouter, .*xai"
-    ):
+    with pytest.raises(minillm.ConfigurationError, match=r"unknown provider 'nope'.*openai, openrouter, together, xai"):
         minillm.Client("nope/model")
 
 

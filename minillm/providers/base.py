@@ -123,8 +123,9 @@ def parse_json(text: str) -> Any:
     return value
 
 
-#: A name that may stand as one segment of a URL path as it is.
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$")
+#: A name that may stand as one segment of a URL path as it is (``_`` is
+#: unreserved in URLs, and Azure deployment names use it).
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+_-]*$")
 
 
 def path_segment(name: str, what: str = "model name") -> str:
@@ -137,7 +138,7 @@ def path_segment(name: str, what: str = "model name") -> str:
     """
     if not isinstance(name, str) or not _SEGMENT.match(name) or ".." in name:
         raise ConfigurationError(
-            f"the {what} {name!r} cannot be part of a URL: letters, digits and ._:@+- only, no '/', '?', '#' or '..'"
+            f"the {what} {name!r} cannot be part of a URL: letters, digits and ._:@+_- only, no '/', '?', '#' or '..'"
         )
     return name
 

@@ -233,6 +233,13 @@ class ChatCompletionsAdapter(Adapter):
     #: a top-level object of the chunk that may hold the usage instead
     #: (Groq's ``x_groq``)
     usage_elsewhere: ClassVar[Optional[str]] = None
+    #: whether message content parts may carry Anthropic's ``cache_control``
+    #: markers (hosts that validate strictly refuse the unknown field, and
+    #: none of them has a use for it: they cache prompts on their own)
+    accepts_cache_control: ClassVar[bool] = True
+    #: the ``reasoning_effort`` a ``thinking_budget`` of 0 becomes: OpenAI's
+    #: lowest level, or ``"none"`` on hosts that turn reasoning off with it
+    no_thinking_effort: ClassVar[str] = "minimal"
 
     # -- requests ---------------------------------------------------------
 
@@ -242,15 +249,34 @@ class ChatCompletionsAdapter(Adapter):
         Chat Completions has no budget, only an effort level; map the budget
         onto it.
         """
-        return {"reasoning_effort": effort_for_budget(budget)}
+        return {"reasoning_effort": self.no_thinking_effort if budget == 0 else effort_for_budget(budget)}
+
+    def messages(self, request: ChatRequest) -> List[Dict[str, Any]]:
+        """The request's messages as this host takes them: the fields it
+        would refuse (``reasoning_details``, ``cache_control`` on content
+        parts) left out. The caller's dicts are never changed."""
+        if self.accepts_reasoning_details and self.accepts_cache_control:
+            return list(request.messages)
+        messages = []
+        for message in request.messages:
+            if not self.accepts_reasoning_details and "reasoning_details" in message:
+                message = {k: v for k, v in message.items() if k != "reasoning_details"}
+            content = message.get("content")
+            if (
+                not self.accepts_cache_control
+                and isinstance(content, list)
+                and any(isinstance(part, dict) and "cache_control" in part for part in content)
+            ):
+                parts = [
+                    {k: v for k, v in part.items() if k != "cache_control"} if isinstance(part, dict) else part
+                    for part in content
+                ]
+                message = {**message, "content": parts}
+            messages.append(message)
+        return messages
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
-        messages = list(request.messages)
-        if not self.accepts_reasoning_details:
-            messages = [
-                {k: v for k, v in m.items() if k != "reasoning_details"} if "reasoning_details" in m else m
-                for m in messages
-            ]
+        messages = self.messages(request)
         if request.system is not None:
             messages.insert(0, {"role": "system", "content": request.system})
         body: Dict[str, Any] = {"model": request.model, "messages": messages}
