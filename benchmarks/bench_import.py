@@ -16,6 +16,28 @@ ENV = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
 
 HEAVY = ("requests", "urllib3", "tenacity", "sseclient", "cattrs")
 
+#: A first client of a preset (with its key given: the platforms' credential
+#: libraries are imported only at the first request that needs them).
+PRESETS = (
+    ("openai", "openai/gpt-4o-mini"),
+    ("deepseek", "deepseek/deepseek-chat"),
+    ("vertex", "vertex/gemini-2.5-flash"),
+)
+CREDENTIAL_LIBRARIES = ("google.auth.transport.requests", "botocore.auth")
+
+
+def _first_client(model: str) -> str:
+    return f"import minillm; minillm.Client({model!r}, api_key='k', base_url='http://127.0.0.1:9')"
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
 
 def import_ms(statement: str) -> float:
     """Wall time of ``statement`` (an import) in a fresh interpreter, in ms."""
@@ -59,6 +81,17 @@ def measure(repeats: int) -> Dict[str, float]:
         "import requests, sseclient, attrs, cattrs, tenacity (ms)": min(
             import_ms("import requests, sseclient, attrs, cattrs, tenacity") for _ in range(repeats)
         ),
+        **{
+            f"a first {name} client (ms)": min(import_ms(_first_client(model)) for _ in range(repeats))
+            for name, model in PRESETS
+        },
+        **{
+            f"  its credential library alone: import {module} (ms)": min(
+                import_ms(f"import {module}") for _ in range(repeats)
+            )
+            for module in CREDENTIAL_LIBRARIES
+            if _importable(module)
+        },
     }
 
 
