@@ -51,6 +51,11 @@ def usage(prompt: int, completion: int, total: int, **more: Any) -> minillm.Usag
 #: The head a FRAGMENT file's tail is put behind: the part of the body the
 #: source did not show. Only its text and finish reason are made up.
 HEAD = '{"choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],'
+#: The same for a Gemini body.
+GEMINI_HEAD = '{"candidates":[{"content":{"role":"model","parts":[{"text":"Hello!"}]},"finishReason":"STOP"}],'
+
+#: The protocol of a recorded Vertex body: Claude's files start VC, Gemini's V.
+VERTEX_APIS = {"VC": "messages", "V1": "generate"}
 
 EXPECTED: Dict[str, Expected] = {
     # A role chunk after the filter-results-only first event: nothing said yet.
@@ -96,6 +101,29 @@ EXPECTED: Dict[str, Expected] = {
     "together/T1-chunk.sse": Expected(
         "ABC", "stop", usage(12, 27, 39), id="8b43a5cfadf99e5c-SJC", model="meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo"
     ),
+    # Vertex: Claude's Messages API and Gemini, as Vertex answers them.
+    "vertex/VC1-claude-whole.json": Expected(
+        "Hi there! How are you doing today? Is there anything I can help you with? 😊",
+        "stop",
+        usage(9, 24, 33),
+        id="msg_vrtx_01JixAPaKzY8NJ3HE6GPE3ue",
+        model="claude-opus-4-6",
+    ),
+    "vertex/VC2-claude-stream-cache-write.sse": Expected(
+        "ack",
+        "stop",
+        usage(28814, 4, 28818, cache_write_tokens=28804),  # input + cache writes; 4 output tokens at the end
+        id="msg_vrtx_011Cf23KmBvy6xNCBR8cRGsH",
+        model="claude-sonnet-5",
+    ),
+    # candidates + thoughts are the output; Vertex's trafficType is the tier served
+    "vertex/V1-gemini-usage.FRAGMENT.txt": Expected(
+        "Hello!",
+        "stop",
+        usage(8112, 1648, 9760, reasoning_tokens=647, service_tier="on_demand"),
+        id="GFtqaci2LLOZsbwPuZ630QQ",
+        model="gemini-3-flash-preview",
+    ),
     "cerebras/C1-final.chunks.txt": Expected(
         "",
         "tool_calls",
@@ -111,7 +139,8 @@ def answers() -> List[str]:
 
 
 def adapter_for(name: str, api: str = "chat") -> Any:
-    provider = name.split("/", 1)[0]
+    provider, _, file = name.partition("/")
+    api = next((kind for prefix, kind in VERTEX_APIS.items() if file.startswith(prefix)), api)
     cls = next(c for c in APIS[provider] if c.api == api)
     return cls(ProviderConfig(provider=provider, model="m", base_url="http://127.0.0.1:9", api_key="k"))
 
@@ -122,7 +151,8 @@ def events_of(name: str, pieces: Optional[List[bytes]] = None) -> List[Event]:
     if name.endswith(".chunks.txt"):
         return list(adapter.decode_frames(Frame(line) for line in body.decode().splitlines() if line.strip()))
     if name.endswith(".FRAGMENT.txt"):
-        return list(adapter.parse_body(json.loads(HEAD + body.decode())))
+        head = GEMINI_HEAD if adapter.api == "generate" else HEAD
+        return list(adapter.parse_body(json.loads(head + body.decode())))
     if name.endswith(".json"):
         return list(adapter.parse_body(json.loads(body)))
     return list(adapter.stream_events(pieces if pieces is not None else [body]))
