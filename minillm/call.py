@@ -384,7 +384,13 @@ class Call:
         route = attempt.route
         http = self._http.get(id(route))
         if http is None:
-            http = self._http[id(route)] = route.build(self.request, stream=self.stream)
+            try:
+                http = self._http[id(route)] = route.build(self.request, stream=self.stream)
+            except BaseException:
+                # A request this provider cannot be sent (an option or a part
+                # only it refuses) never left: it books nothing.
+                self._settle(attempt, Outcome.UNBILLED)
+                raise
         try:
             response = route.transport.send(
                 route.adapter.authorize(http), timeouts=self._timeouts(route), exchange=attempt.exchange

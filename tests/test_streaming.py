@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from decimal import Decimal
-from typing import Any, Callable, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -404,6 +404,22 @@ def test_an_http_error_raises_from_stream_itself_and_books_nothing(
         make_client().stream("Hi")
     assert caught.value.status_code == 400 and caught.value.provider == "openai"
     assert ledger.count == 0
+
+
+def test_a_request_the_provider_cannot_be_sent_is_refused_before_sending_and_books_nothing(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    # Arguments that only the provider's translation refuses (Anthropic
+    # wants a tool call's arguments as an object) are found while building
+    # the request: nothing was sent, nothing may be billed.
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "not json"}}
+    messages: List[Dict[str, Any]] = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+    ]
+    with pytest.raises(minillm.InvalidArgumentError, match="not a JSON object"):
+        make_client("anthropic/claude-test", api_key="k").stream(messages)
+    assert server.requests == [] and ledger.count == 0
 
 
 # -- reject, collect, settle --------------------------------------------------------------------
