@@ -44,6 +44,24 @@ PROVIDER_ENV = (
     "AZURE_OPENAI_ENDPOINT",
     "AZURE_OPENAI_API_VERSION",
     "OPENAI_API_VERSION",
+    # Bedrock, and the AWS credential chain botocore searches
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "BEDROCK_BASE_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
 )
 
 CONFORMANCE = Path(
@@ -51,13 +69,24 @@ CONFORMANCE = Path(
 )
 
 
+@pytest.fixture(scope="session")
+def _empty_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("isolated") / "empty"
+    path.write_text("")
+    return str(path)
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees the developer's keys, loopback never goes through a
-    proxy, and no test inherits what another taught the process about its
-    server (scripted servers reuse ports)."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, _empty_file: str) -> Iterator[None]:
+    """No test sees the developer's keys (nor their AWS config and
+    credentials files), loopback never goes through a proxy, botocore never
+    asks an instance metadata address, and no test inherits what another
+    taught the process about its server (scripted servers reuse ports)."""
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "BOTO_CONFIG"):
+        monkeypatch.setenv(name, _empty_file)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     # List prices change with each catalog release: tests that want them ask.

@@ -27,7 +27,7 @@ def body_of(provider: str, stream: bool = True, **options: Any) -> Dict[str, Any
 
 def test_the_registry_knows_each_provider_by_its_name() -> None:
     assert sorted(PROVIDERS) == [
-        "anthropic", "azure", "cerebras", "deepseek", "fireworks", "gemini", "groq", "local", "mistral", "ollama",
+        "anthropic", "azure", "bedrock", "cerebras", "deepseek", "fireworks", "gemini", "groq", "local", "mistral", "ollama",
         "openai", "openrouter", "together", "vertex", "xai",
     ]  # fmt: skip
     assert all(cls.name == name for name, cls in PROVIDERS.items())

@@ -32,6 +32,7 @@ _REGISTRY: Dict[str, Tuple[str, ...]] = {
     "cerebras": ("cerebras:CerebrasAdapter",),
     "anthropic": ("anthropic:AnthropicAdapter",),
     "gemini": ("gemini:GeminiAdapter",),
+    "bedrock": ("bedrock:BedrockAdapter",),
     "ollama": ("ollama:OllamaAdapter",),
     "vertex": ("vertex:VertexGeminiAdapter", "vertex:VertexClaudeAdapter"),
     "local": ("local:LocalAdapter",),

@@ -388,7 +388,7 @@ class Adapter(abc.ABC):
                 detail = excerpt(text, 300)
             else:
                 detail = "an empty body"
-        cls = error_class_for_status(status)
+        cls = self.error_class(status, headers, error)
         if status in (400, 413, 422) and self.is_overflow(error, detail):
             cls = ContextOverflowError
         message = redactor.scrub(f"{self.name} returned HTTP {status}: {self.explain(status, detail)} ({endpoint})")
@@ -403,6 +403,12 @@ class Adapter(abc.ABC):
         if isinstance(error_, ContextOverflowError):
             error_.requested_tokens, error_.limit_tokens = overflow_counts(detail)
         return error_
+
+    def error_class(self, status: int, headers: Mapping[str, str], error: Any) -> Type[APIError]:
+        """The class of the error for an HTTP error response: the one its
+        status means, unless the provider names the error's kind (a header,
+        a field) and that kind means more than the status says."""
+        return error_class_for_status(status)
 
     def explain(self, status: int, detail: str) -> str:
         """The provider's error message, with a hint when minillm knows what

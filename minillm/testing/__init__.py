@@ -20,6 +20,10 @@ from .billing import ENDINGS, PROTOCOLS, Billing, BillingServer, Invoice, Invoic
 from .server import Drop, Gate, Hang, Pause, RecordedRequest, Reply, ScriptedServer, Step
 from .transcripts import (
     anthropic_stream,
+    bedrock_converse,
+    bedrock_event,
+    bedrock_stream,
+    bedrock_usage,
     chat_chunk,
     chat_completion,
     chat_stream,
@@ -48,6 +52,10 @@ __all__ = [
     "ScriptedServer",
     "Step",
     "anthropic_stream",
+    "bedrock_converse",
+    "bedrock_event",
+    "bedrock_stream",
+    "bedrock_usage",
     "chat_chunk",
     "chat_completion",
     "chat_stream",

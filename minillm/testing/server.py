@@ -173,6 +173,20 @@ class Reply:
         return cls(status=status, headers=(("Content-Type", "application/x-ndjson"), *headers), body=tuple(lines))
 
     @classmethod
+    def eventstream(
+        cls, messages: Iterable[Union[Step, str]], *, status: int = 200, headers: Iterable[Tuple[str, str]] = ()
+    ) -> Reply:
+        """An AWS event stream (Bedrock's ConverseStream): ``messages`` are
+        encoded messages (see :func:`~minillm.testing.bedrock_stream`) -- or
+        any byte pieces: split them to send a message in parts -- and
+        control steps."""
+        return cls(
+            status=status,
+            headers=(("Content-Type", "application/vnd.amazon.eventstream"), *headers),
+            body=tuple(messages),
+        )
+
+    @classmethod
     def json(cls, data: Any, *, status: int = 200, headers: Iterable[Tuple[str, str]] = ()) -> Reply:
         """A JSON document."""
         return cls(

@@ -2,16 +2,21 @@
 
 They produce what the providers send: SSE pieces (``data: {...}\\n\\n``),
 Chat Completions chunks with the usage-only final chunk, OpenRouter's
-``usage.cost`` and ``/generation`` records.
+``usage.cost`` and ``/generation`` records, and Bedrock's binary event
+stream messages.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 __all__ = [
     "anthropic_stream",
+    "bedrock_converse",
+    "bedrock_event",
+    "bedrock_stream",
+    "bedrock_usage",
     "chat_chunk",
     "chat_completion",
     "chat_stream",
@@ -374,3 +379,153 @@ def responses_stream(
         final["incomplete_details"] = {"reason": "max_output_tokens"}
     events.append(_named({"type": f"response.{status}", "response": final}))
     return events
+
+
+# -- AWS Bedrock (Converse) ------------------------------------------------------------------------
+
+#: Real ConverseStream payloads carry a random-length ``"p"`` field (padding,
+#: so that a message's length does not tell its content): decoders ignore it.
+_PADDING = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0"
+
+
+def bedrock_event(name: str, payload: Mapping[str, Any], *, exception: bool = False) -> bytes:
+    """One AWS event stream message as ConverseStream sends it: an event
+    named ``name`` (``:event-type``) whose payload is ``payload`` as JSON
+    (with padding), or -- with ``exception`` -- an exception frame
+    (``:message-type`` ``exception``, ``:exception-type`` ``name``, such as
+    ``throttlingException``)."""
+    from ..eventstream import encode_message
+
+    headers: Dict[str, Any]
+    if exception:
+        headers = {":exception-type": name, ":content-type": "application/json", ":message-type": "exception"}
+        data = dict(payload)
+    else:
+        headers = {":event-type": name, ":content-type": "application/json", ":message-type": "event"}
+        data = {**payload, "p": _PADDING[: 1 + len(name) % len(_PADDING)]}
+    return encode_message(headers, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+
+
+def bedrock_usage(
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    cache_write_1h: int = 0,
+) -> Dict[str, Any]:
+    """A Converse ``usage`` object: ``inputTokens`` leaves out the cache,
+    which is reported beside it (``cache_write_1h`` of the writes with a
+    one-hour lifetime, in ``cacheDetails``)."""
+    usage: Dict[str, Any] = {
+        "inputTokens": input_tokens,
+        "outputTokens": output_tokens,
+        "totalTokens": input_tokens + cache_read + cache_write + output_tokens,
+    }
+    if cache_read or cache_write:
+        usage["cacheReadInputTokens"] = cache_read
+        usage["cacheWriteInputTokens"] = cache_write
+    details = [{"ttl": "1h", "inputTokens": cache_write_1h}] if cache_write_1h else []
+    if cache_write - cache_write_1h:
+        details.append({"ttl": "5m", "inputTokens": cache_write - cache_write_1h})
+    if details:
+        usage["cacheDetails"] = details
+    return usage
+
+
+def bedrock_stream(
+    pieces: Sequence[str],
+    *,
+    input_tokens: int = 10,
+    output_tokens: Optional[int] = None,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    cache_write_1h: int = 0,
+    stop_reason: str = "end_turn",
+    reasoning: Optional[str] = None,
+    signature: str = "sig",
+    tool_calls: Sequence[Dict[str, Any]] = (),
+    service_tier: Optional[str] = None,
+    metadata: bool = True,
+) -> List[bytes]:
+    """A ConverseStream body as event stream messages, one per item:
+    ``messageStart``, an optional reasoning block (its text and
+    ``signature``), a text block (a delta per piece), ``toolUse`` blocks
+    (``{"id", "name", "input"}``, the input streamed as JSON text),
+    ``messageStop`` and -- when ``metadata`` -- the ``metadata`` event with
+    the usage (see :func:`bedrock_usage`) that follows it."""
+    events = [bedrock_event("messageStart", {"role": "assistant"})]
+    index = 0
+
+    def block(start: Optional[Dict[str, Any]], deltas: Iterable[Dict[str, Any]]) -> None:
+        nonlocal index
+        if start is not None:
+            events.append(bedrock_event("contentBlockStart", {"contentBlockIndex": index, "start": start}))
+        for delta in deltas:
+            events.append(bedrock_event("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
+        events.append(bedrock_event("contentBlockStop", {"contentBlockIndex": index}))
+        index += 1
+
+    if reasoning is not None:
+        block(None, [{"reasoningContent": {"text": reasoning}}, {"reasoningContent": {"signature": signature}}])
+    if pieces:
+        block(None, [{"text": piece} for piece in pieces])
+    for call in tool_calls:
+        arguments = json.dumps(call.get("input", {}))
+        middle = len(arguments) // 2
+        fragments = [arguments[:middle], arguments[middle:]] if call.get("input") else []
+        block(
+            {"toolUse": {"toolUseId": call["id"], "name": call["name"]}},
+            [{"toolUse": {"input": fragment}} for fragment in fragments],
+        )
+    events.append(bedrock_event("messageStop", {"stopReason": stop_reason}))
+    if metadata:
+        output = output_tokens if output_tokens is not None else len(pieces)
+        data: Dict[str, Any] = {
+            "usage": bedrock_usage(
+                input_tokens, output, cache_read=cache_read, cache_write=cache_write, cache_write_1h=cache_write_1h
+            ),
+            "metrics": {"latencyMs": 100},
+        }
+        if service_tier is not None:
+            data["serviceTier"] = {"type": service_tier}
+        events.append(bedrock_event("metadata", data))
+    return events
+
+
+def bedrock_converse(
+    text: str,
+    *,
+    input_tokens: int = 10,
+    output_tokens: Optional[int] = None,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    cache_write_1h: int = 0,
+    stop_reason: str = "end_turn",
+    reasoning: Optional[str] = None,
+    signature: str = "sig",
+    tool_calls: Sequence[Dict[str, Any]] = (),
+    service_tier: Optional[str] = None,
+) -> Dict[str, Any]:
+    """A Converse (non-streaming) answer: the assistant message (reasoning,
+    text, ``toolUse`` blocks of ``{"id", "name", "input"}``), the stop
+    reason, the usage and the metrics."""
+    content: List[Dict[str, Any]] = []
+    if reasoning is not None:
+        content.append({"reasoningContent": {"reasoningText": {"text": reasoning, "signature": signature}}})
+    if text:
+        content.append({"text": text})
+    for call in tool_calls:
+        content.append({"toolUse": {"toolUseId": call["id"], "name": call["name"], "input": call.get("input", {})}})
+    output = output_tokens if output_tokens is not None else max(1, len(text.split()))
+    body: Dict[str, Any] = {
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": stop_reason,
+        "usage": bedrock_usage(
+            input_tokens, output, cache_read=cache_read, cache_write=cache_write, cache_write_1h=cache_write_1h
+        ),
+        "metrics": {"latencyMs": 100},
+    }
+    if service_tier is not None:
+        body["serviceTier"] = {"type": service_tier}
+    return body
