@@ -27,8 +27,8 @@ def body_of(provider: str, stream: bool = True, **options: Any) -> Dict[str, Any
 
 def test_the_registry_knows_each_provider_by_its_name() -> None:
     assert sorted(PROVIDERS) == [
-        "anthropic", "azure", "bedrock", "cerebras", "deepseek", "fireworks", "gemini", "groq", "local", "mistral", "ollama",
-        "openai", "openrouter", "together", "vertex", "xai",
+        "anthropic", "azure", "bedrock", "cerebras", "deepseek", "fireworks", "gemini", "groq", "local", "mistral",
+        "ollama", "openai", "openrouter", "together", "vertex", "xai",
     ]  # fmt: skip
     assert all(cls.name == name for name, cls in PROVIDERS.items())
     assert split_model("openrouter/meta-llama/llama-3-70b") == ("openrouter", "meta-llama/llama-3-70b")
