@@ -50,6 +50,9 @@ TARGETS: List[Tuple[str, Optional[Tuple[str, ...]]]] = [
 TESTS = [
     "tests/test_settlement.py",
     "tests/test_money_path.py",
+    "tests/test_token_price.py",
+    "tests/test_usage_fields.py",
+    "tests/test_catalog.py",
     "tests/test_money.py",
     "tests/test_pricing.py",
     "tests/test_accumulate.py",
