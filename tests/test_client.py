@@ -39,7 +39,9 @@ def test_a_model_without_a_provider_is_a_configuration_error(model: Any) -> None
 
 
 def test_an_unknown_provider_names_the_known_ones() -> None:
-    with pytest.raises(minillm.ConfigurationError, match=r"unknown provider 'nope'.*openai, openrouter, together, vertex, xai"):
+    with pytest.raises(
+        minillm.ConfigurationError, match=r"unknown provider 'nope'.*openai, openrouter, together, vertex, xai"
+    ):
         minillm.Client("nope/model")
 
 
