@@ -45,6 +45,21 @@ def test_the_worst_case_is_the_estimated_prompt_and_every_token_that_may_come_ou
         worst_case(request, pricer=Pricer(), model="m")
 
 
+def test_the_worst_case_of_a_request_served_at_a_known_tier_is_at_that_tiers_price() -> None:
+    request = build_chat_request("m", "x" * 300, max_tokens=100)
+    tiered = Pricer(minillm.TokenPrice(input_per_mtok="1", output_per_mtok="1", tiers={"batch": "0.5"}))
+    standard = worst_case(request, pricer=tiered, model="m")
+    assert worst_case(request, pricer=tiered, model="m", service_tier="batch") == standard / 2
+
+
+def test_a_hold_may_last_longer_than_the_budgets_own_hold_seconds() -> None:
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "1", hold_seconds=-1)  # its own holds have lapsed already
+    budget.hold("long", Decimal("0.25"), {}, seconds=3600)
+    budget.hold("short", Decimal("0.5"), {})
+    assert budget.spent() == Decimal("0.25")
+
+
 def test_a_request_within_the_budget_is_booked_and_its_real_cost_replaces_the_hold() -> None:
     ledger = minillm.Ledger()
     budget = minillm.Budget(ledger, "1")

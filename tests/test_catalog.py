@@ -114,9 +114,20 @@ def test_the_catalog_prices_cache_writes_searches_and_long_context_as_anthropic_
     assert price is not None and price(usage) == expected
 
 
-@pytest.mark.parametrize(("tier", "expected"), [(None, "0.01125"), ("flex", "0.005625"), ("priority", "0.0225")])
+@pytest.mark.parametrize(
+    ("tier", "expected"), [(None, "0.01125"), ("flex", "0.005625"), ("priority", "0.0225"), ("batch", "0.005625")]
+)
 def test_the_catalog_prices_the_tier_openai_served(tier: Any, expected: str) -> None:
-    # GPT-5: $1.25 / $10 per million; flex half; priority $2.50 / $20
+    # GPT-5: $1.25 / $10 per million; flex and batch half; priority $2.50 / $20
     price = catalog_price("openai", "gpt-5")
     assert price is not None
     assert price(minillm.Usage(prompt_tokens=1000, completion_tokens=1000, service_tier=tier)) == Decimal(expected)
+
+
+def test_an_anthropic_batch_answer_is_priced_at_the_catalogs_batch_price() -> None:
+    # Anthropic's batch results say service_tier "batch": Sonnet 4.5 at half of $3 / $15.
+    price = catalog_price("anthropic", "claude-sonnet-4-5")
+    assert price is not None
+    batch = minillm.Usage(prompt_tokens=1000, completion_tokens=1000, service_tier="batch")
+    standard = price(minillm.Usage(prompt_tokens=1000, completion_tokens=1000))
+    assert standard is not None and price(batch) == Decimal("0.0090") == standard / 2

@@ -95,12 +95,18 @@ class Budget:
         """What may still be spent (never below zero)."""
         return max(self.limit - self.spent(value), Decimal(0))
 
-    def hold(self, booking_id: str, amount: Decimal, meta: Mapping[str, Any]) -> Hold:
+    def hold(
+        self, booking_id: str, amount: Decimal, meta: Mapping[str, Any], *, seconds: Optional[float] = None
+    ) -> Hold:
         """Hold ``amount`` for the request ``booking_id``.
 
+        :param seconds: how long the hold lasts unsettled, when the request
+            takes longer than ``hold_seconds`` to be booked (a provider
+            batch may take a day).
         :raises BudgetExceeded: the limit would be passed; nothing is held.
         """
-        self.ledger.hold(booking_id, amount, meta, self.scope(meta), self.limit, self.hold_seconds)
+        ttl = self.hold_seconds if seconds is None else float(seconds)
+        self.ledger.hold(booking_id, amount, meta, self.scope(meta), self.limit, ttl)
         return Hold(self, booking_id)
 
     def __repr__(self) -> str:
@@ -138,11 +144,14 @@ def estimate_prompt_tokens(request: ChatRequest) -> int:
     return math.ceil(len(text) / _CHARS_PER_TOKEN) + _TEMPLATE_TOKENS
 
 
-def worst_case(request: ChatRequest, *, pricer: Pricer, model: str) -> Decimal:
+def worst_case(request: ChatRequest, *, pricer: Pricer, model: str, service_tier: Optional[str] = None) -> Decimal:
     """What one attempt of ``request`` may cost at most: the estimated
     prompt and every output token it may produce (``max_tokens`` plus any
     thinking budget).
 
+    :param service_tier: the tier it will be served at, when that is known
+        before it is sent (``"batch"`` for an item of a provider batch): its
+        price multiplier, or the catalog's price for it, applies.
     :raises ConfigurationError: there is no price to estimate with.
     """
     if request.max_tokens is None:
@@ -151,7 +160,9 @@ def worst_case(request: ChatRequest, *, pricer: Pricer, model: str) -> Decimal:
         raise ConfigurationError(f"a budgeted request to {model} needs max_tokens: its output is otherwise unbounded")
     output = request.max_tokens + (request.thinking_budget or 0)
     prompt = estimate_prompt_tokens(request)
-    usage = Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
+    usage = Usage(
+        prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output, service_tier=service_tier
+    )
     amount, _ = pricer.list_price(usage)
     if amount is None:
         raise ConfigurationError(

@@ -6,7 +6,8 @@ then the caller's :class:`~minillm.TokenPrice`, then this catalog, then
 (``pip install "minillm[prices]"``, Python 3.11+): offline data bundled
 with the package, in ``Decimal``: cache reads and writes (five-minute and
 one-hour), long-context tiers, service tiers (flex, priority, batch) and
-per-search fees.
+per-search fees. A ``Usage`` served at ``service_tier="batch"`` (a provider batch)
+is priced at the catalog's batch prices.
 
 It is only consulted for a provider's own service (never for a compatible
 server that happens to serve a model of the same name), imported the first
@@ -21,7 +22,7 @@ import functools
 import logging
 import os
 from decimal import Decimal
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ..models import Usage
 
@@ -64,10 +65,22 @@ def _calc() -> Optional[Callable[..., Any]]:
             "web_searches": max(usage.web_search_requests, 0),
         }
         counted = CatalogUsage(**{name: count for name, count in counts.items() if count or name == "input_tokens"})
-        context = {"service_tier": usage.service_tier} if usage.service_tier else None
+        context = _price_context(usage.service_tier)
         return calc_price(counted, model, provider_id=provider_id, price_context=context)
 
     return calc
+
+
+def _price_context(tier: Optional[str]) -> Optional[Dict[str, str]]:
+    """What the catalog is told about how a request was served. A batch is
+    named twice: genai-prices keys its batch prices by ``processing`` (a
+    ``service_tier`` of ``"batch"`` alone matches none of them), and the
+    tier is kept for the catalogs that read it."""
+    if not tier:
+        return None
+    if tier == "batch":
+        return {"service_tier": tier, "processing": "batch"}
+    return {"service_tier": tier}
 
 
 def _price(provider_id: str, model: str, usage: Usage) -> Optional[Decimal]:

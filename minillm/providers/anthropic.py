@@ -125,6 +125,7 @@ class AnthropicAdapter(Adapter):
     key_env: ClassVar[Tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     base_url_env = "ANTHROPIC_BASE_URL"
     catalog_provider = "anthropic"
+    batch_protocol: ClassVar[Optional[str]] = "anthropic"
 
     # -- requests ---------------------------------------------------------
 

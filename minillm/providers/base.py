@@ -207,6 +207,10 @@ class Adapter(abc.ABC):
     #: every base URL is the provider's own service (a cloud platform's
     #: regional or per-resource endpoints), not only the default one
     own_endpoints: ClassVar[bool] = False
+    #: the provider batch API its host offers at half price, by name (see
+    #: :mod:`minillm.batch.apis`: ``"openai"`` for Files + Batches,
+    #: ``"anthropic"`` for Message Batches); None when it offers none
+    batch_protocol: ClassVar[Optional[str]] = None
     #: the HTTP status an in-band error with neither a code nor a known kind
     #: stands for, for hosts that report request errors with a status and
     #: only failures of their own inside a response (None: unknown)

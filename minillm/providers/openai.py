@@ -36,6 +36,8 @@ class OpenAIHost:
     key_env: ClassVar[Tuple[str, ...]] = ("OPENAI_API_KEY",)
     base_url_env: ClassVar[Optional[str]] = "OPENAI_BASE_URL"
     catalog_provider: ClassVar[Optional[str]] = "openai"
+    #: ``/v1/files`` + ``/v1/batches``, for Chat Completions and Responses alike
+    batch_protocol: ClassVar[Optional[str]] = "openai"
 
     def explain(self, status: int, detail: str) -> str:
         lowered = detail.lower()

@@ -165,6 +165,9 @@ class VertexClaudeAdapter(VertexHost, AnthropicAdapter):
     """``vertex/claude-...``: ``rawPredict`` under ``publishers/anthropic``."""
 
     only_models: ClassVar[Tuple[str, ...]] = ("claude",)
+    #: Vertex batches are batch prediction jobs over Cloud Storage, not
+    #: Anthropic's Message Batches
+    batch_protocol: ClassVar[Optional[str]] = None
 
     @classmethod
     def check_model(cls, model: str) -> None:
