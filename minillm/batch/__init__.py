@@ -36,10 +36,23 @@ from __future__ import annotations
 from .items import CANCELLED as CANCELLED
 from .items import BatchItem, BatchResult, summarize
 from .journal import Journal
+from .provider import AmbiguousBatchError, BatchProgress, ProviderBatch, resume, submit
 from .realtime import Interrupted, run
 from .realtime import _job_config as _job_config
 
-__all__ = ["BatchItem", "BatchResult", "Interrupted", "Journal", "run", "summarize"]
+__all__ = [
+    "AmbiguousBatchError",
+    "BatchItem",
+    "BatchProgress",
+    "BatchResult",
+    "Interrupted",
+    "Journal",
+    "ProviderBatch",
+    "resume",
+    "run",
+    "submit",
+    "summarize",
+]
 
 # Users meet these names here, and pickles and the reference name them so:
 # they are this package's, wherever in it they are defined.

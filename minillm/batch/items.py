@@ -135,7 +135,8 @@ def _number(name: str, value: Any) -> Any:
 
 def summarize(results: Sequence[BatchResult]) -> Dict[str, Any]:
     """Counts, tokens and money of a batch: ``items``, ``done``,
-    ``from_journal``, ``failed``, ``cancelled`` (not finished: the batch was
+    ``from_journal`` (done items read back from a journal), ``failed``,
+    ``cancelled`` (not finished: the batch was
     stopped), ``tokens`` and ``usd`` (the known money of the done items'
     answers -- attempts that failed are in the ledger, not here) and
     ``unknown`` (done items whose money is not known)."""
@@ -144,7 +145,7 @@ def summarize(results: Sequence[BatchResult]) -> Dict[str, Any]:
     return {
         "items": len(results),
         "done": len(done),
-        "from_journal": sum(r.from_journal for r in results),
+        "from_journal": sum(r.from_journal for r in done),
         "failed": len(results) - len(done) - cancelled,
         "cancelled": cancelled,
         "tokens": sum(r.usage.total_tokens for r in done if r.usage is not None),

@@ -136,6 +136,23 @@ class Journal:
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot write to the journal {self.path!r}: {exc}") from exc
 
+    def _ensure(self, schema: str) -> None:
+        """Create the tables of ``schema`` (idempotent DDL) if they are missing."""
+
+        def attempt() -> None:
+            try:
+                self._db.executescript("BEGIN IMMEDIATE;" + schema + "COMMIT;")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+        with self._lock:
+            try:
+                while_busy(attempt, _JOURNAL_TIMEOUT)
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot write to the journal {self.path!r}: {exc}") from exc
+
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             try:

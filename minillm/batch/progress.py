@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, Union
 
 from .items import BatchResult
 
-__all__ = ["ResultReporter", "tqdm_bar"]
+__all__ = ["PollReporter", "ResultReporter", "tqdm_bar"]
 
 
 def tqdm_bar(total: int, initial: int = 0) -> Any:
@@ -45,6 +45,30 @@ class ResultReporter:
                 self._usd += result.cost.usd
             self._bar.set_postfix_str(f"{self._tokens:,} tokens, ${self._usd:.6f}", refresh=False)
             self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class PollReporter:
+    """Progress of a provider batch: a tqdm bar (items done and failed,
+    money booked), a callable given each :class:`~minillm.batch.BatchProgress`,
+    or nothing. One thread uses it."""
+
+    def __init__(self, progress: Union[bool, Callable[[Any], None]], total: int) -> None:
+        self._callback = progress if callable(progress) else None
+        self._bar: Optional[Any] = tqdm_bar(total) if progress is True else None
+
+    def __call__(self, progress: Any) -> None:
+        if self._callback is not None:
+            self._callback(progress)
+        if self._bar is not None:
+            self._bar.n = progress.done + progress.failed
+            self._bar.set_postfix_str(
+                f"{progress.failed} failed, ${progress.usd:.6f}, {progress.status}", refresh=False
+            )
+            self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:
