@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from typing import Any, Dict, List
 
 import requests
 
@@ -85,3 +87,72 @@ def test_the_server_serves_clients_concurrently(server: ScriptedServer) -> None:
     assert requests.get(server.url + "/fast", timeout=5).text == "fast"
     gate.open()
     slow.join(10)
+
+
+# -- the batch emulator ------------------------------------------------------------------------
+
+
+def _anthropic_batch(url: str, count: int, **headers: str) -> requests.Response:
+    def item(n: int) -> Dict[str, Any]:
+        params = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": f"q{n}"}]}
+        return {"custom_id": f"c-{n}", "params": params}
+
+    keyed = {"x-api-key": "k", "anthropic-version": "2023-06-01", **headers}
+    return requests.post(
+        url + "/v1/messages/batches", json={"requests": [item(n) for n in range(count)]}, headers=keyed, timeout=5
+    )
+
+
+def test_the_batch_emulator_moves_a_batch_on_one_step_a_poll_and_shuffles_its_results() -> None:
+    from minillm.testing import BatchServer
+
+    with BatchServer(steps=2) as server:
+        made = _anthropic_batch(server.url, 8).json()
+        keyed = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+
+        def poll() -> Dict[str, Any]:
+            url = f"{server.url}/v1/messages/batches/{made['id']}"
+            return dict(requests.get(url, headers=keyed, timeout=5).json())
+
+        polls = [poll()]
+        while polls[-1]["processing_status"] != "ended":
+            polls.append(poll())
+        assert [p["request_counts"]["processing"] for p in polls] == [4, 0, 0]
+        assert polls[-1]["request_counts"]["succeeded"] == 8 and polls[0]["request_counts"]["succeeded"] == 0
+        lines = requests.get(polls[-1]["results_url"], headers=keyed, timeout=5).text.splitlines()
+        order = [json.loads(line)["custom_id"] for line in lines]
+        assert sorted(order) == sorted(f"c-{n}" for n in range(8)) and order != [f"c-{n}" for n in range(8)]
+        first = json.loads(lines[0])["result"]["message"]
+        assert first["content"][0]["text"] == "Q" + first["id"].rsplit("-", 1)[1]
+        assert server.seen("create") == 1 and server.seen("retrieve") == 3 and server.seen("results") == 1
+
+
+def test_the_batch_emulator_refuses_requests_without_a_key_and_lists_newest_first() -> None:
+    from minillm.testing import BatchServer
+
+    with BatchServer() as server:
+        assert _anthropic_batch(server.url, 1, **{"x-api-key": ""}).status_code == 401
+        assert requests.get(server.url + "/v1/batches", timeout=5).status_code == 401
+        ids = [_anthropic_batch(server.url, 1).json()["id"] for _ in range(3)]
+        keyed = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+        page = requests.get(server.url + "/v1/messages/batches?limit=2", headers=keyed, timeout=5).json()
+        assert [b["id"] for b in page["data"]] == ids[::-1][:2] and page["has_more"] is True
+        rest = requests.get(
+            f"{server.url}/v1/messages/batches?limit=2&after_id={page['last_id']}", headers=keyed, timeout=5
+        ).json()
+        assert [b["id"] for b in rest["data"]] == [ids[0]] and rest["has_more"] is False
+
+
+def test_a_held_batch_step_is_done_at_once_and_answered_when_the_gate_opens() -> None:
+    from minillm.testing import BatchServer
+
+    with BatchServer() as server:
+        gate = server.hold("create")
+        answers: List[requests.Response] = []
+        sender = threading.Thread(target=lambda: answers.append(_anthropic_batch(server.url, 2)))
+        sender.start()
+        assert server.wait_for("create")
+        assert len(server.batches) == 1 and answers == []  # made, not yet answered
+        gate.open()
+        sender.join(10)
+        assert answers[0].json()["id"] == server.batches[0].id

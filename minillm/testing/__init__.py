@@ -1,6 +1,7 @@
 """Test doubles for code that uses minillm: a scripted loopback HTTP server,
 an invoice-keeping one that plays billed providers (:class:`BillingServer`),
-and builders for the wire transcripts providers send.
+one that plays the provider batch APIs (:class:`BatchServer`), and
+builders for the wire transcripts providers send.
 
 Example::
 
@@ -16,6 +17,7 @@ Example::
         assert ledger.count == 1
 """
 
+from .batches import BATCH_STEPS, OUTCOMES, BatchServer, EmulatedBatch
 from .billing import ENDINGS, PROTOCOLS, Billing, BillingServer, Invoice, InvoiceLine, Plan
 from .server import Drop, Gate, Hang, Pause, RecordedRequest, Reply, ScriptedServer, Step
 from .transcripts import (
@@ -36,14 +38,18 @@ from .transcripts import (
 )
 
 __all__ = [
+    "BATCH_STEPS",
+    "BatchServer",
     "Billing",
     "BillingServer",
     "Drop",
     "ENDINGS",
+    "EmulatedBatch",
     "Gate",
     "Hang",
     "Invoice",
     "InvoiceLine",
+    "OUTCOMES",
     "PROTOCOLS",
     "Pause",
     "Plan",

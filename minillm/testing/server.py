@@ -311,12 +311,20 @@ class ScriptedServer:
 
     # -- serving ---------------------------------------------------------------------
 
-    def _next_reply(self, request: RecordedRequest) -> Reply:
+    def _queued(self, request: RecordedRequest) -> Optional[Reply]:
+        """The next queued reply that matches ``request``, taken off its queue."""
         with self._lock:
             for key in ((request.method, request.path), (None, request.path), (request.method, None), (None, None)):
                 queue = self._queues.get(key)
                 if queue:
                     return queue.popleft()
+        return None
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        queued = self._queued(request)
+        if queued is not None:
+            return queued
+        with self._lock:
             handler = self._routes.get((request.method, request.path))
         if handler is not None:
             return handler(request)
