@@ -3,7 +3,8 @@
 ``minillm demo``    stream a priced answer from a local server (no key, no network)
 ``minillm chat``    stream a reply from any model to the terminal, with its cost
 ``minillm serve``   expose an engine as an OpenAI-compatible server
-``minillm batch``   run a JSONL file of prompts, resumable, with a budget
+``minillm batch``   run a JSONL file of prompts, resumable, with a budget --
+                    as real-time requests, or as a provider batch at about half price
 ``minillm costs``   what was spent, from a ledger
 
 A configuration problem (a missing key, an unknown provider) is one line
@@ -18,12 +19,17 @@ import logging
 import os
 import sys
 from decimal import Decimal, InvalidOperation
-from typing import Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, List, Optional, Sequence, TextIO
 
 import attrs
 
 from ._version import __version__
 from .errors import MiniLLMError
+
+if TYPE_CHECKING:  # pragma: no cover - the command imports what it runs, when it runs it
+    from .accounting.budget import Budget
+    from .batch import BatchItem, BatchResult, Journal
+    from .client import Client
 
 __all__ = ["main"]
 
@@ -99,11 +105,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="the most this job may spend, reruns included (its bookings carry meta batch_job=INPUT's path)",
     )
-    batch.add_argument("--price", metavar="IN,OUT", help="USD per million input and output tokens")
+    batch.add_argument(
+        "--price",
+        metavar="IN,OUT[,BATCH]",
+        help="USD per million input and output tokens, and what a provider batch is billed at as a multiple of "
+        "them (0.5 for OpenAI and Anthropic; without it, the full price)",
+    )
     batch.add_argument("--base-url", help="the API root")
     batch.add_argument("--max-tokens", type=int, help="the most tokens per answer (items may set their own)")
     batch.add_argument("--system", help="a system prompt for every item that has none")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.add_argument(
+        "--provider-batch",
+        action="store_true",
+        help="send the prompts as one provider batch (OpenAI, Anthropic) at its batch rate and wait for it; "
+        "run the same command again to resume it after a crash or Ctrl-C",
+    )
+    batch.add_argument(
+        "--poll", type=float, default=30.0, metavar="SECONDS", help="seconds between polls of a provider batch (30)"
+    )
 
     costs = commands.add_parser(
         "costs",
@@ -150,11 +170,15 @@ def _price(text: Optional[str]) -> Optional[object]:
 
     parts = text.split(",")
     try:
-        if len(parts) != 2:
+        if len(parts) not in (2, 3):
             raise InvalidOperation
-        return TokenPrice(input_per_mtok=Decimal(parts[0]), output_per_mtok=Decimal(parts[1]))
+        tiers = {"batch": Decimal(parts[2])} if len(parts) == 3 else None
+        return TokenPrice(input_per_mtok=Decimal(parts[0]), output_per_mtok=Decimal(parts[1]), tiers=tiers)
     except (InvalidOperation, ValueError):
-        raise ConfigurationError(f"--price wants two numbers, IN,OUT (like 0.80,4.00), not {text!r}") from None
+        raise ConfigurationError(
+            f"--price wants two numbers, IN,OUT (like 0.80,4.00) -- and for a provider batch its multiplier, "
+            f"IN,OUT,BATCH (like 0.80,4.00,0.5) -- not {text!r}"
+        ) from None
 
 
 def _chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -248,21 +272,29 @@ def _batch(args: argparse.Namespace) -> int:
     journal = batch.Journal(args.journal or args.output + ".journal", job=job)
     interrupted = False
     with Client(args.model, base_url=args.base_url, price=price, on_cost=ledger, meta={"batch_job": job}) as client:
-        try:
-            results = batch.run(
-                client,
-                items,
-                workers=args.workers,
-                budget=budget,
-                journal=journal,
-                attempts=args.attempts,
-                progress=not args.no_progress,
-            )
-        except batch.Interrupted as stopped:
-            # Ctrl-C: nothing more is sent; what finished is written out,
-            # and the journal lets the same command carry on.
-            results, interrupted = stopped.results, True
-        client.flush(timeout=30)
+        if args.provider_batch:
+            provided = _provider_batch(args, client, items, journal, budget)
+            if provided is None:
+                journal.close()
+                ledger.close()
+                return INTERRUPTED
+            results = provided
+        else:
+            try:
+                results = batch.run(
+                    client,
+                    items,
+                    workers=args.workers,
+                    budget=budget,
+                    journal=journal,
+                    attempts=args.attempts,
+                    progress=not args.no_progress,
+                )
+            except batch.Interrupted as stopped:
+                # Ctrl-C: nothing more is sent; what finished is written out,
+                # and the journal lets the same command carry on.
+                results, interrupted = stopped.results, True
+            client.flush(timeout=30)
     journal.close()
     partial = args.output + ".partial"
     with open(partial, "w", encoding="utf-8") as out:
@@ -285,6 +317,41 @@ def _batch(args: argparse.Namespace) -> int:
         print("minillm batch: interrupted", file=sys.stderr)
         return INTERRUPTED
     return 0 if summary["failed"] == 0 and summary["cancelled"] == 0 else 1
+
+
+def _provider_batch(
+    args: argparse.Namespace, client: Client, items: List[BatchItem], journal: Journal, budget: Optional[Budget]
+) -> Optional[List[BatchResult]]:
+    """Submit the job as a provider batch -- or carry on the one the journal
+    holds -- wait for it with a progress bar, and return its results; None
+    when Ctrl-C stopped it (the batch runs on at the provider, and the same
+    command carries it on)."""
+    from . import batch
+    from .batch.progress import PollReporter
+
+    again = "Run the same command again to carry on: nothing is sent twice, and every result is booked once."
+    if args.price is not None and args.price.count(",") == 1:
+        print(
+            "minillm batch: --price gives no batch multiplier (IN,OUT,BATCH): the items are booked at the full "
+            "price, though OpenAI and Anthropic bill batches at half (IN,OUT,0.5)",
+            file=sys.stderr,
+        )
+    try:
+        sent = batch.submit(client, items, journal=journal, budget=budget)
+    except KeyboardInterrupt:
+        print(f"minillm batch: interrupted while sending the provider batch. {again}", file=sys.stderr)
+        return None
+    print(f"minillm batch: provider batch {sent.id} ({len(sent)} items), polled every {args.poll:g}s", file=sys.stderr)
+    bar = PollReporter(not args.no_progress, total=len(sent))
+    try:
+        sent.wait(poll=args.poll, progress=bar)
+        return sent.results(progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"minillm batch: stopped; the provider batch {sent.id} runs on. {again}", file=sys.stderr)
+        return None
+    finally:
+        bar.close()
 
 
 def _costs(args: argparse.Namespace) -> int:
