@@ -70,9 +70,6 @@ __all__ = ["Attempt", "Call", "Ending", "drive"]
 
 log = logging.getLogger("minillm.client")
 
-#: The most of an error body that is read.
-_ERROR_BODY_LIMIT = 1 << 20
-
 #: Errors a fallback would meet again: the request itself, the key, a
 #: budget's decision.
 _FINAL = (BadRequestError, AuthenticationError, InvalidArgumentError, BudgetExceeded)
@@ -429,7 +426,7 @@ class Call:
 
     def _error_of(self, route: Route, response: HTTPResponse) -> APIError:
         """The error for a response with a status of 300 or more."""
-        body = _read_error_body(response)
+        body = response.read_error_body()
         if response.status < 400:
             where = response.headers.get("location", "elsewhere")
             return APIError(
@@ -458,7 +455,7 @@ class Call:
             # under a media type that does not say JSON.
             attempt.events = self._whole_body(attempt, response, declared=_is_json(content_type))
             return
-        body = _read_error_body(response)
+        body = response.read_error_body()
         wanted = "a stream" if self.stream else "JSON"
         self._refuse(
             attempt,
@@ -799,20 +796,6 @@ def _retrying(route: Route, attempt: int, exc: BaseException, delay: float) -> N
     )
     if route.on_retry is not None:
         route.on_retry(attempt, exc, delay)
-
-
-def _read_error_body(response: HTTPResponse) -> bytes:
-    pieces: List[bytes] = []
-    size = 0
-    try:
-        for piece in response.iter_bytes():
-            pieces.append(piece)
-            size += len(piece)
-            if size >= _ERROR_BODY_LIMIT:
-                break
-    except StreamError:
-        pass  # the status says enough; the body is a courtesy
-    return b"".join(pieces)
 
 
 #: How long the rest of a complete body (after ``[DONE]``: the chunked

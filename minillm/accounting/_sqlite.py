@@ -38,6 +38,24 @@ def while_busy(work: Callable[[], T], timeout: float) -> T:
         pause = min(pause * 2, 0.25)
 
 
+def transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], timeout: float) -> T:
+    """``work(connection)`` in one write transaction (``BEGIN IMMEDIATE``),
+    tried again while the database is busy for up to ``timeout`` seconds:
+    ``work`` must be safe to repeat. Raises ``sqlite3.Error``."""
+
+    def attempt() -> T:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    return while_busy(attempt, timeout)
+
+
 def open_shared(
     path: str,
     *,

@@ -1,5 +1,8 @@
 """Batch jobs: many prompts, one client, every cost booked once.
 
+The real-time runner
+--------------------
+
 :func:`run` sends prompts through ``client.complete`` on an executor (a
 thread pool by default), retries each failed item, and returns the results
 in input order. With a :class:`Journal`, a job that crashed is simply run
@@ -27,8 +30,18 @@ so the same job run again carries on where this one stopped. With a token,
 "cancelled"``); on Ctrl-C it raises :class:`Interrupted`, a
 ``KeyboardInterrupt`` that carries those results.
 
-The package's modules, each owning one thing: ``items`` (the values),
-``journal`` (the SQLite journal) and ``realtime`` (the runner above).
+Provider batches
+----------------
+:func:`submit` sends the same prompts as one provider batch (OpenAI,
+Anthropic) at the batch rate, and :class:`ProviderBatch` waits for it and
+reads its results, booking each answered item once -- also across
+crashes, with :func:`resume` (see :mod:`minillm.batch.provider`).
+
+The modules, each owning one thing: ``items`` (the values), ``journal``
+(the SQLite journal), ``realtime`` (the runner above), ``provider`` (provider
+batches), ``apis`` (their wire protocols), ``state`` (a provider batch job
+in the journal), ``settle`` (its holds and bookings), ``wire`` (its
+requests) and ``progress`` (the bars).
 """
 
 from __future__ import annotations

@@ -250,9 +250,15 @@ class BatchAPI(abc.ABC):
         :raises MalformedResponseError: it is not one.
         """
 
-    @abc.abstractmethod
     def page(self, data: Any) -> Page:
-        """A page of a listing."""
+        """A page of a listing (both providers page alike: ``data``,
+        ``has_more`` and the ``last_id`` to go on after)."""
+        try:
+            batches = tuple(self.remote(entry) for entry in data["data"])
+            more = data.get("has_more") is True and bool(batches)
+            return Page(batches, (_text(data.get("last_id")) or batches[-1].id) if more else None)
+        except SHAPE_ERRORS as exc:
+            raise self._malformed("a list of batches", data, exc) from None
 
     @abc.abstractmethod
     def line(self, text: str) -> Line:
@@ -397,14 +403,6 @@ class OpenAIBatches(BatchAPI):
         except SHAPE_ERRORS as exc:
             raise self._malformed("a batch", data, exc) from None
 
-    def page(self, data: Any) -> Page:
-        try:
-            batches = tuple(self.remote(entry) for entry in data["data"])
-            more = data.get("has_more") is True and bool(batches)
-            return Page(batches, (_text(data.get("last_id")) or batches[-1].id) if more else None)
-        except SHAPE_ERRORS as exc:
-            raise self._malformed("a list of batches", data, exc) from None
-
     def line(self, text: str) -> Line:
         try:
             data = json.loads(text)
@@ -510,14 +508,6 @@ class AnthropicBatches(BatchAPI):
             )
         except SHAPE_ERRORS as exc:
             raise self._malformed("a message batch", data, exc) from None
-
-    def page(self, data: Any) -> Page:
-        try:
-            batches = tuple(self.remote(entry) for entry in data["data"])
-            more = data.get("has_more") is True and bool(batches)
-            return Page(batches, (_text(data.get("last_id")) or batches[-1].id) if more else None)
-        except SHAPE_ERRORS as exc:
-            raise self._malformed("a list of message batches", data, exc) from None
 
     def line(self, text: str) -> Line:
         try:

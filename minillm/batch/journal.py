@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar, Un
 
 import attrs
 
-from ..accounting._sqlite import open_shared, while_busy
+from ..accounting._sqlite import open_shared, transaction, while_busy
 from ..accounting.ledgers.base import close_when_dropped
 from ..accounting.pricing import TokenPrice
 from ..errors import ConfigurationError, LedgerError
@@ -118,21 +118,9 @@ class Journal:
 
         :raises LedgerError: it could not be written.
         """
-
-        def transaction() -> T:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
-
         with self._lock:
             try:
-                return while_busy(transaction, _JOURNAL_TIMEOUT)
+                return transaction(self._db, work, _JOURNAL_TIMEOUT)
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot write to the journal {self.path!r}: {exc}") from exc
 

@@ -1,31 +1,7 @@
-"""The real-time runner: many prompts, one client, every cost booked once.
-
-:func:`run` sends prompts through ``client.complete`` on an executor (a
-thread pool by default), retries each failed item, and returns the results
-in input order. With a :class:`Journal`, a job that crashed is simply run
-again: the items it finished are read back from the journal instead of
-being sent -- and paid for -- a second time. An item is journaled the
-moment it finishes, before its worker takes another, so at most the items
-in flight at the crash are sent again.
-
-Any :class:`concurrent.futures.Executor` works: a process pool, or a
-cluster's (Dask's ``distributed.Client.get_executor()``). The client and
-its sink then travel to the workers by pickle, so book into a ledger every
-worker can reach (:class:`~minillm.SQLiteLedger` on a shared disk,
-:class:`~minillm.PostgresLedger`), and give keys through the workers'
-environment. The journal stays with the caller.
-
-Stopping a batch
-----------------
-A :class:`~minillm.CancellationToken` given as ``cancel=`` -- or Ctrl-C --
-stops the job at once: no further item is started, queued items are
-cancelled, and items in flight on threads are cancelled mid-call (their
-requests booked as cut short, like any cancelled call; items in other
-processes run to their end). Items that finished are journaled as always,
-so the same job run again carries on where this one stopped. With a token,
-:func:`run` returns every result (the unfinished ones with ``error ==
-"cancelled"``); on Ctrl-C it raises :class:`Interrupted`, a
-``KeyboardInterrupt`` that carries those results.
+"""The real-time runner, :func:`run`: each prompt sent through
+``client.complete`` on an executor, retried, journaled the moment it
+finishes, and stopped at once by a token or Ctrl-C (:class:`Interrupted`).
+How it behaves is told in the package's docstring (:mod:`minillm.batch`).
 """
 
 from __future__ import annotations

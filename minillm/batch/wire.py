@@ -8,7 +8,7 @@ lines. An error status becomes the adapter's :class:`~minillm.APIError`
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterator, List, Optional, TypeVar
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from ..framing import iter_ndjson
 from ..routes import Route
@@ -17,9 +17,6 @@ from ..transports.base import Exchange, HTTPRequest, HTTPResponse
 __all__ = ["Wire"]
 
 T = TypeVar("T")
-
-#: The most of an error body that is read.
-_ERROR_BODY_LIMIT = 1 << 20
 
 
 class Wire:
@@ -75,23 +72,7 @@ class Wire:
         if response.status < 300:
             return response
         try:
-            body = _error_body(response)
+            body = response.read_error_body()
         finally:
             response.close()
         raise route.adapter.api_error(response.status, response.headers, body, response.endpoint, route.redactor)
-
-
-def _error_body(response: HTTPResponse) -> bytes:
-    from ..errors import StreamError
-
-    pieces: List[bytes] = []
-    size = 0
-    try:
-        for piece in response.iter_bytes():
-            pieces.append(piece)
-            size += len(piece)
-            if size >= _ERROR_BODY_LIMIT:
-                break
-    except StreamError:
-        pass  # the status says enough; the body is a courtesy
-    return b"".join(pieces)

@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import abc
 import threading
-from typing import Callable, Iterator, Mapping, Optional, Tuple
+from typing import Callable, Iterator, List, Mapping, Optional, Tuple
 
 import attrs
 
 from ..cancellation import Stop
+from ..errors import StreamError
 
 __all__ = ["Exchange", "HTTPRequest", "HTTPResponse", "Interrupted", "Transport", "endpoint_of"]
+
+
+#: The most of an error answer's body that is read.
+ERROR_BODY_LIMIT = 1 << 20
 
 
 def endpoint_of(url: str) -> str:
@@ -129,6 +134,21 @@ class HTTPResponse(abc.ABC):
         :raises StreamError: the body could not be read to its end.
         """
         return b"".join(self.iter_bytes())
+
+    def read_error_body(self, limit: int = ERROR_BODY_LIMIT) -> bytes:
+        """The body of an error answer, up to ``limit`` bytes: a failure to
+        read it ends it (the status says enough; the body is a courtesy)."""
+        pieces: List[bytes] = []
+        size = 0
+        try:
+            for piece in self.iter_bytes():
+                pieces.append(piece)
+                size += len(piece)
+                if size >= limit:
+                    break
+        except StreamError:
+            pass
+        return b"".join(pieces)
 
     def bound_silence(self, seconds: float) -> None:  # noqa: B027 - most bodies need nothing
         """From now on, let the body be silent for at most ``seconds`` (the

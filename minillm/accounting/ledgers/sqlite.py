@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 from ...errors import LedgerError
 from ...models import CostInfo
-from .._sqlite import add_missing_columns, open_shared, while_busy
+from .._sqlite import add_missing_columns, open_shared, transaction
 from .base import (
     BaseLedger,
     Scope,
@@ -185,20 +185,8 @@ class SQLiteLedger(BaseLedger):
         import sqlite3
 
         with self._lock:
-            connection = self._connect()
-
-            def transaction() -> T:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    result = work(connection)
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
-                return result
-
             try:
-                return while_busy(transaction, self._timeout)
+                return transaction(self._connect(), work, self._timeout)
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot write to the ledger {self.path!r}: {exc}") from exc
 
