@@ -293,3 +293,15 @@ def test_two_processes_share_one_budget(kind: str, tmp_path: Path, request: pyte
     )
     assert ledger.total() <= limit + one_worst_case
     ledger.close()
+
+
+def test_many_holds_are_checked_once_per_scope_and_placed_all_or_none() -> None:
+    ledger = minillm.Ledger()
+    budget = minillm.Budget(ledger, "1", key="user")
+    holds = [("a", Decimal("0.6"), {"user": 1}), ("b", Decimal("0.6"), {"user": 2}), ("c", Decimal("0.3"), {"user": 1})]
+    placed = budget.hold_many(holds, seconds=60)
+    assert [hold.booking_id for hold in placed] == ["a", "b", "c"]
+    assert (budget.spent(1), budget.spent(2)) == (Decimal("0.9"), Decimal("0.6"))
+    with pytest.raises(minillm.BudgetExceeded):  # user 3 fits, user 2 does not: neither is held
+        budget.hold_many([("d", Decimal("0.5"), {"user": 3}), ("e", Decimal("0.5"), {"user": 2})])
+    assert (budget.spent(3), budget.spent(2)) == (Decimal(0), Decimal("0.6"))

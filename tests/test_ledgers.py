@@ -233,6 +233,34 @@ def test_a_hold_that_would_pass_the_limit_is_refused_with_the_figures(ledger: Ba
     assert ledger.spent(scope) == Decimal("1.0")
 
 
+def test_many_holds_are_placed_together_or_not_at_all(ledger: BaseLedger) -> None:
+    scope = Scope("user", 7)
+    ledger.record(cost("0.5"), {"user": 7})
+    holds = [(f"h{n}", Decimal("0.1"), {"user": 7}) for n in range(5)]
+    with pytest.raises(minillm.BudgetExceeded) as caught:
+        ledger.hold_many(holds, scope, Decimal("0.9"), 60)
+    assert (caught.value.spent, caught.value.requested) == (Decimal("0.5"), Decimal("0.5"))
+    assert ledger.spent(scope) == Decimal("0.5")  # none of them is held
+    assert ledger.hold_many(holds, scope, Decimal("1"), 60) == Decimal("0.5")
+    assert ledger.spent(scope) == Decimal("1.0")
+    ledger.record(cost("0.05", booking_id="h0"), {"user": 7})  # a booking replaces its own hold
+    ledger.release_hold("h1")
+    assert ledger.spent(scope) == Decimal("0.85")
+
+
+def test_a_ledger_that_holds_one_at_a_time_lets_go_of_them_all_when_one_is_refused() -> None:
+    class OneAtATime(minillm.Ledger):
+        hold_many = BaseLedger.hold_many
+
+    ledger = OneAtATime()
+    holds: List[Tuple[str, Decimal, Dict[str, Any]]] = [(f"h{n}", Decimal("0.3"), {}) for n in range(4)]
+    with pytest.raises(minillm.BudgetExceeded):
+        ledger.hold_many(holds, Scope(), Decimal("1"), 60)
+    assert ledger.spent(Scope()) == 0
+    assert ledger.hold_many(holds[:3], Scope(), Decimal("1"), 60) == 0
+    assert ledger.spent(Scope()) == Decimal("0.9")
+
+
 def test_a_booking_of_unknown_money_counts_at_the_worst_case_held_for_it(ledger: BaseLedger) -> None:
     ledger.hold("r1", Decimal("0.3"), {}, Scope(), Decimal("1"), 60)
     ledger.record(cost(None, booking_id="r1"), {})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import attrs
 
@@ -77,26 +77,18 @@ class Settler:
         :param again: the job held them before (a run that stopped before
             sending them): each earlier hold is let go of first, so that it
             is not counted twice.
-
-        :raises BudgetExceeded: the budget cannot take them all (what was
-            held here is let go of).
+        :raises BudgetExceeded: the budget cannot take them all.
         """
         budget = self.budget
-        if budget is None:
+        if budget is None or not items:
             return
-        held: List[str] = []
-        try:
-            for item in items:
-                assert item.worst is not None, "an item held by a budget has its worst case"
-                booking_id = self.booking_id(item.index)
-                if again:
-                    budget.ledger.release_hold(booking_id)
-                budget.hold(booking_id, item.worst, self.meta(item), seconds=max(budget.hold_seconds, HOLD_SECONDS))
-                held.append(booking_id)
-        except BaseException:
-            for booking_id in held:
-                Hold(budget, booking_id).release()
-            raise
+        if again:
+            self.release(items)
+        holds = []
+        for item in items:
+            assert item.worst is not None, "an item held by a budget has its worst case"
+            holds.append((self.booking_id(item.index), item.worst, self.meta(item)))
+        budget.hold_many(holds, seconds=max(budget.hold_seconds, HOLD_SECONDS))
 
     def release(self, items: Sequence[ItemRecord]) -> None:
         """Let go of the holds of ``items`` (they will not be sent)."""

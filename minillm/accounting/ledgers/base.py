@@ -30,7 +30,7 @@ import re
 import uuid
 import weakref
 from decimal import Decimal
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -160,6 +160,34 @@ class BaseLedger(abc.ABC):
         :returns: what was spent (booked and held) before this hold.
         :raises BudgetExceeded: it would not stay within the limit.
         """
+
+    def hold_many(
+        self, holds: Sequence[Tuple[str, Decimal, Mapping[str, Any]]], scope: Scope, limit: Decimal, ttl: float
+    ) -> Decimal:
+        """Hold each of ``holds`` -- ``(hold_id, amount, meta)``, every one in
+        ``scope`` -- or none of them: what ``scope`` has booked and held,
+        plus their sum, must stay within ``limit`` (a provider batch holds
+        every item before it is sent).
+
+        This one holds them one at a time, letting go of those held when
+        one is refused; ledgers that can check once and write them all in
+        one transaction do (each hold's check would sum every hold before it).
+
+        :returns: what was spent (booked and held) before these holds.
+        :raises BudgetExceeded: their sum would not stay within the limit.
+        """
+        held: List[str] = []
+        before: Optional[Decimal] = None
+        try:
+            for hold_id, amount, meta in holds:
+                spent = self.hold(hold_id, amount, meta, scope, limit, ttl)
+                before = spent if before is None else before
+                held.append(hold_id)
+        except BaseException:
+            for hold_id in held:
+                self.release_hold(hold_id)
+            raise
+        return before if before is not None else self.spent(scope)
 
     @abc.abstractmethod
     def release_hold(self, hold_id: str) -> None:

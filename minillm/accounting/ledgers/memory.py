@@ -7,7 +7,7 @@ import datetime
 import threading
 import time
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -142,6 +142,18 @@ class Ledger(BaseLedger):
             spent = self._spent(scope)
             check_within(spent, amount, limit, scope)
             self._holds[hold_id] = _Hold(amount, kept, time.time() + ttl)
+            return spent
+
+    def hold_many(
+        self, holds: Sequence[Tuple[str, Decimal, Mapping[str, Any]]], scope: Scope, limit: Decimal, ttl: float
+    ) -> Decimal:
+        kept = [(hold_id, amount, check_meta(meta)) for hold_id, amount, meta in holds]
+        with self._lock:
+            spent = self._spent(scope)
+            check_within(spent, _sum(amount for _, amount, _ in kept), limit, scope)
+            expires = time.time() + ttl
+            for hold_id, amount, meta in kept:
+                self._holds[hold_id] = _Hold(amount, meta, expires)
             return spent
 
     def release_hold(self, hold_id: str) -> None:

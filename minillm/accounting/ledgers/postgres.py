@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from ...errors import ConfigurationError, LedgerError
 from ...models import CostInfo
@@ -257,6 +257,27 @@ class PostgresLedger(BaseLedger):
                 "ON CONFLICT (hold_id) DO UPDATE SET usd = excluded.usd, expires_at = excluded.expires_at",
                 (hold_id, amount, meta_text, time.time() + ttl),
             )
+            return spent
+
+        return self._run(write, write=True)
+
+    def hold_many(
+        self, holds: Sequence[Tuple[str, Decimal, Mapping[str, Any]]], scope: Scope, limit: Decimal, ttl: float
+    ) -> Decimal:
+        rows = [(hold_id, amount, meta_json(meta)) for hold_id, amount, meta in holds]
+        total = sum((amount for _, amount, _ in holds), Decimal(0))
+
+        def write(connection: psycopg.Connection[Any]) -> Decimal:
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_HOLD_LOCK,))
+            spent = self._spent(connection, scope)
+            check_within(spent, total, limit, scope)
+            expires = time.time() + ttl
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO minillm_holds (hold_id, usd, meta, expires_at) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (hold_id) DO UPDATE SET usd = excluded.usd, expires_at = excluded.expires_at",
+                    [(*row, expires) for row in rows],
+                )
             return spent
 
         return self._run(write, write=True)

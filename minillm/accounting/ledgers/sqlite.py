@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from ...errors import LedgerError
 from ...models import CostInfo
@@ -279,6 +279,24 @@ class SQLiteLedger(BaseLedger):
             connection.execute(
                 "INSERT OR REPLACE INTO minillm_holds (hold_id, usd, meta, expires_at) VALUES (?, ?, ?, ?)",
                 (hold_id, str(amount), meta_text, time.time() + ttl),
+            )
+            return spent
+
+        return self._write(write)
+
+    def hold_many(
+        self, holds: Sequence[Tuple[str, Decimal, Mapping[str, Any]]], scope: Scope, limit: Decimal, ttl: float
+    ) -> Decimal:
+        rows = [(hold_id, str(amount), meta_json(meta)) for hold_id, amount, meta in holds]
+        total = sum((amount for _, amount, _ in holds), Decimal(0))
+
+        def write(connection: sqlite3.Connection) -> Decimal:
+            spent = self._spent(connection, scope)
+            check_within(spent, total, limit, scope)
+            expires = time.time() + ttl
+            connection.executemany(
+                "INSERT OR REPLACE INTO minillm_holds (hold_id, usd, meta, expires_at) VALUES (?, ?, ?, ?)",
+                [(*row, expires) for row in rows],
             )
             return spent
 
