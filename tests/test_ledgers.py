@@ -240,6 +240,7 @@ def test_many_holds_are_placed_together_or_not_at_all(ledger: BaseLedger) -> Non
     with pytest.raises(minillm.BudgetExceeded) as caught:
         ledger.hold_many(holds, scope, Decimal("0.9"), 60)
     assert (caught.value.spent, caught.value.requested) == (Decimal("0.5"), Decimal("0.5"))
+    assert "5 requests that may cost $0.5 would pass it" in str(caught.value)
     assert ledger.spent(scope) == Decimal("0.5")  # none of them is held
     assert ledger.hold_many(holds, scope, Decimal("1"), 60) == Decimal("0.5")
     assert ledger.spent(scope) == Decimal("1.0")

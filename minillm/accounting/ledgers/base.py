@@ -209,15 +209,16 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def check_within(spent: Decimal, amount: Decimal, limit: Decimal, scope: Scope) -> None:
-    """Refuse a hold of ``amount`` that would take ``scope`` past ``limit``.
+def check_within(spent: Decimal, amount: Decimal, limit: Decimal, scope: Scope, count: int = 1) -> None:
+    """Refuse a hold of ``amount`` (for ``count`` requests) that would take
+    ``scope`` past ``limit``.
 
     :raises BudgetExceeded: with the figures.
     """
     if spent + amount > limit:
         raise BudgetExceeded(
             f"the budget of ${limit} for {scope.describe()} has ${spent} spent or held: "
-            f"a request that may cost ${amount} would pass it",
+            f"{'a request' if count == 1 else f'{count} requests'} that may cost ${amount} would pass it",
             limit=limit,
             spent=spent,
             requested=amount,

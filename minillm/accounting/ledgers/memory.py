@@ -150,7 +150,7 @@ class Ledger(BaseLedger):
         kept = [(hold_id, amount, check_meta(meta)) for hold_id, amount, meta in holds]
         with self._lock:
             spent = self._spent(scope)
-            check_within(spent, _sum(amount for _, amount, _ in kept), limit, scope)
+            check_within(spent, _sum(amount for _, amount, _ in kept), limit, scope, len(kept))
             expires = time.time() + ttl
             for hold_id, amount, meta in kept:
                 self._holds[hold_id] = _Hold(amount, meta, expires)

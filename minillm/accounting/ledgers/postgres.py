@@ -270,7 +270,7 @@ class PostgresLedger(BaseLedger):
         def write(connection: psycopg.Connection[Any]) -> Decimal:
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (_HOLD_LOCK,))
             spent = self._spent(connection, scope)
-            check_within(spent, total, limit, scope)
+            check_within(spent, total, limit, scope, len(rows))
             expires = time.time() + ttl
             with connection.cursor() as cursor:
                 cursor.executemany(

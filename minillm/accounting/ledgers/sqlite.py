@@ -292,7 +292,7 @@ class SQLiteLedger(BaseLedger):
 
         def write(connection: sqlite3.Connection) -> Decimal:
             spent = self._spent(connection, scope)
-            check_within(spent, total, limit, scope)
+            check_within(spent, total, limit, scope, len(rows))
             expires = time.time() + ttl
             connection.executemany(
                 "INSERT OR REPLACE INTO minillm_holds (hold_id, usd, meta, expires_at) VALUES (?, ?, ?, ?)",
