@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import weakref
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 
 import minillm
 from minillm.batch import BatchItem, BatchResult, Journal, run, summarize
-from minillm.testing import Hang, RecordedRequest, Reply, ScriptedServer, chat_completion, chat_stream, chat_usage
+from minillm.testing import Gate, Hang, RecordedRequest, Reply, ScriptedServer, chat_completion, chat_stream, chat_usage
 
 from .conftest import MINILLM_COMMAND, finishes
 from .test_cli import environment
@@ -324,6 +325,43 @@ def test_a_process_pool_runs_the_job_with_a_budget_and_books_into_a_shared_sqlit
     assert minillm.Budget(ledger, "1").spent() == ledger.total()  # every hold was replaced by its booking
     assert sorted(meta["batch_item"] for _, meta in ledger.records) == list(range(12))
     assert ledger.total() == sum(r.cost.usd for r in results if r.cost and r.cost.usd)
+
+
+class Watched(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool that tells when the future of each prompt is let go."""
+
+    def __init__(self, prompts: List[str]) -> None:
+        super().__init__(max_workers=2)
+        self.let_go = {prompt: threading.Event() for prompt in prompts}
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        item = next(arg for arg in args if isinstance(arg, BatchItem))
+        weakref.finalize(future, self.let_go[str(item.prompt)].set)
+        return future
+
+
+def test_a_finished_items_future_is_let_go_at_once_so_a_cluster_cannot_run_it_again(server: ScriptedServer) -> None:
+    # A Dask cluster keeps a task's result while its future lives, and runs
+    # the task again -- paying again -- if the worker holding it dies.
+    gate = Gate()
+    answering(
+        server,
+        lambda prompt: (
+            Reply.json(chat_completion("LAST", usage=chat_usage(3, 2))).held(gate) if prompt == "last" else None
+        ),
+    )
+    results: List[BatchResult] = []
+    prompts = ["a", "b", "c", "last"]
+    with Watched(prompts) as pool:
+        job = threading.Thread(target=lambda: results.extend(run(client_for(server, None), prompts, executor=pool)))
+        job.start()
+        try:
+            assert all(pool.let_go[prompt].wait(10) for prompt in ("a", "b", "c"))  # while "last" still waits
+        finally:
+            gate.open()
+            job.join(10)
+    assert [r.text for r in results] == ["A", "B", "C", "LAST"]
 
 
 # -- the commands --------------------------------------------------------------------

@@ -16,7 +16,9 @@ cluster's (Dask's ``distributed.Client.get_executor()``). The client and
 its sink then travel to the workers by pickle, so book into a ledger every
 worker can reach (:class:`~minillm.SQLiteLedger` on a shared disk,
 :class:`~minillm.PostgresLedger`), and give keys through the workers'
-environment. The journal stays with the caller.
+environment. The journal stays with the caller. Each item's future is let
+go as soon as its result has arrived, so a cluster that loses a worker
+runs the items it was running again, but not those it had finished.
 
 Stopping a batch
 ----------------

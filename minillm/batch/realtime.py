@@ -140,7 +140,13 @@ def run(
         if key in finished:
             results[index] = attrs.evolve(finished[key], index=index)
     report = ResultReporter(progress, total=len(items), already=sum(r is not None for r in results))
-    lock = threading.Lock()
+    # The futures of the items not yet done, by index. Each is let go the
+    # moment its item is done: a cluster keeps a task's result while its
+    # future lives, and if the worker holding it dies, runs the task again
+    # -- calling the provider, and paying, a second time for an answer the
+    # caller already has.
+    pending: Dict[int, concurrent.futures.Future[BatchResult]] = {}
+    changed = threading.Condition()
 
     def arrived(index: int, future: concurrent.futures.Future[BatchResult]) -> None:
         # Runs where the future completes -- in a thread pool, on the worker
@@ -154,7 +160,7 @@ def run(
                 result = future.result()
             except Exception as exc:  # the executor itself failed the item
                 result = BatchResult(index=index, id=items[index].id, error=f"{type(exc).__name__}: {exc}")
-        with lock:
+        with changed:
             results[index] = result
         if journal is not None and result.ok:
             try:
@@ -165,6 +171,9 @@ def run(
             report(result)
         except Exception:
             log.exception("the progress callback failed on item %d", index)
+        with changed:  # done: journaled and reported too
+            del pending[index]
+            changed.notify_all()
 
     owned = executor is None
     pool = executor or concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minillm-batch")
@@ -172,10 +181,22 @@ def run(
     # processes cannot be reached, and run to their end.
     stop = cancel or CancellationToken()
     reachable = stop if isinstance(pool, concurrent.futures.ThreadPoolExecutor) else None
-    futures: List[concurrent.futures.Future[BatchResult]] = []
+
+    def submit(index: int, item: BatchItem) -> None:
+        # A function, so that no variable here outlives the future.
+        future = pool.submit(_attempt, client, item, index, attempts, budget, reachable)
+        with changed:
+            pending[index] = future
+        future.add_done_callback(functools.partial(arrived, index))
+
+    def all_done() -> None:
+        with changed:
+            changed.wait_for(lambda: not pending)
 
     def stop_queued() -> None:
-        for future in list(futures):
+        with changed:
+            unfinished = list(pending.values())
+        for future in unfinished:
             future.cancel()  # refused by those already running: their calls are stopped instead
 
     unsubscribe = stop._subscribe(stop_queued)
@@ -186,16 +207,14 @@ def run(
             if stop.is_cancelled:
                 results[index] = BatchResult(index=index, id=item.id, error=CANCELLED)
                 continue
-            future = pool.submit(_attempt, client, item, index, attempts, budget, reachable)
-            future.add_done_callback(functools.partial(arrived, index))
-            futures.append(future)
+            submit(index, item)
         try:
-            concurrent.futures.wait(futures)
+            all_done()
         except KeyboardInterrupt as interrupt:
             stop.cancel()
             # The calls in flight return as soon as they notice; a second
             # Ctrl-C while they do stops waiting for them.
-            concurrent.futures.wait(futures)
+            all_done()
             raise Interrupted(_complete(results, items)) from interrupt
     finally:
         unsubscribe()
