@@ -92,6 +92,29 @@ def test_a_streamed_answer_is_booked_once_through_the_orm() -> None:
     assert cost.usd == SINK.total() == Decimal("0.000008") and SINK.totals_by("user_id") == {7: cost.usd}
 
 
+def test_entries_between_two_times_come_from_the_orm_with_when_they_were_booked() -> None:
+    import datetime
+
+    ENGINE.add("one")
+    response = DjangoTestClient().get("/story")
+    assert body_of(response) == "one"
+    response.close()
+    middle = datetime.datetime.now(datetime.timezone.utc)
+    while datetime.datetime.now(datetime.timezone.utc) <= middle:
+        pass
+    ENGINE.add("two")
+    response = DjangoTestClient().get("/story")
+    assert body_of(response) == "two"
+    response.close()
+    entries = SINK.entries()
+    assert [e.cost.completion_tokens for e in entries] == [1, 1] and entries[0].booked_at <= middle
+    assert [e.booked_at for e in SINK.entries(since=middle)] == [entries[1].booked_at]
+    assert [e.booked_at for e in SINK.entries(until=middle)] == [entries[0].booked_at]
+    assert SINK.entries(since=middle.date() + datetime.timedelta(days=1)) == []
+    with pytest.raises(minillm.InvalidArgumentError):
+        SINK.entries(since="soon")
+
+
 def test_a_browser_that_disconnects_mid_answer_still_settles_once() -> None:
     ENGINE.add("Once ", "upon ", Gate(), "never")
     response = DjangoTestClient().get("/story")

@@ -51,6 +51,44 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseLedge
     made.close()
 
 
+def later_than(moment: datetime.datetime) -> datetime.datetime:
+    """The time now, once the clock has moved past ``moment``."""
+    while True:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if now > moment:
+            return now
+
+
+def test_entries_are_the_bookings_between_two_times_each_with_when_it_was_booked(ledger: BaseLedger) -> None:
+    began = datetime.datetime.now(datetime.timezone.utc)
+    ledger.record(cost("0.1"), {"n": 1})
+    first = later_than(began)
+    ledger.record(cost("0.2"), {"n": 2})
+    second = later_than(first)
+    ledger.record(cost(None), {"n": 3})
+    ended = later_than(datetime.datetime.now(datetime.timezone.utc))
+
+    def numbers(**bounds: Any) -> List[int]:
+        return [entry.meta["n"] for entry in ledger.entries(**bounds)]
+
+    assert numbers() == [1, 2, 3]
+    assert numbers(since=first) == [2, 3] and numbers(until=first) == [1]
+    assert numbers(since=first, until=second) == [2]
+    assert numbers(since=first.isoformat(), until=second.replace(tzinfo=None)) == [2]  # naive is UTC
+    assert numbers(since=ended) == [] and numbers(until=began) == []
+    assert numbers(since=began.date(), until=str(ended.date() + datetime.timedelta(days=1))) == [1, 2, 3]
+    in_paris = datetime.timezone(datetime.timedelta(hours=2))
+    assert numbers(since=first.astimezone(in_paris)) == [2, 3]  # the same instant
+    stamps = [entry.booked_at for entry in ledger.entries()]
+    assert all(stamp.tzinfo is not None and stamp.utcoffset() == datetime.timedelta(0) for stamp in stamps)
+    assert began <= stamps[0] <= first <= stamps[1] <= second <= stamps[2] <= ended
+    assert [entry.cost.usd for entry in ledger.entries()] == [Decimal("0.1"), Decimal("0.2"), None]
+    with pytest.raises(minillm.InvalidArgumentError, match="since must be a date"):
+        ledger.entries(since="yesterday")
+    with pytest.raises(minillm.InvalidArgumentError, match="until must be a date"):
+        ledger.entries(until=3)
+
+
 def test_bookings_come_back_whole_in_order(ledger: BaseLedger) -> None:
     first = cost("0.25", booking_id="b1")
     second = attrs_evolve(cost(None, booking_id="b2"), byok=True, cancelled=True, reasoning_tokens=3)

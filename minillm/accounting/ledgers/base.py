@@ -38,7 +38,7 @@ from ...errors import BudgetExceeded, InvalidArgumentError
 from ...meta import check_meta
 from ...models import CostInfo, Resolution
 
-__all__ = ["BaseLedger", "Scope", "meta_json", "model_label"]
+__all__ = ["BaseLedger", "Entry", "Scope", "instant", "meta_json", "model_label"]
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -99,6 +99,47 @@ def meta_json(meta: Optional[Mapping[str, Any]]) -> str:
     return json.dumps(check_meta(meta), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+@attrs.frozen
+class Entry:
+    """One booking as a ledger keeps it: what it cost, its ``meta``, and
+    when it was booked (an aware UTC datetime)."""
+
+    cost: CostInfo
+    meta: Dict[str, Any]
+    booked_at: datetime.datetime
+
+
+def instant(value: Any, name: str = "since") -> Optional[datetime.datetime]:
+    """``value`` as an aware UTC datetime: a date is its midnight (UTC), a
+    naive datetime is taken as UTC, an ISO 8601 string is either. None
+    stays None.
+
+    :raises InvalidArgumentError: it is none of those.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = datetime.date.fromisoformat(text) if len(text) == 10 else _parse_datetime(text)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 time, not {value!r}"
+            ) from None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc)
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc)
+    raise InvalidArgumentError(f"{name} must be a date, a datetime or an ISO 8601 string, not {type(value).__name__}")
+
+
+def _parse_datetime(text: str) -> datetime.datetime:
+    # Python 3.9's fromisoformat knows no "Z".
+    return datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+
+
 def model_label(cost: CostInfo) -> str:
     """``provider/model``, as :meth:`BaseLedger.totals_by_model` groups it."""
     return f"{cost.provider}/{cost.model}" if cost.provider else cost.model
@@ -141,6 +182,13 @@ class BaseLedger(abc.ABC):
     @abc.abstractmethod
     def totals_by_day(self) -> Dict[datetime.date, Decimal]:
         """Known money per day of booking (UTC)."""
+
+    @abc.abstractmethod
+    def entries(self, since: Any = None, until: Any = None) -> List[Entry]:
+        """The bookings made at or after ``since`` and before ``until``
+        (dates, datetimes or ISO 8601 strings, see :func:`instant`; None
+        leaves that end open), each with the time it was booked, in the
+        order booked."""
 
     def unresolved(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
         """The bookings whose money is not known exactly (``PARTIAL``,

@@ -13,7 +13,7 @@ import attrs
 
 from ...meta import check_meta
 from ...models import CostInfo
-from .base import BaseLedger, Scope, booking_id_of, check_within, group_key, model_label, utc_now
+from .base import BaseLedger, Entry, Scope, booking_id_of, check_within, group_key, instant, model_label, utc_now
 from .scopes import counted, scope_names, totals_for
 
 __all__ = ["Ledger"]
@@ -90,6 +90,14 @@ class Ledger(BaseLedger):
     def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
         """A copy of every booking, in the order booked."""
         return [(e.cost, copy.deepcopy(e.meta)) for e in self._snapshot()]
+
+    def entries(self, since: Any = None, until: Any = None) -> List[Entry]:
+        start, end = instant(since, "since"), instant(until, "until")
+        return [
+            Entry(e.cost, copy.deepcopy(e.meta), e.booked_at)
+            for e in self._snapshot()
+            if (start is None or e.booked_at >= start) and (end is None or e.booked_at < end)
+        ]
 
     @property
     def count(self) -> int:

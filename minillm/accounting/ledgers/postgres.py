@@ -24,17 +24,19 @@ from ...models import CostInfo
 from ...redaction import Redactor
 from .base import (
     BaseLedger,
+    Entry,
     Scope,
     booking_id_of,
     check_meta_key,
     check_within,
     close_when_dropped,
     group_key,
+    instant,
     meta_json,
     utc_now,
 )
 from .scopes import counted, rebuild, scope_names, totals_for
-from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, booking_values, cost_from_row
+from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, between, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import psycopg
@@ -210,6 +212,11 @@ class PostgresLedger(BaseLedger):
     @property
     def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
         return [cost_from_row(row) for row in self._query(f"SELECT {_COLUMNS} FROM minillm_bookings ORDER BY seq")]
+
+    def entries(self, since: Any = None, until: Any = None) -> List[Entry]:
+        where, parameters = between(instant(since, "since"), instant(until, "until"), "%s", text=False)
+        rows = self._query(f"SELECT {_COLUMNS}, booked_at FROM minillm_bookings{where} ORDER BY seq", parameters)
+        return [Entry(*cost_from_row(row[:-1]), row[-1].astimezone(datetime.timezone.utc)) for row in rows]
 
     @property
     def count(self) -> int:

@@ -3,13 +3,14 @@ become ``(CostInfo, meta)`` again."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from decimal import Decimal
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...models import CostInfo, Resolution
 
-__all__ = ["ADDED_COLUMNS", "BOOKING_COLUMNS", "booking_values", "cost_from_row"]
+__all__ = ["ADDED_COLUMNS", "BOOKING_COLUMNS", "between", "booking_values", "cost_from_row"]
 
 #: The columns of a booking row, in order (``booked_at`` and ``held_usd``
 #: are filled by the ledger).
@@ -104,3 +105,17 @@ def _money(value: Any) -> Optional[Decimal]:
     if value is None:
         return None
     return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def between(
+    since: Optional[datetime.datetime], until: Optional[datetime.datetime], mark: str, *, text: bool
+) -> Tuple[str, Tuple[Any, ...]]:
+    """The ``WHERE`` clause, and its parameters, for bookings at or after
+    ``since`` and before ``until`` (``text``: the column is ISO 8601 text)."""
+    clauses: List[str] = []
+    parameters: List[Any] = []
+    for bound, operator in ((since, ">="), (until, "<")):
+        if bound is not None:
+            clauses.append(f"booked_at {operator} {mark}")
+            parameters.append(bound.isoformat() if text else bound)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), tuple(parameters)

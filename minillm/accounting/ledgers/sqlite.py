@@ -24,16 +24,18 @@ from ...models import CostInfo
 from .._sqlite import add_missing_columns, open_shared, transaction
 from .base import (
     BaseLedger,
+    Entry,
     Scope,
     booking_id_of,
     check_meta_key,
     check_within,
     close_when_dropped,
+    instant,
     meta_json,
     utc_now,
 )
 from .scopes import counted, rebuild, scope_names, totals_for
-from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, booking_values, cost_from_row
+from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, between, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
@@ -238,6 +240,12 @@ class SQLiteLedger(BaseLedger):
     def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
         rows = self._read(f"SELECT {_COLUMNS} FROM minillm_bookings ORDER BY seq")
         return [cost_from_row(row) for row in rows]
+
+    def entries(self, since: Any = None, until: Any = None) -> List[Entry]:
+        # booked_at is ISO 8601 text in UTC, which sorts as time does.
+        where, parameters = between(instant(since, "since"), instant(until, "until"), "?", text=True)
+        rows = self._read(f"SELECT {_COLUMNS}, booked_at FROM minillm_bookings{where} ORDER BY seq", parameters)
+        return [Entry(*cost_from_row(row[:-1]), datetime.datetime.fromisoformat(row[-1])) for row in rows]
 
     @property
     def count(self) -> int:

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
-from ...accounting.ledgers.base import group_key, meta_json, model_label
+from ...accounting.ledgers.base import Entry, group_key, instant, meta_json, model_label
 from ...models import CostInfo
 
 __all__ = ["DjangoSink"]
@@ -59,6 +59,21 @@ class DjangoSink:
     @property
     def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
         return [record.as_booking() for record in self._all()]
+
+    def entries(self, since: Any = None, until: Any = None) -> List[Entry]:
+        """The bookings made at or after ``since`` and before ``until``, as
+        :meth:`minillm.accounting.ledgers.BaseLedger.entries` gives them."""
+        query = self._all()
+        start, end = instant(since, "since"), instant(until, "until")
+        if start is not None:
+            query = query.filter(booked_at__gte=start)
+        if end is not None:
+            query = query.filter(booked_at__lt=end)
+        entries = []
+        for record in query:
+            cost, meta = record.as_booking()
+            entries.append(Entry(cost, meta, record.booked_at.astimezone(datetime.timezone.utc)))
+        return entries
 
     @property
     def count(self) -> int:
