@@ -182,8 +182,8 @@ class WireResponse(HTTPResponse):
             source = raw.read_chunked(None, decode_content=True)
         elif hasattr(raw, "read1"):
             source = self._read1_loop(raw)
-        else:  # pragma: no cover - urllib3 < 2
-            source = raw.stream(_READ_SIZE, decode_content=True)
+        else:
+            source = self._read1_loop_urllib3_1(raw)
         try:
             # Only GeneratorExit is ever thrown in at the yield, and it is
             # not an Exception: everything caught here came from the read.
@@ -203,6 +203,29 @@ class WireResponse(HTTPResponse):
             if not data:
                 return
             yield data
+
+    @staticmethod
+    def _read1_loop_urllib3_1(raw: Any) -> Iterator[bytes]:
+        # urllib3 1.26 (which botocore still requires on Python 3.9) has no
+        # read1, and its read(amt) waits until amt bytes have come: a
+        # stream not sent in chunks would arrive in lumps of _READ_SIZE,
+        # events held back for as long as the server takes to send that
+        # much. http.client's read1 returns what has arrived; urllib3's
+        # decoder still undoes a Content-Encoding.
+        body = raw._fp
+        raw._init_decoder()
+        while True:
+            data = body.read1(_READ_SIZE)
+            if not data:
+                break
+            decoded = raw._decode(data, True, False)
+            if decoded:
+                yield decoded
+        tail = raw._decode(b"", True, True)
+        if tail:
+            yield tail
+        if body.isclosed():  # read to its end: the connection may serve another request
+            raw.release_conn()
 
     def _check_interrupt(self) -> None:
         if self._interrupted is Stop.DEADLINE:
