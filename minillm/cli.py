@@ -5,7 +5,7 @@
 ``minillm serve``   expose an engine as an OpenAI-compatible server
 ``minillm batch``   run a JSONL file of prompts, resumable, with a budget --
                     as real-time requests, or as a provider batch at about half price
-``minillm costs``   what was spent, from a ledger
+``minillm costs``   what was spent, from a ledger (see :mod:`minillm.reports`)
 
 A configuration problem (a missing key, an unknown provider) is one line
 naming what to set, and a non-zero exit -- never a traceback.
@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, List, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, TextIO
 
 import attrs
 
@@ -35,7 +35,7 @@ __all__ = ["main"]
 
 #: The exit status of a run stopped with Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
-#: Where ``batch`` books and ``costs`` reads, unless told otherwise.
+#: Where ``chat`` and ``batch`` book and ``costs`` reads, unless told otherwise.
 LEDGER_ENV = "MINILLM_LEDGER"
 DEFAULT_LEDGER = "minillm-costs.db"
 
@@ -56,11 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--delay", type=float, default=0.03, help="seconds between streamed tokens (default 0.03)")
 
+    ledger_help = f"a SQLite file or a PostgreSQL URL (default: ${LEDGER_ENV}, else {DEFAULT_LEDGER})"
     chat = commands.add_parser(
         "chat",
         help="stream a reply from a model to the terminal",
         description="Stream a reply from MODEL ('provider/model-name', e.g. local/ngram or "
-        "anthropic/claude-haiku-4-5) and print its cost on stderr. Ctrl-C stops the reply and still settles it.",
+        "anthropic/claude-haiku-4-5), print its cost on stderr and book it in the ledger, where 'minillm costs' "
+        "finds it. Ctrl-C stops the reply and still settles it.",
     )
     chat.add_argument("model", help="'provider/model-name'")
     chat.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="IN,OUT",
         help="USD per million input and output tokens, for providers that send no cost (e.g. 0.80,4.00)",
     )
+    chat.add_argument("--ledger", help=ledger_help)
 
     serve = commands.add_parser(
         "serve",
@@ -84,7 +87,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="the port (default 8000; 0 picks a free one)")
 
-    ledger_help = f"a SQLite file or a PostgreSQL URL (default: ${LEDGER_ENV}, else {DEFAULT_LEDGER})"
     batch = commands.add_parser(
         "batch",
         help="run a JSONL file of prompts through a model",
@@ -125,13 +127,9 @@ def _parser() -> argparse.ArgumentParser:
         "--poll", type=float, default=30.0, metavar="SECONDS", help="seconds between polls of a provider batch (30)"
     )
 
-    costs = commands.add_parser(
-        "costs",
-        help="show what was spent, from a ledger",
-        description="Sum the known money in a ledger, grouped by model, by day or by a meta key.",
-    )
-    costs.add_argument("--ledger", help=ledger_help)
-    costs.add_argument("--by", default="model", help="model, day, or a meta key such as user_id (default: model)")
+    from .reports.command import add_costs_command
+
+    add_costs_command(commands, ledger_help)
     return parser
 
 
@@ -152,7 +150,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "batch":
             return _batch(args)
         if args.command == "costs":
-            return _costs(args)
+            return int(args.costs_run(args))
         parser.print_help()
         return 2
     except MiniLLMError as exc:
@@ -182,9 +180,11 @@ def _price(text: Optional[str]) -> Optional[object]:
 
 
 def _chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    from .accounting.ledgers import BaseLedger
     from .accounting.pricing import TokenPrice
     from .client import Client
     from .demo import cost_summary
+    from .models import CostInfo
 
     price = _price(args.price)
     assert price is None or isinstance(price, TokenPrice)
@@ -192,20 +192,33 @@ def _chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextI
     if not prompt.strip():
         print("minillm: no prompt: give one as an argument or on stdin", file=stderr)
         return 2
+    books: List[BaseLedger] = []
+
+    def book(cost: CostInfo, meta: Dict[str, Any]) -> None:
+        books[0].record(cost, meta)
+
     interrupted = False
-    with Client(args.model, base_url=args.base_url, price=price) as client:
-        stream = client.stream(prompt, system=args.system, max_tokens=args.max_tokens, temperature=args.temperature)
+    # The client first: a model it cannot reach (no key, say) leaves no
+    # ledger file behind.
+    with Client(args.model, base_url=args.base_url, price=price, on_cost=book) as client:
+        ledger = _ledger(args.ledger)
+        assert isinstance(ledger, BaseLedger)
+        books.append(ledger)
         try:
-            with stream:
-                for text in stream.text_stream():
-                    stdout.write(text)
-                    stdout.flush()
-        except KeyboardInterrupt:
-            interrupted = True  # leaving the block cancelled the stream and settled it
-        stdout.write("\n")
-        stdout.flush()
-        client.flush(timeout=10)  # a cost being looked up has a moment to arrive
-        cost = stream.cost
+            stream = client.stream(prompt, system=args.system, max_tokens=args.max_tokens, temperature=args.temperature)
+            try:
+                with stream:
+                    for text in stream.text_stream():
+                        stdout.write(text)
+                        stdout.flush()
+            except KeyboardInterrupt:
+                interrupted = True  # leaving the block cancelled the stream and settled it
+            stdout.write("\n")
+            stdout.flush()
+            client.flush(timeout=10)  # a cost being looked up has a moment to arrive
+            cost = stream.cost
+        finally:
+            ledger.close()
     print(f"cost: {cost_summary(cost)}" if cost is not None else "cost: not settled yet", file=stderr)
     return INTERRUPTED if interrupted else 0
 
@@ -232,10 +245,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def ledger_target(given: Optional[str]) -> str:
+    """The ledger a command uses: the one it was given, else ``$MINILLM_LEDGER``,
+    else ``minillm-costs.db`` in the working directory."""
+    return given or os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER
+
+
 def _ledger(target: Optional[str]) -> object:
     from .accounting.ledgers import open_ledger
 
-    return open_ledger(target or os.environ.get(LEDGER_ENV) or DEFAULT_LEDGER)
+    return open_ledger(ledger_target(target))
 
 
 def _batch(args: argparse.Namespace) -> int:
@@ -352,39 +371,3 @@ def _provider_batch(
         return None
     finally:
         bar.close()
-
-
-def _costs(args: argparse.Namespace) -> int:
-    from .accounting.ledgers import BaseLedger
-    from .models import Resolution
-
-    ledger = _ledger(args.ledger)
-    assert isinstance(ledger, BaseLedger)
-    if args.by == "model":
-        totals = {str(k): v for k, v in ledger.totals_by_model().items()}
-    elif args.by == "day":
-        totals = {k.isoformat(): v for k, v in ledger.totals_by_day().items()}
-    else:
-        totals = {json.dumps(k) if not isinstance(k, str) else k: v for k, v in ledger.totals_by(args.by).items()}
-    # A PARTIAL booking's usd is a lower bound, counted in the totals; the
-    # others' money is not known at all.
-    unresolved = [cost.resolution for cost, _ in ledger.unresolved()]
-    partial = unresolved.count(Resolution.PARTIAL)
-    unknown = len(unresolved) - partial
-    rows = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
-    width = max([len(args.by), 5, *(len(name) for name, _ in rows)])
-    print(f"{args.by:<{width}}  {'USD':>14}")
-    for name, usd in rows:
-        print(f"{name:<{width}}  {usd:>14}")
-    print(f"{'total':<{width}}  {ledger.total():>14}")
-    count = ledger.count
-    notes = []
-    if unknown:
-        notes.append(f"{unknown} of them with unknown money")
-    if partial:
-        notes.append(f"{partial} counted at a lower bound")
-    if notes:
-        notes.append("so the total is at least what it says")
-    print(", ".join([f"{count} bookings", *notes]))
-    ledger.close()
-    return 0

@@ -23,6 +23,14 @@ from .conftest import MINILLM_COMMAND
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _ledger_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where ``chat`` books unless told: this test's own ledger, not the checkout."""
+    path = tmp_path / "default-costs.db"
+    monkeypatch.setenv("MINILLM_LEDGER", str(path))
+    return path
+
+
 def environment(**extra: str) -> Dict[str, str]:
     env = {
         name: value
@@ -194,7 +202,10 @@ def test_serve_on_a_taken_port_fails_with_one_line() -> None:
 # -- everywhere -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["--help"], *([c, "--help"] for c in ("demo", "chat", "serve", "batch", "costs"))])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], *([c, "--help"] for c in ("demo", "chat", "serve", "batch", "costs")), ["costs", "report", "--help"]],
+)
 def test_help_is_everywhere(args: List[str]) -> None:
     result = run(*args)
     assert result.returncode == 0 and "usage: minillm" in result.stdout

@@ -9,6 +9,7 @@ money for budgets the same way (see :mod:`minillm.accounting.ledgers.base`).
 from __future__ import annotations
 
 import importlib as _importlib
+import os as _os
 import typing as _typing
 
 from .base import BaseLedger
@@ -32,13 +33,23 @@ def __getattr__(name: str) -> _typing.Any:
     return value
 
 
-def open_ledger(target: str) -> BaseLedger:
+def open_ledger(target: str, *, create: bool = True) -> BaseLedger:
     """A durable ledger from one string: a PostgreSQL URL or connection
-    string (``postgresql://...``, ``host=... dbname=...``), else a SQLite file path."""
+    string (``postgresql://...``, ``host=... dbname=...``), else a SQLite file path.
+
+    :param create: whether a SQLite file that is not there is made (to book
+        into), or is an error (to read from: a mistyped path must not read
+        as a ledger where nothing was spent).
+    :raises LedgerError: ``create`` is false and there is no such file.
+    """
     if target.startswith(("postgresql://", "postgres://")) or ("=" in target and "dbname" in target):
         from .postgres import PostgresLedger
 
         return PostgresLedger(target)
+    if not create and not _os.path.exists(target):
+        from ...errors import LedgerError
+
+        raise LedgerError(f"there is no ledger at {target} (no such file)")
     from .sqlite import SQLiteLedger
 
     return SQLiteLedger(target)
