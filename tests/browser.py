@@ -25,7 +25,7 @@ CONSOLE = re.compile(r":CONSOLE[:(]\d+\)?\] \"(.*)\", source: ")
 def find_browser() -> Optional[str]:
     given = os.environ.get("MINILLM_BROWSER")
     if given:
-        return shutil.which(given) or given
+        return shutil.which(given)
     for name in BROWSERS:
         found = shutil.which(name)
         if found:
@@ -40,7 +40,7 @@ class Rendered:
     console: List[str]
 
 
-def render(browser: str, page: Path, work: Path, width: int = 900, height: int = 2400) -> Rendered:
+def render(browser: str, page: Path, work: Path, width: int = 900, height: int = 1800) -> Rendered:
     """Load ``page`` in ``browser`` once: its screenshot, its DOM as the
     browser built it, and any console messages it logged."""
     shot = work / "screenshot.png"
@@ -106,3 +106,21 @@ def png_pixels(data: bytes) -> Tuple[int, int, List[List[Tuple[int, int, int]]]]
         rows.append([tuple(line[x : x + 3]) for x in range(0, stride, step)])
         previous = line
     return width, height, rows  # type: ignore[return-value]
+
+
+def browser_or_skip() -> str:
+    """The browser to render with; without one the test is skipped, saying
+    why -- or fails, where ``MINILLM_REQUIRE_BROWSER`` is set (as in CI)."""
+    import pytest
+
+    found = find_browser()
+    if found is not None:
+        return found
+    message = (
+        f"no headless Chromium to render the report in (looked for {', '.join(BROWSERS)}; "
+        "set MINILLM_BROWSER, or apt-get install chromium-headless-shell)"
+    )
+    if os.environ.get("MINILLM_REQUIRE_BROWSER"):
+        pytest.fail(f"a browser is required here (MINILLM_REQUIRE_BROWSER is set): {message}", pytrace=False)
+    pytest.skip(message)
+    raise AssertionError("unreachable: skip raised")  # pragma: no cover
