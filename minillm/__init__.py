@@ -28,6 +28,8 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __get
     from .accounting.ledgers import SQLiteLedger as SQLiteLedger
     from .accounting.lookups import LookupPolicy as LookupPolicy
     from .accounting.pricing import TokenPrice as TokenPrice
+    from .accounting.reconcile import Reconciliation as Reconciliation
+    from .accounting.reconcile import reconcile as reconcile
     from .cancellation import CancellationToken as CancellationToken
     from .client import Client as Client
     from .errors import APIConnectionError as APIConnectionError
@@ -80,6 +82,7 @@ _HOMES: _typing.Dict[str, str] = {
     "NotFoundError": ".errors",
     "PostgresLedger": ".accounting.ledgers",
     "RateLimitError": ".errors",
+    "Reconciliation": ".accounting.reconcile",
     "Resolution": ".models",
     "Response": ".models",
     "RetryPolicy": ".retry",
@@ -91,6 +94,7 @@ _HOMES: _typing.Dict[str, str] = {
     "ToolCall": ".models",
     "TrackedStream": ".streaming",
     "Usage": ".models",
+    "reconcile": ".accounting.reconcile",
 }
 
 
@@ -133,6 +137,7 @@ __all__ = [
     "NotFoundError",
     "PostgresLedger",
     "RateLimitError",
+    "Reconciliation",
     "Resolution",
     "Response",
     "RetryPolicy",
@@ -145,4 +150,5 @@ __all__ = [
     "TrackedStream",
     "Usage",
     "__version__",
+    "reconcile",
 ]

@@ -1,7 +1,7 @@
 """Test doubles for code that uses minillm: a scripted loopback HTTP server,
 an invoice-keeping one that plays billed providers (:class:`BillingServer`),
-one that plays the provider batch APIs (:class:`BatchServer`), and
-builders for the wire transcripts providers send.
+one that plays the provider batch APIs (:class:`BatchServer`), one that
+plays the providers' cost reports (:class:`CostServer`), and builders for the wire transcripts providers send.
 
 Example::
 
@@ -19,6 +19,7 @@ Example::
 
 from .batches import BATCH_STEPS, OUTCOMES, BatchServer, EmulatedBatch
 from .billing import ENDINGS, PROTOCOLS, Billing, BillingServer, Invoice, InvoiceLine, Plan
+from .costs import CostServer, EmulatedCharge
 from .server import Drop, Gate, Hang, Pause, RecordedRequest, Reply, ScriptedServer, Step
 from .transcripts import (
     anthropic_stream,
@@ -42,9 +43,11 @@ __all__ = [
     "BatchServer",
     "Billing",
     "BillingServer",
+    "CostServer",
     "Drop",
     "ENDINGS",
     "EmulatedBatch",
+    "EmulatedCharge",
     "Gate",
     "Hang",
     "Invoice",
