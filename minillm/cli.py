@@ -5,7 +5,8 @@
 ``minillm serve``   expose an engine as an OpenAI-compatible server
 ``minillm batch``   run a JSONL file of prompts, resumable, with a budget --
                     as real-time requests, or as a provider batch at about half price
-``minillm costs``   what was spent, from a ledger (see :mod:`minillm.reports`)
+``minillm costs``   what was spent, from a ledger (see :mod:`minillm.reports`);
+                    ``costs reconcile`` sets it beside a provider's own account
 
 A configuration problem (a missing key, an unknown provider) is one line
 naming what to set, and a non-zero exit -- never a traceback.

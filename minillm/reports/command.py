@@ -69,6 +69,18 @@ def add_costs_command(commands: Any, ledger_help: str) -> None:
     report.add_argument("--top", type=int, default=10, metavar="N", help="list the N most expensive requests (10)")
     report.set_defaults(costs_run=run_report)
 
+    from ..accounting import reconcile_cli
+
+    reconcile = actions.add_parser(
+        "reconcile",
+        help="set the ledger beside a provider's own account, per day and model",
+        description="Compare the ledger's bookings of one provider with what it reports it billed: OpenAI's "
+        "organization costs, Anthropic's cost report, OpenRouter's generations. Exit 1 when they drift apart "
+        "by more than the tolerance.",
+    )
+    reconcile_cli.add_arguments(reconcile, inherited=True)
+    reconcile.set_defaults(costs_run=reconcile_cli.run)
+
 
 def _entries(args: argparse.Namespace) -> List[Any]:
     from ..accounting.ledgers import open_ledger
