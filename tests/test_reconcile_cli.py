@@ -112,3 +112,57 @@ def test_a_missing_ledger_or_a_bad_tolerance_is_an_error_not_an_empty_ledger(
     done = command("--provider", "openai", "--ledger", str(missing), "--tolerance", "-1", OPENAI_ADMIN_KEY=KEY)
     assert done.returncode == 1 and "--tolerance is an amount of USD of at least 0" in done.stderr
     assert account.requests == []
+
+
+def test_options_given_to_costs_before_the_action_reach_it_and_the_report_shows_the_drift(
+    account: CostServer, ledger_file: str, tmp_path: Path
+) -> None:
+    out, page = tmp_path / "drift.json", tmp_path / "report.html"
+    variables = environment(OPENAI_ADMIN_KEY=KEY)
+    base = account.url + "/v1"
+    reconciled = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minillm",
+            "costs",
+            "--ledger",
+            ledger_file,
+            "reconcile",
+            "--provider",
+            "openai",
+            "--base-url",
+            base,
+            "--json",
+            str(out),
+            "--tolerance",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=variables,
+    )
+    assert reconciled.returncode == 0, reconciled.stderr
+    reported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minillm",
+            "costs",
+            "--ledger",
+            ledger_file,
+            "report",
+            "-o",
+            str(page),
+            "--reconciliation",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=variables,
+    )
+    assert reported.returncode == 0, reported.stderr
+    html = page.read_text(encoding="utf-8")
+    assert "gpt-4.1" in html and "0.05" in html and KEY not in html
