@@ -115,8 +115,11 @@ def _check_usd(instance: CostInfo, attribute: Any, value: Optional[Decimal]) -> 
             f"CostInfo.usd is {value!r} but resolution is {instance.resolution.value}: "
             "RESOLVED and PARTIAL costs carry money, the others never do"
         )
-    if value is not None and (not value.is_finite() or value < 0):
-        raise ValueError(f"CostInfo.usd is {value!r}: money is finite and never negative")
+    if value is not None and not value.is_finite():
+        raise ValueError(f"CostInfo.usd is {value!r}: money is finite")
+    if value is not None and value < 0 and instance.corrects is None:
+        # Only a correction is a difference, which may go down (see ``corrects``).
+        raise ValueError(f"CostInfo.usd is {value!r}: money is never negative")
 
 
 def _check_source(instance: CostInfo, attribute: Any, value: Optional[str]) -> None:
@@ -126,6 +129,15 @@ def _check_source(instance: CostInfo, attribute: Any, value: Optional[str]) -> N
         raise ValueError(f"CostInfo.source must be one of {', '.join(sorted(SOURCES))} or None, not {value!r}")
     if instance.usd is None:
         raise ValueError("CostInfo.source names where money came from: a cost without money has none")
+
+
+def _check_corrects(instance: CostInfo, attribute: Any, value: Optional[str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"CostInfo.corrects is the booking id of the booking corrected, not {value!r}")
+    if instance.resolution is not Resolution.RESOLVED:
+        raise ValueError("CostInfo.corrects: a correction books what became known, so it is RESOLVED")
 
 
 def _check_attempt(instance: CostInfo, attribute: Any, value: int) -> None:
@@ -173,6 +185,14 @@ class CostInfo:
     #: Identifies this booking: a durable ledger records it once however
     #: often it is delivered. Not part of equality.
     booking_id: Optional[str] = attrs.field(default=None, eq=False)
+    #: The booking id of the ``UNKNOWN`` or ``PARTIAL`` booking this one
+    #: corrects, once the provider knew what that attempt cost (see
+    #: :meth:`~minillm.accounting.ledgers.BaseLedger.resolve_pending`): its
+    #: ``usd`` and token counts are the difference between the provider's
+    #: figures and what the corrected booking counted, so that the two add
+    #: up to them. The one ``usd`` that may be negative: when a lower bound
+    #: was above what the provider billed. None for every other booking.
+    corrects: Optional[str] = attrs.field(default=None, validator=_check_corrects)
 
     def to_dict(self) -> Dict[str, Any]:
         """Every field as JSON-ready data (money as a decimal string)."""

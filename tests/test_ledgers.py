@@ -313,6 +313,57 @@ def test_a_hold_from_a_process_that_died_lapses(ledger: BaseLedger) -> None:
     ledger.hold("r2", Decimal("0.9"), {}, Scope(), Decimal("1"), 60)
 
 
+def correction(of: str, usd: str, **fields: Any) -> minillm.CostInfo:
+    return minillm.CostInfo(
+        usd=Decimal(usd),
+        resolution=minillm.Resolution.RESOLVED,
+        source="lookup",
+        booking_id=f"{of}:correction",
+        corrects=of,
+        **fields,
+    )
+
+
+def test_a_correction_comes_back_whole_and_resolves_its_original(ledger: BaseLedger) -> None:
+    unknown = cost(None, booking_id="u1")
+    ledger.record(unknown, {"user": 7})
+    fixed = correction("u1", "0.15", prompt_tokens=3, completion_tokens=-1, total_tokens=2, model="m", provider="p")
+    assert ledger.record_once(fixed, {"user": 7}) is True
+    assert ledger.record_once(fixed, {"user": 7}) is False  # once per booking id
+    assert ledger.records == [(unknown, {"user": 7}), (fixed, {"user": 7})]
+    assert ledger.records[1][0].corrects == "u1" and ledger.records[0][0].corrects is None
+    assert [entry.cost for entry in ledger.entries()] == [unknown, fixed]
+    assert ledger.unresolved() == []  # corrected: its money is known now
+    assert ledger.total() == Decimal("0.15") and ledger.totals_by("user") == {7: Decimal("0.15")}
+
+
+def test_a_correction_moves_what_a_budget_counts_from_the_worst_case_to_the_providers_figure(
+    ledger: BaseLedger,
+) -> None:
+    seven, everything = Scope("user", 7), Scope()
+    ledger.hold("u1", Decimal("0.4"), {"user": 7}, seven, Decimal("10"), 60)
+    ledger.record(cost(None, booking_id="u1"), {"user": 7})
+    ledger.hold("p1", Decimal("0.5"), {"user": 7}, seven, Decimal("10"), 60)
+    lower = minillm.CostInfo(usd=Decimal("0.1"), resolution=minillm.Resolution.PARTIAL, booking_id="p1")
+    ledger.record(lower, {"user": 7})
+    ledger.record(attrs_evolve(lower, usd=Decimal("0.2"), booking_id="p2"), {"user": 8})
+    assert ledger.spent(seven) == Decimal("0.9")  # the worst cases held
+    ledger.record(correction("u1", "0.15"), {"user": 7})
+    assert ledger.spent(seven) == Decimal("0.65")  # 0.15, not 0.4 + 0.15
+    ledger.record(correction("p1", "0.05"), {"user": 7})  # the provider billed 0.15 in all
+    ledger.record(correction("p1", "0.05"), {"user": 7})  # written again: moved once
+    assert ledger.spent(seven) == Decimal("0.30")
+    ledger.record(correction("p2", "-0.05"), {"user": 8})  # a lower bound above the bill
+    assert ledger.spent(Scope("user", 8)) == Decimal("0.15") and ledger.spent(everything) == Decimal("0.45")
+    assert ledger.total() == Decimal("0.45")
+
+
+def test_a_correction_of_a_booking_the_ledger_does_not_have_is_refused(ledger: BaseLedger) -> None:
+    with pytest.raises(minillm.LedgerError, match="'elsewhere', which this ledger does not have"):
+        ledger.record(correction("elsewhere", "0.1"), {})
+    assert ledger.count == 0 and ledger.spent(Scope()) == 0
+
+
 # -- running totals: what a budget counts, without summing the ledger ----------------------------
 
 MIXED_META: List[Dict[str, Any]] = [
@@ -594,6 +645,8 @@ def test_a_ledger_file_written_before_attempts_were_booked_is_brought_up_to_date
     ledger.record(cost("0.25", booking_id="new"), {})
     (first, _), (second, _) = ledger.records
     assert (first.usd, first.attempt, first.failed, first.source) == (Decimal("0.5"), 1, False, None)
-    assert (first.cache_write_tokens, first.service_tier) == (0, None)
+    assert (first.cache_write_tokens, first.service_tier, first.corrects) == (0, None, None)
     assert second.booking_id == "new" and ledger.total() == Decimal("0.75")
+    ledger.record(correction("new", "0.01"), {})
+    assert ledger.records[-1][0].corrects == "new" and ledger.total() == Decimal("0.76")
     ledger.close()

@@ -91,3 +91,14 @@ def test_no_cost_is_ever_negative_or_infinite() -> None:
         with pytest.raises(ValueError, match="money"):
             minillm.CostInfo(usd=usd, resolution=minillm.Resolution.RESOLVED)
     assert minillm.CostInfo(usd=Decimal(0), resolution=minillm.Resolution.RESOLVED).usd == 0  # free is real
+
+
+def test_only_a_correction_may_take_money_off_and_it_is_always_resolved() -> None:
+    down = minillm.CostInfo(usd=Decimal("-0.01"), resolution=minillm.Resolution.RESOLVED, corrects="b1")
+    assert down.usd == Decimal("-0.01") and down.to_dict()["corrects"] == "b1"
+    with pytest.raises(ValueError, match="money is finite"):
+        minillm.CostInfo(usd=Decimal("-Infinity"), resolution=minillm.Resolution.RESOLVED, corrects="b1")
+    with pytest.raises(ValueError, match="RESOLVED"):
+        minillm.CostInfo(usd=Decimal("0.01"), resolution=minillm.Resolution.PARTIAL, corrects="b1")
+    with pytest.raises(ValueError, match="booking id"):
+        minillm.CostInfo(usd=Decimal("0.01"), resolution=minillm.Resolution.RESOLVED, corrects="")

@@ -17,7 +17,9 @@ replaces the hold in the same step; :meth:`BaseLedger.release_hold` lets a
 hold go when the attempt books nothing. Holds expire, so a process that
 dies holding money does not block a budget for ever. A booking whose money
 is unknown counts against budgets at the worst case that was held for it,
-and a ``PARTIAL`` one at the larger of its lower bound and that worst case.
+and a ``PARTIAL`` one at the larger of its lower bound and that worst case
+-- until a correction books what the provider billed for it
+(:meth:`BaseLedger.resolve_pending`): from then on it counts at that.
 """
 
 from __future__ import annotations
@@ -30,13 +32,17 @@ import re
 import uuid
 import weakref
 from decimal import Decimal
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
-from ...errors import BudgetExceeded, InvalidArgumentError
+from ...errors import BudgetExceeded, InvalidArgumentError, LedgerError
 from ...meta import check_meta
-from ...models import CostInfo, Resolution
+from ...models import CostInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...client import Client
+    from ..corrections import Resolved
 
 __all__ = ["BaseLedger", "Entry", "Scope", "instant", "meta_json", "model_label"]
 
@@ -148,10 +154,23 @@ def model_label(cost: CostInfo) -> str:
 class BaseLedger(abc.ABC):
     """A sink that remembers: every ledger's interface. Thread-safe."""
 
-    @abc.abstractmethod
     def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
         """Book ``cost`` with ``meta`` (once per booking id), replacing the
         hold a budget placed for it."""
+        self.record_once(cost, meta)
+
+    @abc.abstractmethod
+    def record_once(self, cost: CostInfo, meta: Dict[str, Any]) -> bool:
+        """:meth:`record`, saying whether this call booked ``cost`` (False:
+        its booking id was booked already).
+
+        A correction (``cost.corrects`` set) moves the budget totals its
+        original counted in, from what the original counted to the
+        provider's figure, in the same write.
+
+        :raises LedgerError: ``cost`` corrects a booking this ledger does
+            not have.
+        """
 
     @property
     @abc.abstractmethod
@@ -192,8 +211,31 @@ class BaseLedger(abc.ABC):
 
     def unresolved(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
         """The bookings whose money is not known exactly (``PARTIAL``,
-        ``UNPRICED``, ``UNKNOWN``)."""
-        return [(cost, meta) for cost, meta in self.records if cost.resolution is not Resolution.RESOLVED]
+        ``UNPRICED``, ``UNKNOWN``) and that no correction has resolved
+        since (see :meth:`resolve_pending`)."""
+        from ..corrections import pending
+
+        return pending(self.records)
+
+    def resolve_pending(self, client: Client, *, since: Any = None, until: Any = None) -> Resolved:
+        """Ask the provider again what each ``UNKNOWN`` or ``PARTIAL``
+        booking with a generation id cost, and book the difference once: a
+        correction (``RESOLVED``, ``source="lookup"``, its ``corrects`` the
+        first booking's id), never a second full booking. Run it again, from
+        as many processes as you like: a booking is corrected once.
+
+        Only bookings whose provider and model one of ``client``'s routes
+        serves with a cost look-up (OpenRouter's ``/generation``) are asked
+        about; the rest are skipped and reported, never guessed.
+
+        :param since: only bookings made at or after this time (see :func:`instant`).
+        :param until: only bookings made before this time.
+        :returns: the corrections booked, the bookings still pending and those
+            skipped (:class:`~minillm.accounting.corrections.Resolved`).
+        """
+        from ..corrections import resolve_pending
+
+        return resolve_pending(self, client, since=since, until=until)
 
     # -- holds ------------------------------------------------------------------
 
@@ -273,6 +315,14 @@ def check_within(spent: Decimal, amount: Decimal, limit: Decimal, scope: Scope, 
             key=scope.key,
             value=scope.value,
         )
+
+
+def no_original(cost: CostInfo) -> LedgerError:
+    """The error for a correction of a booking the ledger does not have."""
+    return LedgerError(
+        f"a correction of booking {cost.corrects!r}, which this ledger does not have: "
+        "a correction is booked in the ledger that holds what it corrects"
+    )
 
 
 def booking_id_of(cost: CostInfo, ledger: str) -> str:

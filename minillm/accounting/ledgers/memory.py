@@ -12,9 +12,20 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import attrs
 
 from ...meta import check_meta
-from ...models import CostInfo
-from .base import BaseLedger, Entry, Scope, booking_id_of, check_within, group_key, instant, model_label, utc_now
-from .scopes import counted, scope_names, totals_for
+from ...models import CostInfo, Resolution
+from .base import (
+    BaseLedger,
+    Entry,
+    Scope,
+    booking_id_of,
+    check_within,
+    group_key,
+    instant,
+    model_label,
+    no_original,
+    utc_now,
+)
+from .scopes import counted, moved, scope_names, totals_for
 
 __all__ = ["Ledger"]
 
@@ -54,29 +65,44 @@ class Ledger(BaseLedger):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: List[_Entry] = []
-        self._ids: Dict[str, None] = {}
+        self._ids: Dict[str, _Entry] = {}
         self._holds: Dict[str, _Hold] = {}
         #: what budgets count, per scope (see :mod:`.scopes`)
         self._running: Dict[str, Decimal] = {}
 
-    def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+    def record_once(self, cost: CostInfo, meta: Dict[str, Any]) -> bool:
         """Book ``cost`` with a copy of ``meta`` (once per booking id)."""
         booking_id = booking_id_of(cost, "Ledger")
+        if cost.booking_id is None:  # kept with the id it is booked under, so it can be corrected
+            cost = attrs.evolve(cost, booking_id=booking_id)
         kept = check_meta(meta)  # a copy, as every ledger keeps it
         booked_at = utc_now()
         names = scope_names(kept)
         with self._lock:
             if booking_id in self._ids:
-                return
-            hold = self._holds.pop(booking_id, None)
-            held = hold.amount if hold else None
-            self._ids[booking_id] = None
-            self._entries.append(_Entry(cost, kept, booked_at, held))
-            amount = counted(cost, held)
+                return False
+            held: Optional[Decimal] = None
+            if cost.corrects is not None:
+                original = self._ids.get(cost.corrects)
+                if original is None:
+                    raise no_original(cost)
+                was = original.cost
+                amount: Optional[Decimal] = moved(
+                    was.usd, was.resolution is Resolution.PARTIAL, original.held, cost.usd or _ZERO
+                )
+                names = scope_names(original.meta)
+            else:
+                hold = self._holds.pop(booking_id, None)
+                held = hold.amount if hold else None
+                amount = counted(cost, held)
+            entry = _Entry(cost, kept, booked_at, held)
+            self._ids[booking_id] = entry
+            self._entries.append(entry)
             if amount is not None:
                 totals = self._running
                 for name in names:
                     totals[name] = totals.get(name, _ZERO) + amount
+        return True
 
     # The lock guards the lists, nothing more: what is computed from them is
     # computed from a copy, outside it -- nothing that could call back into

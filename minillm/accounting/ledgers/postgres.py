@@ -36,7 +36,7 @@ from .base import (
     utc_now,
 )
 from .scopes import counted, rebuild, scope_names, totals_for
-from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, between, booking_values, cost_from_row
+from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, ORIGINAL, between, book_correction, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import psycopg
@@ -93,6 +93,7 @@ _SCHEMA = _SCHEMA.replace(
 )
 
 _COLUMNS = ", ".join(BOOKING_COLUMNS)
+_ORIGINAL = ORIGINAL.format(mark="%s")
 _INSERT = (
     f"INSERT INTO minillm_bookings ({_COLUMNS}, booked_at, held_usd) "
     f"VALUES ({', '.join('%s' for _ in BOOKING_COLUMNS)}, %s, %s) ON CONFLICT (booking_id) DO NOTHING"
@@ -181,7 +182,7 @@ class PostgresLedger(BaseLedger):
 
     # -- booking ------------------------------------------------------------------
 
-    def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+    def record_once(self, cost: CostInfo, meta: Dict[str, Any]) -> bool:
         """Book ``cost`` with ``meta`` -- once per booking id, however often
         it is written -- replacing the budget's hold for it."""
         booking_id = booking_id_of(cost, "PostgresLedger")
@@ -190,19 +191,27 @@ class PostgresLedger(BaseLedger):
 
         names = scope_names(meta or {})
 
-        def write(connection: psycopg.Connection[Any]) -> None:
+        def write(connection: psycopg.Connection[Any]) -> bool:
+            if cost.corrects is not None:
+                # Two processes correcting one booking at once: the unique
+                # booking id makes the second insert wait for the first, then
+                # insert nothing.
+                return book_correction(
+                    cost,
+                    connection.execute(_ORIGINAL, (cost.corrects,)).fetchone(),
+                    lambda: connection.execute(_INSERT, (*values, booked_at, None)).rowcount,
+                    lambda names, amount: _add_to_totals(connection, names, amount),
+                )
             held = connection.execute(
                 "DELETE FROM minillm_holds WHERE hold_id = %s RETURNING usd", (booking_id,)
             ).fetchone()
             inserted = connection.execute(_INSERT, (*values, booked_at, held[0] if held else None)).rowcount
             amount = counted(cost, held[0] if held else None)
             if inserted and amount is not None:  # a booking written twice counts once
-                # The names are sorted: concurrent bookings lock the totals
-                # they share in one order, and never deadlock.
-                with connection.cursor() as cursor:
-                    cursor.executemany(_ADD_TO_TOTAL, [(name, amount) for name in names])
+                _add_to_totals(connection, names, amount)
+            return bool(inserted)
 
-        self._run(write, write=True)
+        return self._run(write, write=True)
 
     # -- queries ------------------------------------------------------------------
 
@@ -338,6 +347,13 @@ class PostgresLedger(BaseLedger):
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self._redactor.scrub(self._dsn)!r})"
+
+
+def _add_to_totals(connection: psycopg.Connection[Any], names: List[str], amount: Decimal) -> None:
+    # The names are sorted: concurrent bookings lock the totals they share
+    # in one order, and never deadlock.
+    with connection.cursor() as cursor:
+        cursor.executemany(_ADD_TO_TOTAL, [(name, amount) for name in names])
 
 
 def _add_running_totals(connection: psycopg.Connection[Any]) -> None:

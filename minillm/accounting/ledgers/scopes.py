@@ -15,7 +15,9 @@ booking delivered twice counts once):
 
 A scope whose value is None (the key absent or null) is the first minus the
 second. Nothing needs to know in advance which keys budgets will use: each
-booking updates the totals of all its top-level keys, a handful of rows.
+booking updates the totals of all its top-level keys, a handful of rows. A
+correction (:attr:`~minillm.CostInfo.corrects`) moves the totals its
+original counted in, by :func:`moved`, in the write that books it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from ...models import CostInfo, Resolution
 from .base import Scope, valid_meta_key
 
-__all__ = ["EVERYTHING", "counted", "counted_amount", "rebuild", "scope_names", "totals_for"]
+__all__ = ["EVERYTHING", "counted", "counted_amount", "moved", "rebuild", "scope_names", "totals_for"]
 
 #: The running total of every booking.
 EVERYTHING = ""
@@ -48,6 +50,15 @@ def counted_amount(usd: Optional[Decimal], partial: bool, held: Optional[Decimal
     if partial and held is not None:
         return max(usd, held)
     return usd
+
+
+def moved(usd: Optional[Decimal], partial: bool, held: Optional[Decimal], correction: Decimal) -> Decimal:
+    """What a correction of ``correction`` USD moves the running totals by,
+    for a booking of ``usd`` (a lower bound when ``partial``) that was
+    counted with ``held``: from what that booking counted -- the worst case
+    held for it, as the case may be -- to its money and the correction's,
+    the provider's own figure. Negative when the worst case was above it."""
+    return (usd or _ZERO) + correction - (counted_amount(usd, partial, held) or _ZERO)
 
 
 def rebuild(

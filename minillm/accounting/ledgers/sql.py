@@ -6,11 +6,21 @@ from __future__ import annotations
 import datetime
 import json
 from decimal import Decimal
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ...models import CostInfo, Resolution
+from .base import no_original
+from .scopes import moved, scope_names
 
-__all__ = ["ADDED_COLUMNS", "BOOKING_COLUMNS", "between", "booking_values", "cost_from_row"]
+__all__ = [
+    "ADDED_COLUMNS",
+    "BOOKING_COLUMNS",
+    "ORIGINAL",
+    "between",
+    "book_correction",
+    "booking_values",
+    "cost_from_row",
+]
 
 #: The columns of a booking row, in order (``booked_at`` and ``held_usd``
 #: are filled by the ledger).
@@ -34,6 +44,7 @@ BOOKING_COLUMNS: Tuple[str, ...] = (
     "source",
     "cache_write_tokens",
     "service_tier",
+    "corrects",
 )
 
 #: Columns added since the first schema, as ``(name, SQLite declaration,
@@ -45,6 +56,7 @@ ADDED_COLUMNS: Tuple[Tuple[str, str, str], ...] = (
     ("source", "TEXT", "TEXT"),
     ("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0", "BIGINT NOT NULL DEFAULT 0"),
     ("service_tier", "TEXT", "TEXT"),
+    ("corrects", "TEXT", "TEXT"),
 )
 
 
@@ -71,13 +83,14 @@ def booking_values(booking_id: str, cost: CostInfo, meta_text: str, *, money: An
         cost.source,
         cost.cache_write_tokens,
         cost.service_tier,
+        cost.corrects,
     )
 
 
 def cost_from_row(row: Sequence[Any]) -> Tuple[CostInfo, Dict[str, Any]]:
     """A row of :data:`BOOKING_COLUMNS` as ``(cost, meta)``."""
     (booking_id, usd, resolution, prompt, completion, total, cached, reasoning, model, provider, response_id, byok,
-     cancelled, meta, failed, attempt, source, cache_write, tier) = row  # fmt: skip
+     cancelled, meta, failed, attempt, source, cache_write, tier, corrects) = row  # fmt: skip
     cost = CostInfo(
         usd=_money(usd),
         resolution=Resolution(resolution),
@@ -97,8 +110,39 @@ def cost_from_row(row: Sequence[Any]) -> Tuple[CostInfo, Dict[str, Any]]:
         cache_write_tokens=int(cache_write or 0),
         service_tier=tier,
         booking_id=booking_id,
+        corrects=corrects,
     )
     return cost, (meta if isinstance(meta, dict) else json.loads(meta))
+
+
+def book_correction(
+    cost: CostInfo,
+    original: Optional[Sequence[Any]],
+    insert: Callable[[], int],
+    add: Callable[[List[str], Decimal], object],
+) -> bool:
+    """Book the correction ``cost`` in the transaction under way: ``original``
+    is its original's ``usd, resolution, held_usd, meta`` row (None when the
+    ledger has none); ``insert`` writes the correction, giving the rows
+    inserted; ``add`` adds an amount to running totals. The original's totals
+    move from what it counted to the provider's figure -- once: a
+    correction written twice (by another process, say) inserts nothing.
+
+    :raises LedgerError: there is no original.
+    """
+    if original is None:
+        raise no_original(cost)
+    usd, resolution, held, meta = original
+    inserted = insert()
+    if inserted:
+        amount = moved(_money(usd), resolution == Resolution.PARTIAL.value, _money(held), cost.usd or Decimal(0))
+        add(scope_names(meta if isinstance(meta, dict) else json.loads(meta)), amount)
+    return bool(inserted)
+
+
+#: Selects what :func:`book_correction` needs of a correction's original
+#: (``{mark}``: the driver's parameter mark).
+ORIGINAL = "SELECT usd, resolution, held_usd, meta FROM minillm_bookings WHERE booking_id = {mark}"
 
 
 def _money(value: Any) -> Optional[Decimal]:

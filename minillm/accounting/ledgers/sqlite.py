@@ -35,7 +35,7 @@ from .base import (
     utc_now,
 )
 from .scopes import counted, rebuild, scope_names, totals_for
-from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, between, booking_values, cost_from_row
+from .sql import ADDED_COLUMNS, BOOKING_COLUMNS, ORIGINAL, between, book_correction, booking_values, cost_from_row
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS minillm_bookings (
     attempt INTEGER NOT NULL DEFAULT 1,
     source TEXT,
     cache_write_tokens INTEGER NOT NULL DEFAULT 0,
-    service_tier TEXT
+    service_tier TEXT,
+    corrects TEXT
 );
 CREATE INDEX IF NOT EXISTS minillm_bookings_day ON minillm_bookings (substr(booked_at, 1, 10));
 CREATE TABLE IF NOT EXISTS minillm_holds (
@@ -83,6 +84,8 @@ _INSERT = (
     f"INSERT INTO minillm_bookings ({_COLUMNS}, booked_at, held_usd) "
     f"VALUES ({', '.join('?' for _ in BOOKING_COLUMNS)}, ?, ?) ON CONFLICT (booking_id) DO NOTHING"
 )
+
+_ORIGINAL = ORIGINAL.format(mark="?")
 
 
 class _DecimalSum:
@@ -215,7 +218,7 @@ class SQLiteLedger(BaseLedger):
 
     # -- booking ----------------------------------------------------------------
 
-    def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+    def record_once(self, cost: CostInfo, meta: Dict[str, Any]) -> bool:
         """Book ``cost`` with ``meta`` -- once per booking id, however often
         it is written -- replacing the budget's hold for it."""
         booking_id = booking_id_of(cost, "SQLiteLedger")
@@ -224,15 +227,23 @@ class SQLiteLedger(BaseLedger):
 
         names = scope_names(meta or {})
 
-        def write(connection: sqlite3.Connection) -> None:
+        def write(connection: sqlite3.Connection) -> bool:
+            if cost.corrects is not None:
+                return book_correction(
+                    cost,
+                    connection.execute(_ORIGINAL, (cost.corrects,)).fetchone(),
+                    lambda: connection.execute(_INSERT, (*values, booked_at, None)).rowcount,
+                    lambda names, amount: connection.executemany(_ADD_TO_TOTAL, [(n, str(amount)) for n in names]),
+                )
             held = connection.execute("SELECT usd FROM minillm_holds WHERE hold_id = ?", (booking_id,)).fetchone()
             connection.execute("DELETE FROM minillm_holds WHERE hold_id = ?", (booking_id,))
             inserted = connection.execute(_INSERT, (*values, booked_at, held[0] if held else None)).rowcount
             amount = counted(cost, _decimal(held[0]) if held else None)
             if inserted and amount is not None:  # a booking written twice counts once
                 connection.executemany(_ADD_TO_TOTAL, [(name, str(amount)) for name in names])
+            return bool(inserted)
 
-        self._write(write)
+        return self._write(write)
 
     # -- queries ----------------------------------------------------------------
 

@@ -35,6 +35,8 @@ class CostRecord(models.Model):
     source = models.CharField(max_length=16, null=True, blank=True)
     cache_write_tokens = models.BigIntegerField(default=0)
     service_tier = models.CharField(max_length=32, null=True, blank=True)
+    #: the booking id of the booking this one corrects (see ``CostInfo.corrects``)
+    corrects = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
         app_label = "minillm"
@@ -62,6 +64,7 @@ class CostRecord(models.Model):
             cache_write_tokens=self.cache_write_tokens,
             service_tier=self.service_tier,
             booking_id=self.booking_id,
+            corrects=self.corrects,
         )
         return cost, dict(self.meta or {})
 

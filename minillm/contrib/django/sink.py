@@ -6,10 +6,14 @@ import datetime
 import json
 import uuid
 from decimal import Decimal
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from ...accounting.ledgers.base import Entry, group_key, instant, meta_json, model_label
+from ...accounting.ledgers.base import Entry, group_key, instant, meta_json, model_label, no_original
 from ...models import CostInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...accounting.corrections import Resolved
+    from ...client import Client
 
 __all__ = ["DjangoSink"]
 
@@ -28,9 +32,20 @@ class DjangoSink:
         self.using = using
 
     def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+        self.record_once(cost, meta)
+
+    def record_once(self, cost: CostInfo, meta: Dict[str, Any]) -> bool:
+        """:meth:`record`, saying whether this call booked ``cost`` (False:
+        its booking id was booked already).
+
+        :raises LedgerError: ``cost`` corrects a booking that is not here.
+        """
         from .models import CostRecord
 
-        CostRecord.objects.using(self.using or "default").get_or_create(
+        records = CostRecord.objects.using(self.using or "default")
+        if cost.corrects is not None and not records.filter(booking_id=cost.corrects).exists():
+            raise no_original(cost)
+        _, created = records.get_or_create(
             booking_id=cost.booking_id or uuid.uuid4().hex,
             defaults={
                 "usd": cost.usd,
@@ -50,9 +65,26 @@ class DjangoSink:
                 "source": cost.source,
                 "cache_write_tokens": cost.cache_write_tokens,
                 "service_tier": cost.service_tier,
+                "corrects": cost.corrects,
                 "meta": json.loads(meta_json(meta or {})),
             },
         )
+        return bool(created)
+
+    def resolve_pending(self, client: Client, *, since: Any = None, until: Any = None) -> Resolved:
+        """Book a correction for each pending booking the provider now knows
+        the cost of, once, as
+        :meth:`minillm.accounting.ledgers.BaseLedger.resolve_pending` does."""
+        from ...accounting.corrections import resolve_pending
+
+        return resolve_pending(self, client, since=since, until=until)
+
+    def unresolved(self) -> List[Tuple[CostInfo, Dict[str, Any]]]:
+        """The bookings whose money is not known exactly, and that no
+        correction has resolved since."""
+        from ...accounting.corrections import pending
+
+        return pending(self.records)
 
     # -- queries, summed exactly in Decimal --------------------------------------
 
