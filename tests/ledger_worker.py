@@ -1,7 +1,8 @@
 """A worker process for the multi-process ledger tests: books, or spends
-under a budget, from many threads, into a ledger shared with other processes.
+under a budget, from many threads, into a ledger shared with other processes
+-- or resolves its pending bookings against a scripted OpenRouter.
 
-    python -m tests.ledger_worker LEDGER_KIND LEDGER_TARGET MODE THREADS COUNT TAG [LIMIT]
+    python -m tests.ledger_worker LEDGER_KIND LEDGER_TARGET MODE THREADS COUNT TAG [LIMIT | SERVER_URL]
 
 Prints "ready", waits for a line on stdin (so that all workers start at
 once), then prints one JSON line: what it booked and what the budget refused.
@@ -58,6 +59,17 @@ def spend(ledger: BaseLedger, threads: int, count: int, tag: str, limit: str) ->
     return {"refused": len(refused)}
 
 
+def resolve(ledger: BaseLedger, url: str) -> Dict[str, Any]:
+    client = minillm.Client("openrouter/x/y", api_key="sk-or-test", base_url=url)
+    resolved = ledger.resolve_pending(client)
+    client.close()
+    return {
+        "corrected": [cost.corrects for cost in resolved.corrected],
+        "still_pending": len(resolved.still_pending),
+        "usd": str(resolved.usd),
+    }
+
+
 def run(threads: int, work: Any) -> None:
     workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
     for worker in workers:
@@ -75,6 +87,8 @@ def main(argv: List[str]) -> None:
     sys.stdin.readline()
     if mode == "book":
         result = book(ledger, int(threads), int(count), tag)
+    elif mode == "resolve":
+        result = resolve(ledger, argv[6])
     else:
         result = spend(ledger, int(threads), int(count), tag, argv[6])
     print(json.dumps(result))

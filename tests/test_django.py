@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 from typing import Any, Iterator, List
 
+import attrs
 import pytest
 
 django = pytest.importorskip("django", reason="Django is a test dependency: pip install -e '.[test]'")
@@ -35,7 +36,9 @@ from django.urls import path  # noqa: E402
 import minillm  # noqa: E402
 from minillm.contrib.django import DjangoSink, stream_response  # noqa: E402
 from minillm.engines import Fail, ScriptedEngine, registered  # noqa: E402
-from minillm.testing import Gate  # noqa: E402
+from minillm.testing import Gate, ScriptedServer  # noqa: E402
+
+from .test_corrections import IMPATIENT, Generations, cut_short  # noqa: E402
 
 PRICE = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="2")
 SINK = DjangoSink()
@@ -75,7 +78,7 @@ def test_the_migration_creates_the_table_the_model_describes() -> None:
     columns = {
         c.name for c in connection.introspection.get_table_description(connection.cursor(), CostRecord._meta.db_table)
     }
-    assert {"booking_id", "usd", "resolution", "meta", "booked_at", "cancelled", "byok"} <= columns
+    assert {"booking_id", "usd", "resolution", "meta", "booked_at", "cancelled", "byok", "corrects"} <= columns
     call_command("makemigrations", "minillm", "--check", "--dry-run", verbosity=0)  # no change left unmigrated
 
 
@@ -170,3 +173,28 @@ def test_the_sink_books_each_booking_once_and_keeps_money_exact() -> None:
     assert SINK.total() == Decimal("0.000301") and SINK.totals_by_model() == {"p/m": Decimal("0.000301")}
     assert SINK.records[0][0] == bookings[0] and SINK.records[0][0].usd == Decimal("0.00000602")
     assert [cost.usd for cost, _ in SINK.records[-1:]] == [None]
+
+
+def test_a_pending_booking_in_the_orm_is_corrected_once(server: ScriptedServer) -> None:
+    generations = Generations(server)
+    # Booked on the look-up thread, which an in-memory database does not
+    # reach: the booking is carried over to the ORM as it was made.
+    made = minillm.Ledger()
+    client = minillm.Client("openrouter/x/y", api_key="sk-or-test", base_url=server.url, on_cost=made, lookup=IMPATIENT)
+    cut_short(server, client, "gen-django", meta={"user_id": 7})
+    for booked, meta in made.records:
+        SINK.record(booked, meta)
+    ((original, _),) = SINK.unresolved()
+    assert original.resolution is minillm.Resolution.UNKNOWN
+    generations.record("gen-django", 0.0042, prompt=7, completion=3)
+
+    ((correction),) = SINK.resolve_pending(client).corrected
+
+    assert SINK.records == [(original, {"user_id": 7}), (correction, {"user_id": 7})]
+    assert correction.corrects == original.booking_id and correction.usd == Decimal("0.0042")
+    assert SINK.unresolved() == [] and SINK.total() == Decimal("0.0042")
+    assert SINK.resolve_pending(client).corrected == () and SINK.count == 2
+    with pytest.raises(minillm.LedgerError, match="which this ledger does not have"):
+        SINK.record(attrs.evolve(correction, booking_id="other", corrects="elsewhere"), {})
+    assert SINK.count == 2
+    client.close()

@@ -511,9 +511,13 @@ def run_workers(kind: str, target: str, mode: str, threads: int, count: int, *ex
             )
         for worker in workers:
             assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+        for worker in workers:  # every one is told before any is waited for
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
         reports = []
         for worker in workers:
-            out, _ = worker.communicate("go\n", timeout=120)
+            out, _ = worker.communicate(timeout=120)
             assert worker.returncode == 0
             reports.append(json.loads(out))
         return reports
