@@ -3,7 +3,9 @@
 :class:`Ledger` keeps bookings in memory; :class:`SQLiteLedger` in a file
 shared by threads and processes; :class:`PostgresLedger` in PostgreSQL, for
 fleets of workers on many machines. All answer the same queries and hold
-money for budgets the same way (see :mod:`minillm.accounting.ledgers.base`).
+money for budgets the same way (see :mod:`minillm.accounting.ledgers.base`),
+and book corrections of pending bookings once (:class:`Resolved` is what
+``resolve_pending`` did; see :mod:`minillm.accounting.corrections`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import typing as _typing
 from .base import BaseLedger
 
 if _typing.TYPE_CHECKING:  # at run time, each is imported when first used
+    from ..corrections import Resolved
     from .memory import Ledger
     from .postgres import PostgresLedger
     from .sqlite import SQLiteLedger
 
-__all__ = ["BaseLedger", "Ledger", "PostgresLedger", "SQLiteLedger", "open_ledger"]
+__all__ = ["BaseLedger", "Ledger", "PostgresLedger", "Resolved", "SQLiteLedger", "open_ledger"]
 
-_HOMES = {"Ledger": ".memory", "PostgresLedger": ".postgres", "SQLiteLedger": ".sqlite"}
+_HOMES = {"Ledger": ".memory", "PostgresLedger": ".postgres", "Resolved": "..corrections", "SQLiteLedger": ".sqlite"}
 
 
 def __getattr__(name: str) -> _typing.Any:
