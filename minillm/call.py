@@ -111,10 +111,13 @@ class Attempt:
         "header_id",
         "number",
         "raw",
+        "request",
         "response",
         "route",
         "settled",
+        "started",
         "state",
+        "status",
         "streamed",
     )
 
@@ -135,6 +138,12 @@ class Attempt:
         #: decided: booked, or certainly not billable
         self.settled = False
         self.cost: Optional[CostInfo] = None
+        #: what was sent (None until built); its headers are never shown
+        self.request: Optional[HTTPRequest] = None
+        #: when it was sent (``time.monotonic()``; None until then)
+        self.started: Optional[float] = None
+        #: the response's HTTP status (kept when an error status lets the response go)
+        self.status: Optional[int] = None
 
     def decide(self, outcome: Outcome, on_booked: Callable[[CostInfo], None]) -> Decision:
         """What this attempt books; call once, under the call's lock, and
@@ -142,7 +151,10 @@ class Attempt:
         here on)."""
         self.settled = True
         seen = self.state if self.response is not None else None
-        decision = decide(self.booking, outcome, seen, generation_id=self.header_id, on_booked=on_booked)
+        duration = None if self.started is None else time.monotonic() - self.started
+        decision = decide(
+            self.booking, outcome, seen, generation_id=self.header_id, on_booked=on_booked, duration=duration
+        )
         runtime.deliveries.begin()
         return decision
 
@@ -388,6 +400,8 @@ class Call:
                 # only it refuses) never left: it books nothing.
                 self._settle(attempt, Outcome.UNBILLED)
                 raise
+        attempt.request = http
+        attempt.started = time.monotonic()
         try:
             response = route.transport.send(
                 route.adapter.authorize(http), timeouts=self._timeouts(route), exchange=attempt.exchange
@@ -406,6 +420,7 @@ class Call:
             self._settle_sent(attempt, Outcome.UNANSWERED)
             raise
         attempt.response = response
+        attempt.status = response.status
         if response.status >= 300:
             self._refuse(attempt, response, self._error_of(route, response))
         attempt.header_id = route.adapter.generation_id(response.headers)

@@ -193,6 +193,12 @@ class CostInfo:
     #: up to them. The one ``usd`` that may be negative: when a lower bound
     #: was above what the provider billed. None for every other booking.
     corrects: Optional[str] = attrs.field(default=None, validator=_check_corrects)
+    #: Seconds from sending the attempt to its end (its last byte read, or
+    #: the moment it was stopped or failed) -- not the wait for an
+    #: out-of-band look-up. None when not measured (a booking read back
+    #: from a ledger, a provider batch's item). A measurement of this run,
+    #: not of what was billed: not part of equality.
+    duration_s: Optional[float] = attrs.field(default=None, eq=False)
 
     def to_dict(self) -> Dict[str, Any]:
         """Every field as JSON-ready data (money as a decimal string)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from decimal import Decimal
 from typing import Any, Callable, List, Optional
 
@@ -14,6 +15,7 @@ import pytest
 import minillm
 from minillm import Resolution
 from minillm.testing import Reply, ScriptedServer, chat_chunk, chat_completion, chat_stream, chat_usage, sse
+from minillm.testing.server import Gate, Pause
 
 from .conftest import SleepRecorder
 
@@ -544,3 +546,32 @@ def test_several_choices_are_kept_apart_by_index_and_the_first_is_the_default(
     answer = make_client().complete("Hi", extra_body={"n": 2})
     assert answer.text == "one"
     assert [(c.text, c.finish_reason) for c in answer.choices] == [("one", "stop"), ("two", "length")]
+
+
+# -- durations ------------------------------------------------------------------------------
+
+
+def test_a_booking_says_how_long_its_attempt_took_from_sending_to_the_last_byte(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    pieces = chat_stream(["a", "b"], usage=chat_usage(3, 2))
+    server.reply(Reply.sse([pieces[0], Pause(0.2), *pieces[1:]]))
+    with make_client(price=PRICE).stream("Hi") as stream:
+        stream.collect()
+    ((cost, _),) = ledger.records
+    assert cost.duration_s is not None and 0.2 <= cost.duration_s < 30
+
+
+def test_a_stream_cut_short_is_timed_to_when_it_was_stopped(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    rest = Gate()
+    server.reply(Reply.sse([sse(chat_chunk(content="a")), rest, *chat_stream(["b"], usage=chat_usage(3, 2))]))
+    client = make_client(price=PRICE)
+    began = time.monotonic()
+    with client.stream("Hi") as stream:
+        assert next(iter(stream)).text == "a"
+    stopped = time.monotonic() - began
+    rest.open()
+    ((cost, _),) = ledger.records
+    assert cost.cancelled and cost.duration_s is not None and 0 < cost.duration_s <= stopped

@@ -152,3 +152,29 @@ def test_deltas_beyond_a_lagging_running_count_replace_it_in_the_total_too() -> 
     assert cost is not None and cost.resolution is minillm.Resolution.PARTIAL
     assert (cost.prompt_tokens, cost.completion_tokens, cost.total_tokens) == (10, 4, 14)
     assert cost.usd == Decimal(10 + 4 * 2) / 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("outcome", "seen"),
+    [(Outcome.COMPLETED, COMPLETE), (Outcome.CUT_SHORT, (Chunk("a"),)), (Outcome.UNANSWERED, ())],
+)
+def test_the_attempts_duration_goes_on_what_it_books(outcome: Outcome, seen: Any) -> None:
+    cost = decide(booking(), outcome, state(*seen) if seen else None, duration=1.25).now
+    assert cost is not None and cost.duration_s == 1.25
+
+
+def test_a_look_up_books_the_attempts_duration_not_its_own_wait() -> None:
+    found = Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2, cost=Decimal("0.1"))
+    decision = decide(booking(lookup=lambda generation_id: found), Outcome.CUT_SHORT, state(Chunk("a")), duration=0.5)
+    assert decision.later is not None and decision.later.fallback.duration_s == 0.5
+    looked_up = decision.later.fetch()
+    assert looked_up is not None and looked_up.duration_s == 0.5
+
+
+def test_a_duration_is_a_measurement_not_part_of_what_was_booked() -> None:
+    timed = decide(booking(), Outcome.COMPLETED, state(*COMPLETE), duration=2.0).now
+    untimed = decide(booking(), Outcome.COMPLETED, state(*COMPLETE)).now
+    assert timed is not None and untimed is not None
+    assert untimed.duration_s is None
+    # A ledger that keeps what was billed (not how long it took) reads back an equal booking.
+    assert timed == untimed

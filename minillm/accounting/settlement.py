@@ -146,8 +146,10 @@ class Booking:
         outcome: Outcome,
         usd: Any = None,
         source: Optional[str] = None,
+        duration: Optional[float] = None,
     ) -> CostInfo:
-        """This attempt's :class:`~minillm.CostInfo`."""
+        """This attempt's :class:`~minillm.CostInfo`; ``duration`` is how
+        long it took, in seconds."""
         counts = usage or Usage()
         return CostInfo(
             usd=usd,
@@ -168,6 +170,7 @@ class Booking:
             attempt=self.attempt,
             source=source if usd is not None else None,
             booking_id=self.id,
+            duration_s=duration,
         )
 
 
@@ -224,9 +227,12 @@ def decide(
     *,
     generation_id: Optional[str] = None,
     on_booked: Callable[[CostInfo], None] = lambda cost: None,
+    duration: Optional[float] = None,
 ) -> Decision:
     """Decide what an attempt that ended as ``outcome`` books, from what it
-    saw (``state``; None when no response began).
+    saw (``state``; None when no response began). ``duration`` (seconds,
+    from sending to now) goes on every cost it books, a look-up's too: the
+    look-up's wait is not the attempt's.
 
     ``on_booked`` is called by a look-up, later, with the cost it found (or
     gave up on) just before that goes to the sink; a cost decided now is the
@@ -241,22 +247,32 @@ def decide(
         try:
             usd, source = booking.pricer.money(final)
         except MalformedMoneyError as exc:
-            return Decision(booking, now=_not_money(booking, final, response_id, outcome, exc))
+            return Decision(booking, now=_not_money(booking, final, response_id, outcome, exc, duration))
         resolution = Resolution.RESOLVED if usd is not None else Resolution.UNPRICED
         return Decision(
             booking,
             now=booking.cost(
-                final, resolution=resolution, response_id=response_id, outcome=outcome, usd=usd, source=source
+                final,
+                resolution=resolution,
+                response_id=response_id,
+                outcome=outcome,
+                usd=usd,
+                source=source,
+                duration=duration,
             ),
         )
-    seen = _lower_bound(booking, outcome, state, response_id)
+    seen = _lower_bound(booking, outcome, state, response_id, duration)
     if booking.lookup is not None and response_id:
-        return Decision(booking, later=_lookup_job(booking, outcome, response_id, seen, on_booked))
+        return Decision(booking, later=_lookup_job(booking, outcome, response_id, seen, on_booked, duration))
     return Decision(booking, now=seen)
 
 
 def _lower_bound(
-    booking: Booking, outcome: Outcome, state: Optional[StreamState], response_id: Optional[str]
+    booking: Booking,
+    outcome: Outcome,
+    state: Optional[StreamState],
+    response_id: Optional[str],
+    duration: Optional[float],
 ) -> CostInfo:
     """What an attempt without final usage is known to have cost at least:
     ``PARTIAL`` from the usage and output seen, ``UNKNOWN`` (with the tokens
@@ -264,7 +280,9 @@ def _lower_bound(
     usage = state.usage if state is not None else None
     deltas = state.output_deltas if state is not None else 0
     if usage is None and deltas == 0:
-        return booking.cost(None, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome)
+        return booking.cost(
+            None, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome, duration=duration
+        )
     if usage is None:
         usage = Usage(completion_tokens=deltas, total_tokens=deltas)
     elif deltas > usage.completion_tokens:
@@ -274,16 +292,29 @@ def _lower_bound(
     try:
         usd, source = booking.pricer.money(usage)
     except MalformedMoneyError as exc:
-        return _not_money(booking, usage, response_id, outcome, exc)
+        return _not_money(booking, usage, response_id, outcome, exc, duration)
     if usd is None:
-        return booking.cost(usage, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome)
+        return booking.cost(
+            usage, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome, duration=duration
+        )
     return booking.cost(
-        usage, resolution=Resolution.PARTIAL, response_id=response_id, outcome=outcome, usd=usd, source=source
+        usage,
+        resolution=Resolution.PARTIAL,
+        response_id=response_id,
+        outcome=outcome,
+        usd=usd,
+        source=source,
+        duration=duration,
     )
 
 
 def _not_money(
-    booking: Booking, usage: Usage, response_id: Optional[str], outcome: Outcome, error: MalformedMoneyError
+    booking: Booking,
+    usage: Usage,
+    response_id: Optional[str],
+    outcome: Outcome,
+    error: MalformedMoneyError,
+    duration: Optional[float],
 ) -> CostInfo:
     """The booking of an attempt whose provider sent a figure that is not
     money: ``UNKNOWN`` with its tokens, and an error in the log -- a
@@ -296,7 +327,9 @@ def _not_money(
         response_id,
         error,
     )
-    return booking.cost(usage, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome)
+    return booking.cost(
+        usage, resolution=Resolution.UNKNOWN, response_id=response_id, outcome=outcome, duration=duration
+    )
 
 
 def _lookup_job(
@@ -305,6 +338,7 @@ def _lookup_job(
     generation_id: str,
     fallback: CostInfo,
     on_booked: Callable[[CostInfo], None],
+    duration: Optional[float],
 ) -> LookupJob:
     lookup = booking.lookup
     assert lookup is not None
@@ -316,12 +350,18 @@ def _lookup_job(
         try:
             usd, source = native_cost(usage), "lookup"
         except MalformedMoneyError as exc:
-            return _not_money(booking, usage, generation_id, outcome, exc)
+            return _not_money(booking, usage, generation_id, outcome, exc, duration)
         if usd is None:
             usd, source = booking.pricer.list_price(usage)  # type: ignore[assignment]
         resolution = Resolution.RESOLVED if usd is not None else Resolution.UNPRICED
         return booking.cost(
-            usage, resolution=resolution, response_id=generation_id, outcome=outcome, usd=usd, source=source
+            usage,
+            resolution=resolution,
+            response_id=generation_id,
+            outcome=outcome,
+            usd=usd,
+            source=source,
+            duration=duration,
         )
 
     def book_later(cost: CostInfo) -> None:
