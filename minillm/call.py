@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import runtime
+from . import requestlog, runtime
 from .accounting.budget import Budget, worst_case
 from .accounting.lookups import LookupPolicy
 from .accounting.settlement import Booking, Decision, Outcome, decide
@@ -104,14 +104,15 @@ class Attempt:
     """One send of a call to one route, and what it saw."""
 
     __slots__ = (
+        "asked",
         "booking",
         "cost",
         "events",
         "exchange",
         "header_id",
+        "http",
         "number",
         "raw",
-        "request",
         "response",
         "route",
         "settled",
@@ -121,10 +122,12 @@ class Attempt:
         "streamed",
     )
 
-    def __init__(self, number: int, route: Route, booking: Booking) -> None:
+    def __init__(self, number: int, route: Route, booking: Booking, asked: ChatRequest) -> None:
         self.number = number
         self.route = route
         self.booking = booking
+        #: the call's request (what the caller asked for)
+        self.asked = asked
         self.exchange = Exchange()
         self.response: Optional[HTTPResponse] = None
         self.events: Iterator[Event] = iter(())
@@ -139,7 +142,7 @@ class Attempt:
         self.settled = False
         self.cost: Optional[CostInfo] = None
         #: what was sent (None until built); its headers are never shown
-        self.request: Optional[HTTPRequest] = None
+        self.http: Optional[HTTPRequest] = None
         #: when it was sent (``time.monotonic()``; None until then)
         self.started: Optional[float] = None
         #: the response's HTTP status (kept when an error status lets the response go)
@@ -152,8 +155,13 @@ class Attempt:
         self.settled = True
         seen = self.state if self.response is not None else None
         duration = None if self.started is None else time.monotonic() - self.started
+
+        def booked_later(cost: CostInfo) -> None:
+            on_booked(cost)
+            requestlog.attempt_ended(self, cost)
+
         decision = decide(
-            self.booking, outcome, seen, generation_id=self.header_id, on_booked=on_booked, duration=duration
+            self.booking, outcome, seen, generation_id=self.header_id, on_booked=booked_later, duration=duration
         )
         runtime.deliveries.begin()
         return decision
@@ -376,7 +384,7 @@ class Call:
             hold=hold,
             id=booking_id,
         )
-        attempt = Attempt(number, route, booking)
+        attempt = Attempt(number, route, booking, self.request)
         with self.lock:
             self.attempt = attempt
             if self.stopped is not None:
@@ -400,7 +408,7 @@ class Call:
                 # only it refuses) never left: it books nothing.
                 self._settle(attempt, Outcome.UNBILLED)
                 raise
-        attempt.request = http
+        attempt.http = http
         attempt.started = time.monotonic()
         try:
             response = route.transport.send(
@@ -650,7 +658,8 @@ class Call:
         runtime.open_calls.discard(self)
         if decision is None:
             return self.cost
-        _carry_out(decision)
+        assert attempt is not None
+        _carry_out(attempt, decision)
         return decision.now
 
     def _settle_attempt(self, outcome: Outcome) -> None:
@@ -670,7 +679,7 @@ class Call:
             decision = attempt.decide(outcome, lambda cost: self._record(attempt, cost))
             if decision.now is not None:
                 self._record(attempt, decision.now)
-        _carry_out(decision)
+        _carry_out(attempt, decision)
 
     def _record(self, attempt: Attempt, cost: CostInfo) -> None:
         with self.lock:
@@ -700,7 +709,8 @@ class Call:
             first = self.end(Ending.REJECTED, "cancelled")
         runtime.open_calls.discard(self)
         if decision is not None:
-            _carry_out(decision)
+            assert attempt is not None
+            _carry_out(attempt, decision)
         if first:
             self._disconnect(Stop.CANCELLED)
 
@@ -711,11 +721,13 @@ class Call:
         return self.book()
 
 
-def _carry_out(decision: Decision) -> None:
+def _carry_out(attempt: Attempt, decision: Decision) -> None:
     try:
         decision.carry_out()
     finally:
         runtime.deliveries.end()
+        if decision.later is None:  # else the look-up logs it, once it books
+            requestlog.attempt_ended(attempt, decision.now)
 
 
 def drive(call: Call) -> Iterator[Chunk]:

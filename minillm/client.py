@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import runtime
+from . import requestlog, runtime
 from .accounting.budget import Budget
 from .accounting.lookups import LookupPolicy
 from .accounting.pricing import TokenPrice
@@ -116,6 +116,8 @@ class Client:
         )
 
     def _setup(self, config: ClientConfig) -> None:
+        # MINILLM_LOG is read here, by the first client, not at import.
+        requestlog.from_environment()
         primary = route_for(config)
         fallbacks, owned = _fallback_routes(config)
         if primary.unusable is not None and not fallbacks:

@@ -83,7 +83,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, _empty_file: str) -> 
     credentials files), loopback never goes through a proxy, botocore never
     asks an instance metadata address, and no test inherits what another
     taught the process about its server (scripted servers reuse ports)."""
-    for name in PROVIDER_ENV:
+    for name in (*PROVIDER_ENV, "MINILLM_LOG", "MINILLM_LOG_PROMPTS"):
         monkeypatch.delenv(name, raising=False)
     for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "BOTO_CONFIG"):
         monkeypatch.setenv(name, _empty_file)
