@@ -86,13 +86,14 @@ def test_the_api_reference_documents_exactly_the_public_names() -> None:
     import minillm.accounting.ledgers
     import minillm.batch
     import minillm.contrib.django
+    import minillm.contrib.otel
     import minillm.engines
     import minillm.serve
     import minillm.testing
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "api.rst").read_text("utf-8")
     documented = set(re.findall(r"^\.\. auto(?:class|exception|function|data):: (\S+)", page, re.MULTILINE))
-    packages = [minillm, minillm.accounting.ledgers, minillm.batch, minillm.contrib.django]
+    packages = [minillm, minillm.accounting.ledgers, minillm.batch, minillm.contrib.django, minillm.contrib.otel]
     packages += [minillm.engines, minillm.serve, minillm.testing]
     public = {
         f"{package.__name__}.{name}"
