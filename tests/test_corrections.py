@@ -292,3 +292,46 @@ def test_a_corrections_booking_id_is_made_from_its_originals_and_fits_every_ledg
     long = "x" * 60
     assert correction_id(long) == correction_id(long) != correction_id("y" * 60)
     assert len(correction_id(long)) == 64 and correction_id(long).endswith(":correction")
+
+
+def test_reports_and_reconciliations_see_a_corrected_booking_as_one_resolved_attempt(
+    tmp_path: Path, server: ScriptedServer, generations: Generations, openrouter: Callable[..., minillm.Client]
+) -> None:
+    import json
+
+    from minillm.accounting.corrections import folded
+    from minillm.reports.command import run_summary
+
+    books = minillm.SQLiteLedger(tmp_path / "costs.db")
+    client = openrouter(on_cost=books)
+    cut_short(server, client, "gen-r", meta={"user": 7})
+    cut_short(server, client, "gen-s", meta={"user": 8})  # never corrected: stays unknown
+    generations.record("gen-r", 0.0042, prompt=7, completion=3)
+    books.resolve_pending(client)
+    entries = books.entries()
+    assert len(entries) == 3
+
+    view = folded(entries)
+    assert [(e.cost.usd, e.cost.resolution, e.meta) for e in view] == [
+        (Decimal("0.0042"), minillm.Resolution.RESOLVED, {"user": 7}),
+        (None, minillm.Resolution.UNKNOWN, {"user": 8}),
+    ]
+    assert (view[0].cost.prompt_tokens, view[0].cost.completion_tokens, view[0].cost.source) == (7, 3, "lookup")
+    assert view[0].booked_at == entries[0].booked_at  # on the day of the attempt, not of the correction
+    assert folded(entries[2:]) == entries[2:]  # a correction without its booking stays as it is
+
+    import argparse
+
+    args = argparse.Namespace(ledger=str(tmp_path / "costs.db"), since=None, until=None, by=["user"], format="json")
+
+    class Out:
+        text = ""
+
+        def write(self, piece: str) -> None:
+            self.text += piece
+
+    out = Out()
+    assert run_summary(args, out) == 0
+    rows = {json.dumps(row["key"]): row for row in json.loads(out.text)["groups"]}
+    assert rows['{"user": 7}']["usd"] == "0.0042" and rows['{"user": 7}']["unknown"] == 0
+    books.close()

@@ -442,3 +442,16 @@ def test_an_openrouter_key_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     with pytest.raises(minillm.ConfigurationError, match="set OPENROUTER_API_KEY"):
         minillm.reconcile(minillm.Ledger(), "openrouter")
+
+
+def test_a_corrected_booking_is_one_attempt_with_known_money(account: CostServer) -> None:
+    ledger = minillm.Ledger()
+    ledger.record(cost(None, booking_id="b-1", response_id="gen-9"), {})
+    ledger.record(cost("0.3", booking_id="b-1:correction", corrects="b-1", source="lookup"), {})
+    account.openai_cost(ledger.entries()[0].booked_at.date(), "gpt-4o-mini-2024-07-18, input", "0.3")
+
+    result = minillm.reconcile(ledger, "openai", admin_key=KEY, base_url=account.url + "/v1")
+
+    (row,) = result.rows
+    assert (row.ledger_usd, row.ledger_bookings, row.ledger_unknown) == (Decimal("0.3"), 1, 0)
+    assert row.drift_usd == 0 and result.unmatched == ()

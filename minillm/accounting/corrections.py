@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..routes import Route
     from .ledgers.base import Entry
 
-__all__ = ["Books", "Resolved", "correction_id", "pending", "resolve_pending"]
+__all__ = ["Books", "Resolved", "correction_id", "folded", "pending", "resolve_pending"]
 
 log = logging.getLogger("minillm.accounting")
 
@@ -100,6 +100,50 @@ def pending(
         for cost, meta in kept
         if cost.resolution is not Resolution.RESOLVED and cost.booking_id not in corrected
     ]
+
+
+_TOKENS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cache_write_tokens",
+)
+
+
+def folded(entries: Iterable[Entry]) -> List[Entry]:
+    """``entries`` with each correction folded into the booking it corrects,
+    when both are among them: one entry per attempt, on the day it was
+    made, with the provider's figures and ``RESOLVED`` -- what a report or a
+    reconciliation should show, rather than a pending booking beside the
+    difference booked later. A correction whose booking is not among them
+    stays as it is."""
+    from .ledgers.base import Entry
+
+    kept = list(entries)
+    present = {entry.cost.booking_id for entry in kept}
+    fixes = {entry.cost.corrects: entry.cost for entry in kept if entry.cost.corrects in present}
+    result: List[Entry] = []
+    for entry in kept:
+        cost = entry.cost
+        if cost.corrects is not None and cost.corrects in present:
+            continue  # folded into its booking
+        fix = fixes.get(cost.booking_id)
+        if fix is not None:
+            assert fix.usd is not None, "a correction carries money"
+            sums = {name: getattr(cost, name) + getattr(fix, name) for name in _TOKENS}
+            cost = attrs.evolve(
+                cost,
+                usd=(cost.usd or Decimal(0)) + fix.usd,
+                resolution=Resolution.RESOLVED,
+                source=fix.source,
+                byok=fix.byok,
+                **sums,
+            )
+            entry = Entry(cost, entry.meta, entry.booked_at)
+        result.append(entry)
+    return result
 
 
 def resolve_pending(ledger: Books, client: Client, *, since: Any = None, until: Any = None) -> Resolved:

@@ -83,6 +83,7 @@ def add_costs_command(commands: Any, ledger_help: str) -> None:
 
 
 def _entries(args: argparse.Namespace) -> List[Any]:
+    from ..accounting.corrections import folded
     from ..accounting.ledgers import open_ledger
     from ..accounting.ledgers.base import instant
     from ..cli import ledger_target
@@ -90,7 +91,8 @@ def _entries(args: argparse.Namespace) -> List[Any]:
     since, until = instant(args.since, "--since"), instant(args.until, "--until")
     ledger = open_ledger(ledger_target(args.ledger), create=False)
     try:
-        return ledger.entries(since, until)
+        # A pending booking and its later correction are one attempt.
+        return folded(ledger.entries(since, until))
     finally:
         ledger.close()
 

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional, Type
 from ...errors import InvalidArgumentError
 from ...retry import RetryPolicy
 from ...timeouts import Timeout
+from ..corrections import folded
 from ..ledgers.base import instant, utc_now
 from .anthropic import AnthropicCostReport
 from .matching import Charge, compare, model_key
@@ -101,7 +102,8 @@ def reconcile(
 
     route = account_route(provider, source_class.key_env, admin_key, base_url, retry, timeout)
     try:
-        entries = [entry for entry in ledger.entries(start, end) if entry.cost.provider == provider]
+        # A pending booking and its later correction are one attempt.
+        entries = [entry for entry in folded(ledger.entries(start, end)) if entry.cost.provider == provider]
         if start is None:
             first: datetime.datetime = min((entry.booked_at for entry in entries), default=end - _DAY)
             start = min(_midnight(first, up=False), end - _DAY)
