@@ -77,6 +77,7 @@ def test_failed_and_abandoned_streams_leak_no_socket(server: ScriptedServer, led
         next(iter(client.stream("abandoned")))  # dropped at once: the finalizer settles it
 
     settled(server)
+    assert client.flush(timeout=10)  # the abandoned streams are settled on the settler's thread
     assert open_fds() <= fds + 1  # at most the one pooled keep-alive connection
     # the warm-up, the failures as failed, and the abandoned ones as cancellations
     assert ledger.count == 201
