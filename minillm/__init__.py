@@ -45,9 +45,11 @@ if _typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __get
     from .errors import MalformedResponseError as MalformedResponseError
     from .errors import MiniLLMError as MiniLLMError
     from .errors import NotFoundError as NotFoundError
+    from .errors import OutputValidationError as OutputValidationError
     from .errors import RateLimitError as RateLimitError
     from .errors import ServerError as ServerError
     from .errors import StreamError as StreamError
+    from .models import AttemptsCost as AttemptsCost
     from .models import Chunk as Chunk
     from .models import CostInfo as CostInfo
     from .models import Resolution as Resolution
@@ -63,6 +65,7 @@ _HOMES: _typing.Dict[str, str] = {
     "APIConnectionError": ".errors",
     "APIError": ".errors",
     "APITimeoutError": ".errors",
+    "AttemptsCost": ".models",
     "AuthenticationError": ".errors",
     "BadRequestError": ".errors",
     "Budget": ".accounting.budget",
@@ -80,6 +83,7 @@ _HOMES: _typing.Dict[str, str] = {
     "MalformedResponseError": ".errors",
     "MiniLLMError": ".errors",
     "NotFoundError": ".errors",
+    "OutputValidationError": ".errors",
     "PostgresLedger": ".accounting.ledgers",
     "RateLimitError": ".errors",
     "Reconciliation": ".accounting.reconcile",
@@ -118,6 +122,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AttemptsCost",
     "AuthenticationError",
     "BadRequestError",
     "Budget",
@@ -135,6 +140,7 @@ __all__ = [
     "MalformedResponseError",
     "MiniLLMError",
     "NotFoundError",
+    "OutputValidationError",
     "PostgresLedger",
     "RateLimitError",
     "Reconciliation",

@@ -26,8 +26,8 @@ from .cancellation import CancellationToken
 from .config import ClientConfig, RetryCallback
 from .errors import ConfigurationError, InvalidArgumentError
 from .meta import check_meta
-from .models import Response
-from .request import Messages, build_chat_request
+from .models import CostInfo, Response
+from .request import Messages, build_chat_request, request_options
 from .retry import RetryPolicy
 from .routes import Route, route_for
 from .streaming import TrackedStream
@@ -152,6 +152,8 @@ class Client:
         extra_body: Optional[Mapping[str, Any]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
         budget: Optional[Budget] = None,
+        response_format: Any = None,
+        validation_retries: int = 0,
     ) -> Response:
         """Send one request and return the whole :class:`~minillm.Response`,
         already settled (``response.cost`` is set, unless the cost is being
@@ -161,29 +163,35 @@ class Client:
         A call stopped through ``cancel`` returns a response whose
         ``finish_reason`` is ``"cancelled"`` (or ``"paused"``).
 
+        :param response_format: a JSON-schema dict or an attrs class the
+            answer must match: asked of the provider in its own terms, and
+            the answer read into ``response.parsed`` (the parsed JSON, or
+            an instance of the class); ``response.attempts_cost`` is what
+            every attempt cost together.
+        :param validation_retries: how many more times to ask, showing the
+            model its answer and what is wrong with it, when an answer does
+            not match ``response_format``. Each attempt is booked.
         :raises APIError: the provider answered with an error (after retries).
         :raises APIConnectionError: nothing usable came back.
         :raises BudgetExceeded: ``budget`` cannot take an attempt's worst case.
+        :raises OutputValidationError: no answer matched ``response_format``.
+        :raises ConfigurationError: the provider cannot be asked for a
+            ``response_format`` (nothing is sent).
         """
-        call = self._call(
-            messages,
-            stream=False,
-            meta=meta,
-            cancel=cancel,
-            budget=budget,
-            system=system,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=stop,
-            tools=tools,
-            tool_choice=tool_choice,
-            thinking_budget=thinking_budget,
-            extra_body=extra_body,
-            extra_headers=extra_headers,
-        )
+        options = dict(meta=meta, cancel=cancel, budget=budget, **request_options(locals()))
+        if response_format is not None or validation_retries:
+            from .structured import complete_structured
+
+            return complete_structured(self._collect, messages, response_format, validation_retries, options)
+        return self._collect(messages, **options)[0]
+
+    def _collect(self, messages: Messages, **options: Any) -> Tuple[Response, List[CostInfo]]:
+        """One call read to the end: its response, and every booking it made."""
+        call = self._call(messages, stream=False, **options)
         # The same reader as a stream, read to the end.
         with TrackedStream(call, model=self.model) as stream:
-            return stream.collect()
+            response = stream.collect()
+        return response, list(call.costs)
 
     def stream(
         self,
@@ -201,12 +209,21 @@ class Client:
         extra_body: Optional[Mapping[str, Any]] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
         budget: Optional[Budget] = None,
+        response_format: Any = None,
     ) -> TrackedStream:
         """Send one streaming request and return a :class:`~minillm.TrackedStream`.
 
         The request is sent before this returns: HTTP errors, connection
         errors and exhausted retries raise from here.
+
+        :param response_format: not taken here -- an answer is validated
+            whole, and retried, by ``complete()``.
+        :raises InvalidArgumentError: a ``response_format`` was given.
         """
+        if response_format is not None:
+            from .structured import refuse_in_stream
+
+            refuse_in_stream(response_format)
         call = self._call(
             messages,
             stream=True,

@@ -20,6 +20,7 @@ HTTP statuses map to classes through one table, :data:`STATUS_ERRORS`::
     │   └── APITimeoutError         also a builtin TimeoutError
     ├── StreamError                 failure after the body started (.partial_text)
     ├── BudgetExceeded              a budget refused a request before it was sent
+    ├── OutputValidationError       the answer did not match response_format (retries spent)
     └── LedgerError                 a durable ledger could not be read or written
 
 A failure inside a stream that also has a more specific meaning is raised as
@@ -39,10 +40,10 @@ are built from text that has passed through :mod:`minillm.redaction`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Type
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Type
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .models import Response
+    from .models import AttemptsCost, Response
 
 __all__ = [
     "APIConnectionError",
@@ -58,6 +59,7 @@ __all__ = [
     "MalformedResponseError",
     "MiniLLMError",
     "NotFoundError",
+    "OutputValidationError",
     "RateLimitError",
     "ServerError",
     "StreamError",
@@ -322,3 +324,32 @@ class BudgetExceeded(MiniLLMError):  # noqa: N818 - the name says what happened
 
 class LedgerError(MiniLLMError):
     """A durable ledger could not be opened, read or written."""
+
+
+class OutputValidationError(MiniLLMError):
+    """The answer did not match the ``response_format`` asked for, on the
+    first attempt and on every one of the ``validation_retries``. Each
+    attempt was booked.
+
+    :ivar text: the last answer as the model wrote it.
+    :ivar problems: what is wrong with it (each names its JSON path).
+    :ivar responses: every attempt's :class:`~minillm.Response`, in order.
+    :ivar attempts_cost: what they cost together (an
+        :class:`~minillm.AttemptsCost`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str,
+        problems: Sequence[str],
+        responses: Sequence[Response],
+        attempts_cost: Optional[AttemptsCost],
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.text = text
+        self.problems: List[str] = list(problems)
+        self.responses: List[Response] = list(responses)
+        self.attempts_cost = attempts_cost

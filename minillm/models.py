@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import enum
 from decimal import Decimal
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import attrs
 
-__all__ = ["SOURCES", "Chunk", "CostInfo", "Resolution", "Response", "ToolCall", "Usage"]
+__all__ = ["SOURCES", "AttemptsCost", "Chunk", "CostInfo", "Resolution", "Response", "ToolCall", "Usage"]
 
 #: The normalised finish reasons.
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "cancelled", "paused", "error"})
@@ -207,6 +207,68 @@ class CostInfo:
         return cost_to_dict(self)
 
 
+@attrs.frozen(kw_only=True)
+class AttemptsCost:
+    """What several attempts of one request cost together: the attempts of
+    a structured-output call, each answer that did not validate included
+    (``Response.attempts_cost``).
+
+    ``usd`` is the sum of the attempts' money, and ``resolution`` says how
+    much that sum is worth, by the same rules as one booking's:
+
+    * ``RESOLVED`` -- every attempt is booked ``RESOLVED``: ``usd`` is exact;
+    * ``PARTIAL`` -- some attempt's money is known, but another's is only a
+      lower bound, unknown, unpriced or still being looked up: ``usd`` is
+      the sum of the money known, a lower bound;
+    * ``UNPRICED`` -- every attempt's tokens are known, none has a price;
+    * ``UNKNOWN`` -- no money is known at all (``usd`` is None, never 0).
+
+    Token counts are the sums of the bookings' counts (a lower bound too
+    when the resolution is not ``RESOLVED``).
+    """
+
+    usd: Optional[Decimal] = None
+    resolution: Resolution
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    #: how many bookings are summed
+    attempts: int = 0
+    #: attempts whose booking had not arrived yet (an out-of-band look-up)
+    pending: int = 0
+    #: the bookings summed, in the order they were made
+    costs: Tuple[CostInfo, ...] = ()
+
+    @classmethod
+    def of(cls, costs: Iterable[CostInfo], *, pending: int = 0) -> AttemptsCost:
+        """The total of ``costs``, with ``pending`` attempts still unbooked."""
+        booked = tuple(costs)
+        known = [cost.usd for cost in booked if cost.usd is not None]
+        every = all(cost.resolution is Resolution.RESOLVED for cost in booked) and not pending
+        if not booked and not pending:
+            resolution = Resolution.UNKNOWN
+        elif known:
+            resolution = Resolution.RESOLVED if every else Resolution.PARTIAL
+        elif not pending and all(cost.resolution is Resolution.UNPRICED for cost in booked):
+            resolution = Resolution.UNPRICED
+        else:
+            resolution = Resolution.UNKNOWN
+        return cls(
+            usd=sum(known, Decimal(0)) if known else None,
+            resolution=resolution,
+            prompt_tokens=sum(cost.prompt_tokens for cost in booked),
+            completion_tokens=sum(cost.completion_tokens for cost in booked),
+            total_tokens=sum(cost.total_tokens for cost in booked),
+            cached_tokens=sum(cost.cached_tokens for cost in booked),
+            reasoning_tokens=sum(cost.reasoning_tokens for cost in booked),
+            attempts=len(booked),
+            pending=pending,
+            costs=booked,
+        )
+
+
 @attrs.define(eq=False)
 class Response:
     """The result of a request: the whole answer and what it cost.
@@ -230,6 +292,12 @@ class Response:
     #: every choice, in order, when the provider answered several (OpenAI's
     #: ``n``); empty for one. The response itself is the first.
     choices: List[Response] = attrs.field(factory=list, repr=False)
+    #: the answer read against ``response_format``: the parsed JSON, or an
+    #: instance of the attrs class asked for; None without one
+    parsed: Any = None
+    #: what every attempt of a ``response_format`` call cost together
+    #: (answers that did not validate included); None without one
+    attempts_cost: Optional[AttemptsCost] = attrs.field(default=None, repr=False)
 
     def to_message(self) -> Dict[str, Any]:
         """This answer as an OpenAI-shaped assistant message, for the next

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
 from .errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .structured import OutputFormat
 
 __all__ = ["REQUEST_OPTIONS", "ChatRequest", "Messages", "build_chat_request", "request_options"]
 
@@ -40,6 +43,8 @@ class ChatRequest:
     thinking_budget: Optional[int] = None
     extra_body: Optional[Dict[str, Any]] = None
     extra_headers: Optional[Dict[str, str]] = attrs.field(default=None, repr=False)
+    #: the schema the answer must match (see :mod:`minillm.structured`)
+    output_format: Optional[OutputFormat] = attrs.field(default=None, repr=False)
 
 
 def _messages(messages: Messages) -> Tuple[Dict[str, Any], ...]:
@@ -161,6 +166,7 @@ def build_chat_request(
     thinking_budget: Optional[int] = None,
     extra_body: Optional[Mapping[str, Any]] = None,
     extra_headers: Optional[Mapping[str, str]] = None,
+    output_format: Optional[OutputFormat] = None,
 ) -> ChatRequest:
     """Validate a call's arguments.
 
@@ -194,6 +200,7 @@ def build_chat_request(
         thinking_budget=_number("thinking_budget", thinking_budget, low=0, integer=True),
         extra_body=dict(extra_body) if extra_body is not None else None,
         extra_headers=dict(extra_headers) if extra_headers is not None else None,
+        output_format=output_format,
     )
 
 

@@ -12,14 +12,17 @@ the billed total is their sum.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, parse_json, require_object
+from .base import SHAPE_ERRORS, Adapter, check_forced_tool, malformed_in_stream, parse_json, require_object
 from .messages import Image, arguments_object, content_parts, split_system
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
 
 __all__ = ["AnthropicAdapter", "usage_from_anthropic"]
 
@@ -164,6 +167,16 @@ class AnthropicAdapter(Adapter):
         if request.extra_body:
             body.update(request.extra_body)
         return body
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        # A forced tool whose input is the schema: every Claude model (and
+        # every host of one) takes it.
+        check_forced_tool(self.name, output, request)
+        tool: Dict[str, Any] = {"name": output.name, "input_schema": output.schema}
+        if output.description:
+            tool["description"] = output.description
+        body["tools"] = [*body.get("tools", ()), tool]
+        body["tool_choice"] = {"type": "tool", "name": output.name}
 
     @staticmethod
     def tool(tool: Mapping[str, Any]) -> Dict[str, Any]:

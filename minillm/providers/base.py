@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import json
 import re
-from typing import Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, Pattern, Tuple, Type
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, Pattern, Tuple, Type
 
 import attrs
 
@@ -40,11 +40,15 @@ from ..request import ChatRequest
 from ..retry import parse_retry_after
 from ..transports.base import HTTPRequest
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
+
 __all__ = [
     "OVERFLOW_COUNTS",
     "OVERFLOW_MARKERS",
     "SHAPE_ERRORS",
     "Adapter",
+    "check_forced_tool",
     "ProviderConfig",
     "malformed_in_stream",
     "overflow_counts",
@@ -159,6 +163,25 @@ def malformed_in_stream(exc: BaseException, data: Any) -> ProviderError:
     return ProviderError(
         message=f"malformed data in the stream ({type(exc).__name__}: {exc}): {excerpt(data, 120)}", type="malformed"
     )
+
+
+def check_forced_tool(provider: str, output: OutputFormat, request: ChatRequest) -> None:
+    """Refuse what cannot go with an answer made through a forced tool
+    named ``output.name``: a ``tool_choice`` of the caller's (the format
+    takes the choice), a tool of the caller's of the same name, and
+    thinking (Claude cannot think while a tool is forced).
+
+    :raises InvalidArgumentError: naming the option to leave out.
+    """
+    if request.tool_choice is not None:
+        raise InvalidArgumentError(f"{provider} answers a response_format through a forced tool: leave tool_choice out")
+    if any(tool["function"]["name"] == output.name for tool in request.tools or ()):
+        raise InvalidArgumentError(f"a tool is named {output.name!r}, as the response_format is: rename one of them")
+    if request.thinking_budget:
+        raise InvalidArgumentError(
+            f"{provider} answers a response_format through a forced tool, which thinking does not allow: "
+            "leave thinking_budget out"
+        )
 
 
 @attrs.frozen
@@ -277,11 +300,14 @@ class Adapter(abc.ABC):
         headers = self.headers(stream=stream)
         if request.extra_headers:
             headers.update(request.extra_headers)
+        body = self.body(request, stream=stream)
+        if request.output_format is not None:
+            self.constrain_output(body, request.output_format, request)
         return HTTPRequest(
             method="POST",
             url=self.url(self.path(request, stream=stream)),
             headers=headers,
-            body=self.encode(self.body(request, stream=stream)),
+            body=self.encode(body),
             stream=stream,
         )
 
@@ -292,6 +318,22 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         """The JSON body for ``request``."""
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        """Ask, in ``body``, for an answer that matches ``output``'s schema:
+        the provider's own structured-output fields, or a forced tool whose
+        input is the schema (the answer is then that tool call's arguments,
+        and the tool is named ``output.name``).
+
+        :raises ConfigurationError: the provider cannot be asked for one
+            (the default): nothing is sent.
+        :raises InvalidArgumentError: it cannot be combined with another
+            option of the call.
+        """
+        raise ConfigurationError(
+            f"{self.name} cannot be asked for an answer that matches a schema (response_format): "
+            "use a provider that can (see the structured output docs)"
+        )
 
     def headers(self, *, stream: bool) -> Dict[str, str]:
         """JSON in, the stream's or JSON's media type accepted, the key in

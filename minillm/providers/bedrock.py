@@ -60,8 +60,19 @@ from ..models import Chunk, Usage
 from ..redaction import Redactor
 from ..request import ChatRequest
 from ..transports.base import HTTPRequest
-from .base import OVERFLOW_MARKERS, SHAPE_ERRORS, Adapter, ProviderConfig, malformed_in_stream, require_object
+from .base import (
+    OVERFLOW_MARKERS,
+    SHAPE_ERRORS,
+    Adapter,
+    ProviderConfig,
+    check_forced_tool,
+    malformed_in_stream,
+    require_object,
+)
 from .messages import Image, arguments_object, content_parts, split_system
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
 
 if TYPE_CHECKING:  # pragma: no cover
     from botocore.credentials import Credentials
@@ -637,6 +648,16 @@ class BedrockAdapter(Adapter):
             if message.get("role") in ("system", "developer"):
                 blocks += _blocks(message.get("content"))
         return blocks, turns
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        # Converse has no schema field of its own for every model: a forced tool.
+        check_forced_tool(self.name, output, request)
+        spec: Dict[str, Any] = {"name": output.name, "inputSchema": {"json": output.schema}}
+        if output.description:  # Bedrock refuses an empty one
+            spec["description"] = output.description
+        config = body.setdefault("toolConfig", {})
+        config["tools"] = [*config.get("tools", ()), {"toolSpec": spec}]
+        config["toolChoice"] = {"tool": {"name": output.name}}
 
     @staticmethod
     def tools(tools: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Tuple
+import json
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Tuple
 
+from ..request import ChatRequest
 from .openai_chat import ChatCompletionsAdapter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
 
 __all__ = ["DeepSeekAdapter"]
 
@@ -21,6 +26,10 @@ class DeepSeekAdapter(ChatCompletionsAdapter):
     and effort level -- ``thinking: {"type": "enabled" | "disabled"}`` and
     ``reasoning_effort`` ``"low"`` or ``"high"``. A budget of 0 turns
     thinking off; up to 2048 tokens asks for ``"low"``, more for ``"high"``.
+
+    ``response_format``: DeepSeek's JSON mode takes no schema, so the schema
+    is given in a system turn (which also says "JSON", as JSON mode wants)
+    and the answer is validated like any other.
     """
 
     name = "deepseek"
@@ -35,3 +44,8 @@ class DeepSeekAdapter(ChatCompletionsAdapter):
         if budget == 0:
             return {"thinking": {"type": "disabled"}}
         return {"thinking": {"type": "enabled"}, "reasoning_effort": "low" if budget <= 2048 else "high"}
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        body["response_format"] = {"type": "json_object"}
+        rule = "Answer with one JSON object that matches this JSON schema:\n" + json.dumps(output.schema)
+        body["messages"] = [{"role": "system", "content": rule}, *body["messages"]]

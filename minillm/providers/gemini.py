@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
@@ -23,6 +23,9 @@ from ..models import Chunk, Usage
 from ..request import ChatRequest
 from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, path_segment, require_object
 from .messages import Image, arguments_object, content_parts, split_system, text_of, tool_names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
 
 __all__ = ["GeminiAdapter", "usage_from_gemini"]
 
@@ -190,6 +193,13 @@ class GeminiAdapter(Adapter):
         if request.extra_body:
             body.update(request.extra_body)
         return body
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        # responseJsonSchema takes JSON Schema as it is (responseSchema
+        # would need it converted to Gemini's OpenAPI subset).
+        config = body.setdefault("generationConfig", {})
+        config["responseMimeType"] = "application/json"
+        config["responseJsonSchema"] = output.schema
 
     @staticmethod
     def tool_choice(choice: Any) -> Dict[str, Any]:

@@ -10,10 +10,14 @@ so a stream cut short books the tokens it had really produced.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Tuple
 
 from ..request import ChatRequest
+from .base import Adapter
 from .openai_chat import ChatCompletionsAdapter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
 
 __all__ = ["LocalAdapter"]
 
@@ -26,6 +30,10 @@ class LocalAdapter(ChatCompletionsAdapter):
     default_base_url = "local://engine/v1"
     key_required = False
     url_schemes: ClassVar[Tuple[str, ...]] = ("local",)
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        # The engines generate freely: none can be held to a schema.
+        Adapter.constrain_output(self, body, output, request)
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         body = super().body(request, stream=stream)

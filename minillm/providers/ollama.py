@@ -11,7 +11,7 @@ takes one as a bearer token (``OLLAMA_API_KEY``).
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..errors import InvalidArgumentError
 from ..events import STREAM_DONE, Event, ResponseInfo, ToolCallDelta
@@ -20,6 +20,9 @@ from ..models import Chunk, Usage
 from ..request import ChatRequest
 from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
 from .messages import Image, arguments_object, content_parts, text_of, tool_names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
 
 __all__ = ["OllamaAdapter", "ollama_host"]
 
@@ -89,6 +92,9 @@ class OllamaAdapter(Adapter):
         if request.extra_body:
             body.update(request.extra_body)
         return body
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        body["format"] = output.schema
 
     @staticmethod
     def messages(request: ChatRequest) -> List[Dict[str, Any]]:

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from decimal import Decimal
-from typing import Any, ClassVar, Dict, Iterable, Iterator, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Optional, Set, Union
 
 from ..accounting.pricing import to_decimal
 from ..errors import APIError
@@ -25,6 +25,9 @@ from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
 from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, parse_json, require_object
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
 
 __all__ = ["SERVERS", "ChatCompletionsAdapter", "ServerMemory", "usage_from_chat"]
 
@@ -299,6 +302,12 @@ class ChatCompletionsAdapter(Adapter):
         if request.extra_body:
             body.update(request.extra_body)
         return body
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        spec: Dict[str, Any] = {"name": output.name, "schema": output.schema, "strict": output.strict}
+        if output.description:
+            spec["description"] = output.description
+        body["response_format"] = {"type": "json_schema", "json_schema": spec}
 
     def path(self, request: ChatRequest, *, stream: bool) -> str:
         return "/chat/completions"

@@ -14,7 +14,7 @@ is never emitted twice.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set
 
 from ..accounting.pricing import to_decimal
 from ..errors import InvalidArgumentError
@@ -24,6 +24,9 @@ from ..models import Chunk, Usage
 from ..request import ChatRequest
 from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
 from .messages import Image, content_parts, split_system, text_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..structured import OutputFormat
 
 __all__ = ["ResponsesAdapter", "usage_from_responses"]
 
@@ -153,6 +156,15 @@ class ResponsesAdapter(Adapter):
         if request.extra_body:
             body.update(request.extra_body)
         return body
+
+    def constrain_output(self, body: Dict[str, Any], output: OutputFormat, request: ChatRequest) -> None:
+        spec: Dict[str, Any] = {"type": "json_schema", "name": output.name, "schema": output.schema}
+        spec["strict"] = output.strict
+        if output.description:
+            spec["description"] = output.description
+        text = body.get("text")
+        # Beside the caller's own text options (verbosity, say), if any.
+        body["text"] = {**(text if isinstance(text, dict) else {}), "format": spec}
 
     @staticmethod
     def items(turns: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
