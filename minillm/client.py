@@ -24,10 +24,11 @@ from .accounting.sinks import CostSink, as_sink
 from .call import Call
 from .cancellation import CancellationToken
 from .config import ClientConfig, RetryCallback
+from .counting import count_prompt
 from .errors import ConfigurationError, InvalidArgumentError
 from .meta import check_meta
 from .models import CostInfo, Response
-from .request import Messages, build_chat_request, request_options
+from .request import REQUEST_OPTIONS, Messages, build_chat_request, request_options
 from .retry import RetryPolicy
 from .routes import Route, route_for
 from .streaming import TrackedStream
@@ -241,6 +242,28 @@ class Client:
             extra_headers=extra_headers,
         )
         return TrackedStream(call, model=self.model)
+
+    def count_tokens(self, messages: Messages, **options: Any) -> int:
+        """The input tokens ``messages`` (with ``options``, as ``complete()``
+        takes them: ``system=``, ``tools=``, ...) would be billed at.
+
+        Anthropic, OpenAI, Gemini, Vertex and Bedrock count with their own
+        endpoint (one request, not retried; the provider bills nothing for
+        it and nothing is booked). Other providers have none: the count is
+        then minillm's estimate -- three characters a token plus a chat
+        template, erring high -- the same a :class:`~minillm.Budget` holds.
+
+        :raises InvalidArgumentError: an option ``complete()`` does not take,
+            or a prompt this provider cannot be sent.
+        :raises APIError: the provider refused to count (a model it cannot
+            count, a bad key).
+        :raises APIConnectionError: the provider could not be reached.
+        """
+        unknown = sorted(set(options) - set(REQUEST_OPTIONS))
+        if unknown:
+            raise InvalidArgumentError(f"count_tokens() takes the request's options only, not {', '.join(unknown)}")
+        tokens, _ = count_prompt(self._routes[0], build_chat_request(self.model_name, messages, **options))
+        return tokens
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait for the bookings still on their way: dropped streams being

@@ -24,6 +24,7 @@ from .errors import ConfigurationError
 from .events import Event
 from .models import Usage
 from .providers import Adapter, ProviderConfig, adapter_class, split_model
+from .providers.base import SHAPE_ERRORS
 from .redaction import Redactor
 from .request import ChatRequest
 from .retry import RetryPolicy
@@ -84,6 +85,35 @@ class Route:
         except ValueError:
             data = None
         return self.adapter.parse_lookup(response.status, data)
+
+    def count_tokens(self, request: ChatRequest) -> Optional[int]:
+        """The provider's own count of ``request``'s input tokens, through
+        its counting endpoint (one request, not retried, never billed);
+        None when it has no such endpoint.
+
+        :raises MiniLLMError: the count failed (the provider's error, a
+            connection error, an answer that is not a count).
+        """
+        if request.model != self.name:
+            request = attrs.evolve(request, model=self.name)
+        http = self.adapter.count_request(request)
+        if http is None:
+            return None
+        if self.unusable is not None:
+            raise self.unusable
+        response = self.transport.send(self.adapter.authorize(http), timeouts=(self.timeout.connect, self.timeout.read))
+        try:
+            if response.status >= 300:
+                body = response.read_error_body()
+                raise self.adapter.api_error(response.status, response.headers, body, response.endpoint, self.redactor)
+            body = response.read()
+        finally:
+            response.close()
+        try:
+            return self.adapter.parse_count(json.loads(body))
+        except SHAPE_ERRORS as exc:
+            why = f"no token count in it ({type(exc).__name__})"
+            raise self.adapter.malformed(response.status, body, response.endpoint, self.redactor, why) from None
 
     def close(self) -> None:
         self.transport.close()

@@ -18,7 +18,16 @@ from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCall
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from .base import SHAPE_ERRORS, Adapter, check_forced_tool, malformed_in_stream, parse_json, require_object
+from ..transports.base import HTTPRequest
+from .base import (
+    SHAPE_ERRORS,
+    Adapter,
+    check_forced_tool,
+    malformed_in_stream,
+    parse_json,
+    require_object,
+    token_count,
+)
 from .messages import Image, arguments_object, content_parts, split_system
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,6 +40,9 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 #: The smallest thinking budget Anthropic accepts.
 MIN_THINKING_BUDGET = 1024
+#: The fields of a Messages body that ``count_tokens`` takes: what makes
+#: up the input (it refuses the output's settings, such as ``max_tokens``).
+COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
 
 FINISH_REASONS: Dict[str, str] = {
     "end_turn": "stop",
@@ -269,6 +281,20 @@ class AnthropicAdapter(Adapter):
                 made[-1]["cache_control"] = part["cache_control"]
             blocks += made
         return blocks
+
+    # -- counting ---------------------------------------------------------
+
+    #: where ``count_tokens`` is, below the base URL
+    count_path: ClassVar[str] = "/v1/messages/count_tokens"
+
+    def count_request(self, request: ChatRequest) -> Optional[HTTPRequest]:
+        """``POST /v1/messages/count_tokens``: the Messages body without
+        the output's settings."""
+        body = self.body(request, stream=False)
+        return self.post_json(self.count_path, {k: v for k, v in body.items() if k in COUNT_FIELDS}, request)
+
+    def parse_count(self, data: Any) -> int:
+        return token_count(require_object(data)["input_tokens"])
 
     # -- responses --------------------------------------------------------
 

@@ -55,6 +55,7 @@ __all__ = [
     "parse_json",
     "path_segment",
     "require_object",
+    "token_count",
 ]
 
 #: Fragments of provider messages that mean "the prompt does not fit"
@@ -156,6 +157,14 @@ def require_object(data: Any, what: str = "the body") -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise TypeError(f"{what} is a JSON {type(data).__name__}, not an object")
     return data
+
+
+def token_count(value: Any) -> int:
+    """A token count from a counting endpoint's answer: a non-negative
+    integer, else a ``TypeError`` (a shape error)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"the token count is {value!r}, not a non-negative integer")
+    return value
 
 
 def malformed_in_stream(exc: BaseException, data: Any) -> ProviderError:
@@ -545,6 +554,32 @@ class Adapter(abc.ABC):
         if isinstance(stream_error, ContextOverflowError):
             stream_error.requested_tokens, stream_error.limit_tokens = overflow_counts(event.message)
         return stream_error
+
+    # -- counting input tokens --------------------------------------------
+
+    def count_request(self, request: ChatRequest) -> Optional[HTTPRequest]:
+        """The request that has the provider count ``request``'s input
+        tokens without generating anything (a request no provider bills);
+        None when the provider has no counting endpoint -- the caller then
+        estimates. Built from the same translation as :meth:`body`, so a
+        count sees the prompt exactly as it would be sent.
+
+        :raises InvalidArgumentError: the prompt cannot be sent to this provider.
+        """
+        return None
+
+    def parse_count(self, data: Any) -> int:
+        """The input token count in a counting endpoint's answer; may raise
+        any of :data:`SHAPE_ERRORS` on an answer it cannot read."""
+        raise NotImplementedError(f"{self.name} has no token counting endpoint")
+
+    def post_json(self, path: str, body: Dict[str, Any], request: ChatRequest) -> HTTPRequest:
+        """A JSON POST to ``path`` with this provider's headers (and the
+        caller's ``extra_headers``): for endpoints beside generation."""
+        headers = self.headers(stream=False)
+        if request.extra_headers:
+            headers.update(request.extra_headers)
+        return HTTPRequest(method="POST", url=self.url(path), headers=headers, body=self.encode(body))
 
     # -- out-of-band cost -------------------------------------------------
 

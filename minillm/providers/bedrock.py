@@ -68,6 +68,7 @@ from .base import (
     check_forced_tool,
     malformed_in_stream,
     require_object,
+    token_count,
 )
 from .messages import Image, arguments_object, content_parts, split_system
 
@@ -154,6 +155,9 @@ _REGION = re.compile(r"^[a-z]{2}(?:-[a-z0-9]+)+-\d+$")
 _HOST_REGION = re.compile(
     r"(?:^|\.)bedrock-runtime(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z0-9]+)+-\d+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$"
 )
+
+#: The fields of a Converse body that CountTokens takes: what makes up the input.
+_COUNT_FIELDS = frozenset({"messages", "system", "toolConfig", "additionalModelRequestFields"})
 
 #: The image formats Converse takes, by media type and by file name suffix.
 _IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
@@ -509,6 +513,19 @@ class BedrockAdapter(Adapter):
 
     def accept(self, *, stream: bool) -> str:
         return EVENT_STREAM if stream else "application/json"
+
+    def count_request(self, request: ChatRequest) -> Optional[HTTPRequest]:
+        """``POST /model/{modelId}/count-tokens`` with the Converse request's
+        input (messages, system, tools, model-specific fields); signed like
+        any other request. Not every model can be counted: the others answer
+        400, and a budget then falls back to its estimate."""
+        body = self.body(request, stream=False)
+        converse = {key: value for key, value in body.items() if key in _COUNT_FIELDS}
+        model = quote(request.model, safe="-._~")
+        return self.post_json(f"/model/{model}/count-tokens", {"input": {"converse": converse}}, request)
+
+    def parse_count(self, data: Any) -> int:
+        return token_count(require_object(data)["inputTokens"])
 
     def generation_id(self, headers: Mapping[str, str]) -> Optional[str]:
         """Converse answers carry no id of their own: the request id AWS

@@ -21,7 +21,8 @@ from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCall
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, path_segment, require_object
+from ..transports.base import HTTPRequest
+from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, path_segment, require_object, token_count
 from .messages import Image, arguments_object, content_parts, split_system, text_of, tool_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,6 +52,9 @@ FINISH_REASONS: Dict[str, str] = {
 }
 
 SIGNATURE = "gemini.thought_signature"
+
+#: The fields of a ``generateContent`` body that make up its input.
+_COUNT_FIELDS = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "cachedContent"})
 
 
 def _count(value: Any) -> int:
@@ -200,6 +204,25 @@ class GeminiAdapter(Adapter):
         config = body.setdefault("generationConfig", {})
         config["responseMimeType"] = "application/json"
         config["responseJsonSchema"] = output.schema
+
+    # -- counting ---------------------------------------------------------
+
+    def count_body(self, request: ChatRequest) -> Dict[str, Any]:
+        """What makes up the input of ``request``: its contents, system
+        instruction and tools (the output's settings left out)."""
+        body = self.body(request, stream=False)
+        return {key: value for key, value in body.items() if key in _COUNT_FIELDS}
+
+    def count_request(self, request: ChatRequest) -> Optional[HTTPRequest]:
+        """``POST models/{model}:countTokens`` with the whole request as a
+        ``generateContentRequest``, so that the system instruction and the
+        tools are counted too."""
+        model = path_segment(_bare(request.model))
+        wrapped = {"generateContentRequest": {"model": f"models/{model}", **self.count_body(request)}}
+        return self.post_json(f"/models/{model}:countTokens", wrapped, request)
+
+    def parse_count(self, data: Any) -> int:
+        return token_count(require_object(data)["totalTokens"])
 
     @staticmethod
     def tool_choice(choice: Any) -> Dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Optional, Tuple
 
+from ..request import ChatRequest
+from ..transports.base import HTTPRequest
 from .base import ProviderConfig
 from .openai_chat import ChatCompletionsAdapter
 from .openai_responses import ResponsesAdapter
@@ -62,8 +64,17 @@ class OpenAIAdapter(OpenAIHost, ChatCompletionsAdapter):
         super().__init__(config)
         self.max_tokens_field = "max_completion_tokens" if config.official else "max_tokens"  # type: ignore[misc]
 
+    def count_request(self, request: ChatRequest) -> Optional[HTTPRequest]:
+        """OpenAI counts input tokens only through the Responses API: the
+        same messages, translated as a Responses request would carry them."""
+        return OpenAIResponsesAdapter(self.config).count_request(request)
+
+    def parse_count(self, data: object) -> int:
+        return OpenAIResponsesAdapter(self.config).parse_count(data)
+
 
 class OpenAIResponsesAdapter(OpenAIHost, ResponsesAdapter):
     """``openai/<model>`` with ``api="responses"`` (``POST /v1/responses``)."""
 
     only_models = RESPONSES_ONLY_MODELS
+    counts_input_tokens = True

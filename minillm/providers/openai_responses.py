@@ -14,7 +14,9 @@ is never emitted twice.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Set
+
+import attrs
 
 from ..accounting.pricing import to_decimal
 from ..errors import InvalidArgumentError
@@ -22,7 +24,8 @@ from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCall
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
-from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object
+from ..transports.base import HTTPRequest
+from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object, token_count
 from .messages import Image, content_parts, split_system, text_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,6 +33,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["ResponsesAdapter", "usage_from_responses"]
 
+
+#: The fields of a Responses body that ``/responses/input_tokens`` takes:
+#: what makes up the input (it refuses the output's settings).
+COUNT_FIELDS = frozenset(
+    {"model", "input", "instructions", "tools", "tool_choice", "reasoning", "text", "parallel_tool_calls", "truncation"}
+)
 
 INCOMPLETE_REASONS: Dict[str, str] = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
@@ -116,6 +125,23 @@ class ResponsesAdapter(Adapter):
     """The Responses protocol; hosts subclass it (see ``openai.py``)."""
 
     api = "responses"
+    #: whether the host has ``POST {base}/responses/input_tokens`` (on its
+    #: own service; a compatible server is not assumed to)
+    counts_input_tokens: ClassVar[bool] = False
+
+    # -- counting ---------------------------------------------------------
+
+    def count_request(self, request: ChatRequest) -> Optional[HTTPRequest]:
+        """``POST {base}/responses/input_tokens``: the Responses body
+        without the output's settings (and without ``stop``, which this
+        API refuses and which is no input)."""
+        if not (self.counts_input_tokens and self.config.official):
+            return None
+        body = ResponsesAdapter.body(self, attrs.evolve(request, stop=None), stream=False)
+        return self.post_json("/responses/input_tokens", {k: v for k, v in body.items() if k in COUNT_FIELDS}, request)
+
+    def parse_count(self, data: Any) -> int:
+        return token_count(require_object(data)["input_tokens"])
 
     # -- requests ---------------------------------------------------------
 

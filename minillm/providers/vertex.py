@@ -36,9 +36,9 @@ import attrs
 from ..errors import ConfigurationError
 from ..request import ChatRequest
 from ..transports.base import HTTPRequest
-from .anthropic import AnthropicAdapter
+from .anthropic import COUNT_FIELDS, AnthropicAdapter
 from .base import Adapter, path_segment
-from .gemini import GeminiAdapter
+from .gemini import GeminiAdapter, _bare
 
 __all__ = ["VertexClaudeAdapter", "VertexGeminiAdapter", "vertex_base_url"]
 
@@ -160,6 +160,12 @@ class VertexGeminiAdapter(VertexHost, GeminiAdapter):
     def path(self, request: ChatRequest, *, stream: bool) -> str:
         return "/publishers/google" + super().path(request, stream=stream)
 
+    def count_request(self, request: ChatRequest) -> Optional[HTTPRequest]:
+        """``countTokens`` under ``publishers/google``: Vertex takes the
+        prompt's fields themselves, not wrapped in a ``generateContentRequest``."""
+        model = path_segment(_bare(request.model))
+        return self.post_json(f"/publishers/google/models/{model}:countTokens", self.count_body(request), request)
+
 
 class VertexClaudeAdapter(VertexHost, AnthropicAdapter):
     """``vertex/claude-...``: ``rawPredict`` under ``publishers/anthropic``."""
@@ -184,3 +190,14 @@ class VertexClaudeAdapter(VertexHost, AnthropicAdapter):
         body = super().body(request, stream=stream)
         body.pop("model", None)
         return {"anthropic_version": VERTEX_ANTHROPIC_VERSION, **body}
+
+    def count_request(self, request: ChatRequest) -> Optional[HTTPRequest]:
+        """``count-tokens:rawPredict``, one endpoint for every Claude model:
+        the model goes in the body here, beside the version."""
+        body = AnthropicAdapter.body(self, request, stream=False)
+        counted = {key: value for key, value in body.items() if key in COUNT_FIELDS}
+        return self.post_json(
+            "/publishers/anthropic/models/count-tokens:rawPredict",
+            {"anthropic_version": VERTEX_ANTHROPIC_VERSION, **counted},
+            request,
+        )
