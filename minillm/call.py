@@ -47,6 +47,7 @@ from .accounting.settlement import Booking, Decision, Outcome, decide
 from .accounting.sinks import SinkFunction
 from .accumulate import StreamState, accumulate
 from .cancellation import CancellationToken, Stop
+from .counting import counted_for_hold
 from .errors import (
     APIError,
     APITimeoutError,
@@ -231,6 +232,8 @@ class Call:
         self.deferred = False
         self._disconnected = False
         self._http: Dict[int, HTTPRequest] = {}
+        #: the provider's prompt counts, by route, for exact budget holds
+        self._counts: Dict[int, Optional[int]] = {}
         self._cleanup: List[Callable[[], object]] = []
         self.gen: Optional[Iterator[Chunk]] = None
         #: a forked child's copy of this call is not its to stop or book
@@ -369,7 +372,8 @@ class Call:
         booking_id = new_booking_id()
         hold = None
         if self.budget is not None:
-            amount = worst_case(self.request, pricer=route.pricer, model=route.model)
+            prompt = self._counted_prompt(route) if self.budget.exact_holds else None
+            amount = worst_case(self.request, pricer=route.pricer, model=route.model, prompt_tokens=prompt)
             hold = self.budget.hold(booking_id, amount, self.meta)
         booking = Booking(
             provider=route.provider,
@@ -390,6 +394,14 @@ class Call:
             if self.stopped is not None:
                 attempt.exchange.stop(self.stopped)
         return attempt
+
+    def _counted_prompt(self, route: Route) -> Optional[int]:
+        """The provider's count of the prompt, for an exact hold: asked once
+        per route (a retry sends the same prompt); None for the estimate."""
+        key = id(route)
+        if key not in self._counts:
+            self._counts[key] = counted_for_hold(route, self.request)
+        return self._counts[key]
 
     def _check_stopped(self) -> None:
         if self.stopped is Stop.DEADLINE:

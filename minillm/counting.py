@@ -43,7 +43,7 @@ def counted_for_hold(route: Route, request: ChatRequest) -> Optional[int]:
     counting endpoint or the count failed (logged: the request itself is
     still sent, and fails on its own if the failure was not the count's)."""
     try:
-        return route.count_tokens(request)
+        counted = route.count_tokens(request)
     except MiniLLMError as exc:
         log.warning(
             "counting the prompt's tokens at %s failed (%s: %s); the budget holds the estimate instead",
@@ -52,3 +52,6 @@ def counted_for_hold(route: Route, request: ChatRequest) -> Optional[int]:
             exc,
         )
         return None
+    if counted is None:
+        log.info("%s has no token counting endpoint; the budget holds the estimate", route.provider)
+    return counted

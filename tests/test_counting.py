@@ -4,6 +4,7 @@ answers), the estimate where there is none, and errors."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -12,7 +13,7 @@ import minillm
 from minillm.accounting.budget import estimate_prompt_tokens
 from minillm.providers import PROVIDERS
 from minillm.request import build_chat_request
-from minillm.testing import Reply, ScriptedServer
+from minillm.testing import Reply, ScriptedServer, anthropic_stream, chat_completion
 
 TOOLS = [{"name": "lookup", "description": "Look it up", "parameters": {"type": "object", "properties": {}}}]
 MESSAGES: List[Dict[str, Any]] = [
@@ -159,3 +160,87 @@ def test_an_unreachable_provider_is_a_connection_error(make_client: Callable[...
     client = make_client("anthropic/claude-test", api_key="k", base_url="http://127.0.0.1:9")
     with pytest.raises(minillm.APIConnectionError):
         client.count_tokens("Hi")
+
+
+# -- exact budget holds -------------------------------------------------------
+
+#: $1 and $10 per million tokens: a 1,000-token prompt with 100 tokens out
+#: may cost $0.002 at most.
+BUDGET_PRICE = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="10")
+COUNT_PATH = "/v1/messages/count_tokens"
+ANSWER = Reply.sse(anthropic_stream(["ok"], input_tokens=1000))
+
+
+def budgeted(make_client: Callable[..., minillm.Client], limit: str, **budget: Any) -> minillm.Client:
+    return make_client(
+        "anthropic/claude-test",
+        api_key="k",
+        price=BUDGET_PRICE,
+        budget=minillm.Budget(minillm.Ledger(), limit, **budget),
+    )
+
+
+def ask(client: minillm.Client) -> None:
+    with client.stream("Hi", max_tokens=100) as stream:
+        list(stream)
+
+
+def test_an_exact_hold_refuses_a_prompt_the_estimate_would_have_let_through(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client]
+) -> None:
+    # "Hi" is estimated at a few tokens; the provider counts 1,000 (a
+    # large cached system prompt, images, ...): $0.002 does not fit $0.0015.
+    server.reply(Reply.json({"input_tokens": 1000}), path=COUNT_PATH)
+    server.reply(ANSWER, path="/v1/messages")
+    with pytest.raises(minillm.BudgetExceeded):
+        ask(budgeted(make_client, "0.0015", exact_holds=True))
+    assert [r.path for r in server.requests] == [COUNT_PATH]  # counted, never sent
+    ask(budgeted(make_client, "0.0015"))  # the estimate lets it through
+    assert [r.path for r in server.requests] == [COUNT_PATH, "/v1/messages"]
+
+
+def test_an_exact_hold_counts_once_before_the_send_and_the_booking_replaces_it(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    server.reply(Reply.json({"input_tokens": 1000}), path=COUNT_PATH)
+    server.reply(
+        Reply.json({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}, status=529),
+        ANSWER,
+        path="/v1/messages",
+    )
+    client = budgeted(make_client, "0.0025", exact_holds=True)
+    ask(client)
+    assert [r.path for r in server.requests] == [COUNT_PATH, "/v1/messages", "/v1/messages"]
+    budget = client._config.budget
+    assert budget is not None
+    assert budget.spent() == ledger.total()  # nothing is held once it is booked
+    assert ledger.count == 1  # the count books nothing; the refused attempt books nothing
+
+
+def test_a_failed_count_holds_the_estimate_and_says_so(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    server.reply(
+        Reply.json({"error": {"type": "not_found_error", "message": "no counting"}}, status=404), path=COUNT_PATH
+    )
+    server.reply(ANSWER, path="/v1/messages")
+    with caplog.at_level(logging.WARNING, logger="minillm.client"):
+        ask(budgeted(make_client, "0.0015", exact_holds=True))
+    assert [r.path for r in server.requests] == [COUNT_PATH, "/v1/messages"]
+    assert any("holds the estimate" in r.getMessage() and "NotFoundError" in r.getMessage() for r in caplog.records)
+
+
+def test_a_provider_without_a_counting_endpoint_holds_the_estimate(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client]
+) -> None:
+    server.reply(Reply.json(chat_completion("ok", model="local-model")))
+    client = make_client(
+        "openai/local-model", price=BUDGET_PRICE, budget=minillm.Budget(minillm.Ledger(), "1", exact_holds=True)
+    )
+    client.complete("Hi", max_tokens=5)
+    assert [r.path for r in server.requests] == ["/chat/completions"]
+
+
+def test_exact_holds_must_be_a_bool() -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match="exact_holds"):
+        minillm.Budget(minillm.Ledger(), "1", exact_holds="yes")  # type: ignore[arg-type]

@@ -58,6 +58,11 @@ class Budget:
         gives none, so that its worst case is bounded.
     :param hold_seconds: how long a hold lasts if its request is never
         settled (its process died): after that it no longer counts.
+    :param exact_holds: hold the prompt at the provider's own count of its
+        tokens (one counting request, never billed, before a call's first
+        send to each provider) instead of the estimate. Where the provider
+        has no counting endpoint, or the count fails (logged as a warning),
+        the estimate is held.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class Budget:
         *,
         default_max_tokens: int = 4096,
         hold_seconds: float = 3600.0,
+        exact_holds: bool = False,
     ) -> None:
         if not isinstance(ledger, BaseLedger):
             raise ConfigurationError(f"a Budget needs a minillm ledger, not {type(ledger).__name__}")
@@ -81,6 +87,9 @@ class Budget:
         self.key = key
         self.default_max_tokens = default_max_tokens
         self.hold_seconds = float(hold_seconds)
+        if not isinstance(exact_holds, bool):
+            raise InvalidArgumentError(f"exact_holds must be True or False, not {exact_holds!r}")
+        self.exact_holds = exact_holds
         ledger.prepare(Scope(key))
 
     def scope(self, meta: Mapping[str, Any]) -> Scope:
@@ -169,10 +178,18 @@ def estimate_prompt_tokens(request: ChatRequest) -> int:
     return math.ceil(len(text) / _CHARS_PER_TOKEN) + _TEMPLATE_TOKENS
 
 
-def worst_case(request: ChatRequest, *, pricer: Pricer, model: str, service_tier: Optional[str] = None) -> Decimal:
-    """What one attempt of ``request`` may cost at most: the estimated
-    prompt and every output token it may produce (``max_tokens`` plus any
-    thinking budget).
+def worst_case(
+    request: ChatRequest,
+    *,
+    pricer: Pricer,
+    model: str,
+    service_tier: Optional[str] = None,
+    prompt_tokens: Optional[int] = None,
+) -> Decimal:
+    """What one attempt of ``request`` may cost at most: the prompt (its
+    estimate, unless ``prompt_tokens`` gives the provider's count) and
+    every output token it may produce (``max_tokens`` plus any thinking
+    budget).
 
     :param service_tier: the tier it will be served at, when that is known
         before it is sent (``"batch"`` for an item of a provider batch): its
@@ -184,7 +201,7 @@ def worst_case(request: ChatRequest, *, pricer: Pricer, model: str, service_tier
         # (Budget.default_max_tokens) when a budget is in play.
         raise ConfigurationError(f"a budgeted request to {model} needs max_tokens: its output is otherwise unbounded")
     output = request.max_tokens + (request.thinking_budget or 0)
-    prompt = estimate_prompt_tokens(request)
+    prompt = estimate_prompt_tokens(request) if prompt_tokens is None else prompt_tokens
     usage = Usage(
         prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output, service_tier=service_tier
     )
