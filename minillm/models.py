@@ -37,7 +37,8 @@ class Usage:
     native money fields (``Decimal``) when it sends them, else None.
     ``service_tier`` is the tier the provider says it served (None when it
     does not say); ``web_search_requests`` the server-side searches billed
-    per call.
+    per call; ``image_tokens`` the part of ``prompt_tokens`` spent on
+    images, where the provider says (Gemini; 0 elsewhere).
     """
 
     prompt_tokens: int = 0
@@ -53,6 +54,7 @@ class Usage:
     cache_write_1h_tokens: int = 0
     service_tier: Optional[str] = None
     web_search_requests: int = 0
+    image_tokens: int = 0
 
 
 @attrs.frozen

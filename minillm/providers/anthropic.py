@@ -11,9 +11,11 @@ the billed total is their sum.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
+from ..errors import InvalidArgumentError
 from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
@@ -28,7 +30,7 @@ from .base import (
     require_object,
     token_count,
 )
-from .messages import Image, arguments_object, content_parts, split_system
+from .messages import Document, Image, arguments_object, content_parts, split_system
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..structured import OutputFormat
@@ -75,9 +77,37 @@ def _blocks(content: Any) -> List[Dict[str, Any]]:
                 else {"type": "base64", "media_type": part.media_type, "data": part.data}
             )
             blocks.append({"type": "image", "source": source})
+        elif isinstance(part, Document):
+            blocks.append({"type": "document", "source": _document_source(part)})
         elif part:
             blocks.append({"type": "text", "text": part})
     return blocks
+
+
+def _document_source(part: Document) -> Dict[str, Any]:
+    """A file part as a ``document`` block's source: a PDF (inline or by
+    URL) or plain text.
+
+    :raises InvalidArgumentError: another kind of file, or an uploaded
+        file's id (the Files API is a beta minillm does not speak).
+    """
+    if part.file_id is not None:
+        raise InvalidArgumentError(
+            "anthropic: a file_id needs Anthropic's Files API (a beta minillm does not use): send the file's bytes"
+        )
+    if part.url is not None:
+        return {"type": "url", "url": part.url}
+    if part.media_type == "application/pdf":
+        return {"type": "base64", "media_type": "application/pdf", "data": part.data}
+    if part.media_type == "text/plain":
+        try:
+            text = base64.b64decode(part.data or "", validate=True).decode("utf-8")
+        except ValueError:
+            raise InvalidArgumentError("anthropic: a text/plain file part must be base64 of UTF-8 text") from None
+        return {"type": "text", "media_type": "text/plain", "data": text}
+    raise InvalidArgumentError(
+        f"anthropic takes PDF (application/pdf) and plain-text (text/plain) documents, not {part.media_type!r}"
+    )
 
 
 def usage_from_anthropic(data: Mapping[str, Any]) -> Optional[Usage]:

@@ -70,7 +70,7 @@ from .base import (
     require_object,
     token_count,
 )
-from .messages import Image, arguments_object, content_parts, split_system
+from .messages import Document, Image, arguments_object, content_parts, split_system
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..structured import OutputFormat
@@ -158,6 +158,22 @@ _HOST_REGION = re.compile(
 
 #: The fields of a Converse body that CountTokens takes: what makes up the input.
 _COUNT_FIELDS = frozenset({"messages", "system", "toolConfig", "additionalModelRequestFields"})
+
+#: The document formats Converse takes, by media type and by file name suffix.
+_DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "text/html": "html",
+    "text/plain": "txt",
+    "text/markdown": "md",
+}
+_DOCUMENT_SUFFIXES = {f".{name}": name for name in _DOCUMENT_FORMATS.values()}
+#: What a document's name may not hold.
+_DOCUMENT_NAME = re.compile(r"[^A-Za-z0-9 ()\[\]-]+")
 
 #: The image formats Converse takes, by media type and by file name suffix.
 _IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
@@ -386,6 +402,37 @@ def _image(part: Image) -> Dict[str, Any]:
     )
 
 
+def _document(part: Document) -> Dict[str, Any]:
+    """A file part as a ``document`` block: inline bytes or an S3 location,
+    in one of the formats Converse takes, with a name it accepts (letters,
+    digits, spaces, hyphens, parentheses, brackets)."""
+    name = _DOCUMENT_NAME.sub("-", os.path.splitext(part.filename or "")[0]).strip() or "document"
+    if part.file_id is not None:
+        raise InvalidArgumentError("bedrock: a file_id is OpenAI's; send the file's bytes or an s3:// file_url")
+    if part.url is None:
+        doc_format = _DOCUMENT_FORMATS.get((part.media_type or "").lower())
+        source: Dict[str, Any] = {"bytes": part.data}
+    elif part.url.startswith("s3://"):
+        doc_format = _DOCUMENT_SUFFIXES.get(os.path.splitext(urlsplit(part.url).path)[1].lower())
+        source = {"s3Location": {"uri": part.url}}
+    else:
+        raise InvalidArgumentError("bedrock takes files as data URLs or s3:// locations, not web URLs")
+    if doc_format is None:
+        raise InvalidArgumentError(
+            "bedrock takes pdf, csv, doc, docx, xls, xlsx, html, txt and md documents, "
+            f"not {part.media_type or part.url!r}"
+        )
+    return {"document": {"format": doc_format, "name": name[:200], "source": source}}
+
+
+def _block(part: Any) -> Dict[str, Any]:
+    if isinstance(part, Image):
+        return _image(part)
+    if isinstance(part, Document):
+        return _document(part)
+    return {"text": part}
+
+
 def _blocks(content: Any) -> List[Dict[str, Any]]:
     """A message's content as Converse content blocks; a part's
     ``cache_control`` marker becomes a ``cachePoint`` right after the block
@@ -393,7 +440,7 @@ def _blocks(content: Any) -> List[Dict[str, Any]]:
     blocks: List[Dict[str, Any]] = []
     parts = content if isinstance(content, list) else [] if content is None else [content]
     for part in parts:
-        made = [_image(p) if isinstance(p, Image) else {"text": p} for p in content_parts([part]) if p]
+        made = [_block(p) for p in content_parts([part]) if p]
         blocks += made
         if made and _marker(part) is not None:
             blocks.append(_cache_point(_marker(part)))

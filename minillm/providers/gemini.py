@@ -17,13 +17,14 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
+from ..errors import InvalidArgumentError
 from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..framing import iter_sse
 from ..models import Chunk, Usage
 from ..request import ChatRequest
 from ..transports.base import HTTPRequest
 from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, path_segment, require_object, token_count
-from .messages import Image, arguments_object, content_parts, split_system, text_of, tool_names
+from .messages import Document, Image, arguments_object, content_parts, split_system, text_of, tool_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..structured import OutputFormat
@@ -74,7 +75,8 @@ def usage_from_gemini(data: Mapping[str, Any]) -> Optional[Usage]:
     count. Output billed is the candidates plus the thoughts. Vertex names
     the traffic it served (``trafficType``: ``ON_DEMAND``,
     ``ON_DEMAND_FLEX``, ``PROVISIONED_THROUGHPUT``, ...): it is the
-    service tier, lower-cased.
+    service tier, lower-cased. ``promptTokensDetails`` splits the prompt
+    by modality: its ``IMAGE`` part is ``image_tokens``.
     """
     if not isinstance(data, Mapping) or not any(k in data for k in ("promptTokenCount", "candidatesTokenCount")):
         return None  # early Vertex chunks carry only trafficType
@@ -82,6 +84,12 @@ def usage_from_gemini(data: Mapping[str, Any]) -> Optional[Usage]:
     thoughts = _count(data.get("thoughtsTokenCount"))
     completion = _count(data.get("candidatesTokenCount")) + thoughts
     traffic = data.get("trafficType")
+    details = data.get("promptTokensDetails")
+    images = sum(
+        _count(detail.get("tokenCount"))
+        for detail in (details if isinstance(details, list) else ())
+        if isinstance(detail, Mapping) and detail.get("modality") == "IMAGE"
+    )
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
@@ -89,6 +97,7 @@ def usage_from_gemini(data: Mapping[str, Any]) -> Optional[Usage]:
         cached_tokens=_count(data.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
         service_tier=traffic.lower() if isinstance(traffic, str) and traffic else None,
+        image_tokens=images,
     )
 
 
@@ -295,6 +304,18 @@ class GeminiAdapter(Adapter):
                     if part.url
                     else {"inlineData": {"mimeType": part.media_type, "data": part.data}}
                 )
+            elif isinstance(part, Document):
+                if part.file_id is not None:
+                    raise InvalidArgumentError(
+                        "gemini: a file_id is OpenAI's; give a Gemini file's URI as file_url, or the bytes as file_data"
+                    )
+                if part.url is not None:
+                    data: Dict[str, Any] = {"fileUri": part.url}
+                    if part.media_type:
+                        data["mimeType"] = part.media_type
+                    parts.append({"fileData": data})
+                else:
+                    parts.append({"inlineData": {"mimeType": part.media_type, "data": part.data}})
             elif part:
                 parts.append({"text": part})
         return parts

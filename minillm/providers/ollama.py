@@ -19,7 +19,7 @@ from ..framing import iter_ndjson
 from ..models import Chunk, Usage
 from ..request import ChatRequest
 from .base import SHAPE_ERRORS, Adapter, malformed_in_stream, require_object
-from .messages import Image, arguments_object, content_parts, text_of, tool_names
+from .messages import Document, Image, arguments_object, content_parts, text_of, tool_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..structured import OutputFormat
@@ -113,6 +113,8 @@ class OllamaAdapter(Adapter):
                     if part.data is None:
                         raise InvalidArgumentError("Ollama takes images as data: URLs (base64), not as links")
                     images.append(part.data)
+                elif isinstance(part, Document):
+                    raise InvalidArgumentError("Ollama takes text and images, not files: send the document's text")
                 else:
                     texts.append(part)
             message["content"] = "".join(texts)

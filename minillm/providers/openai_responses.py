@@ -26,7 +26,7 @@ from ..models import Chunk, Usage
 from ..request import ChatRequest
 from ..transports.base import HTTPRequest
 from .base import SHAPE_ERRORS, Adapter, effort_for_budget, malformed_in_stream, require_object, token_count
-from .messages import Image, content_parts, split_system, text_of
+from .messages import Document, Image, content_parts, split_system, text_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..structured import OutputFormat
@@ -45,6 +45,20 @@ INCOMPLETE_REASONS: Dict[str, str] = {"max_output_tokens": "length", "content_fi
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _input_file(part: Document) -> Dict[str, Any]:
+    """A file part as an ``input_file`` item part: an uploaded file's id,
+    a URL, or inline bytes with their file name (which the API requires)."""
+    if part.file_id is not None:
+        return {"type": "input_file", "file_id": part.file_id}
+    if part.url is not None:
+        return {"type": "input_file", "file_url": part.url}
+    return {
+        "type": "input_file",
+        "filename": part.filename or "document",
+        "file_data": f"data:{part.media_type};base64,{part.data}",
+    }
 
 
 def usage_from_responses(
@@ -227,6 +241,8 @@ class ResponsesAdapter(Adapter):
                     if isinstance(part, Image):
                         url = part.url or f"data:{part.media_type};base64,{part.data}"
                         parts.append({"type": "input_image", "image_url": url})
+                    elif isinstance(part, Document):
+                        parts.append(_input_file(part))
                     else:
                         parts.append({"type": "input_text", "text": part})
                 items.append({"role": "user", "content": parts})
