@@ -184,8 +184,8 @@ def _chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextI
     from .accounting.ledgers import BaseLedger
     from .accounting.pricing import TokenPrice
     from .client import Client
-    from .demo import cost_summary
     from .models import CostInfo
+    from .money import cost_summary
 
     price = _price(args.price)
     assert price is None or isinstance(price, TokenPrice)
@@ -265,6 +265,7 @@ def _batch(args: argparse.Namespace) -> int:
     from .accounting.pricing import TokenPrice
     from .client import Client
     from .errors import InvalidArgumentError
+    from .money import usd_text
 
     items = []
     with open(args.input, encoding="utf-8") as lines:
@@ -328,8 +329,8 @@ def _batch(args: argparse.Namespace) -> int:
     print(
         f"minillm batch: {summary['items']} items, {summary['done']} done "
         f"({summary['from_journal']} from the journal), {summary['failed']} failed{stopped_early}; "
-        f"{summary['tokens']:,} tokens; ${summary['usd']}{unknown}"
-        + (f"; the job has spent ${spent} in all" if spent is not None else ""),
+        f"{summary['tokens']:,} tokens; {usd_text(summary['usd'])}{unknown}"
+        + (f"; the job has spent {usd_text(spent)} in all" if spent is not None else ""),
         file=sys.stderr,
     )
     ledger.close()

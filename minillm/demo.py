@@ -11,43 +11,21 @@ a real provider.
 from __future__ import annotations
 
 import sys
-from decimal import Decimal
 from typing import TextIO
 
 from .accounting.ledgers import Ledger
 from .accounting.pricing import TokenPrice
 from .client import Client
 from .engines.ngram import NGramEngine
-from .models import CostInfo, Resolution
+from .money import cost_summary
 from .serve.server import EngineServer
 
-__all__ = ["cost_summary", "format_usd", "run_demo"]
+__all__ = ["run_demo"]
 
 PROMPT = "In a few sentences: what does minillm promise about cost?"
 
 #: The demo's price: USD per million tokens, input and output.
 DEMO_PRICE = TokenPrice(input_per_mtok="0.80", output_per_mtok="4.00")
-
-
-def format_usd(usd: Decimal) -> str:
-    """Money for people: to the millionth of a dollar when that is exact,
-    else every digit -- a real but tiny cost never shows as ``$0.000000``."""
-    rounded = usd.quantize(Decimal("0.000001"))
-    return f"${rounded}" if rounded == usd else f"${usd.normalize():f}"
-
-
-def cost_summary(cost: CostInfo) -> str:
-    """One line: the tokens, the money (or why it is not known), how it was
-    resolved. Figures of an attempt cut short before its final usage are
-    lower bounds, and say so."""
-    bound = "at least " if cost.resolution in (Resolution.PARTIAL, Resolution.UNKNOWN) else ""
-    tokens = f"{cost.prompt_tokens} prompt + {cost.completion_tokens} completion tokens"
-    if cost.resolution is Resolution.UNKNOWN and not (cost.prompt_tokens or cost.completion_tokens):
-        bound = tokens = ""
-    usd = "cost unknown" if cost.usd is None else f"{bound}{format_usd(cost.usd)}"
-    ended = ", cancelled" if cost.cancelled else ", failed" if cost.failed else ""
-    counted = f"{bound}{tokens} = " if tokens else ""
-    return f"{counted}{usd} ({cost.resolution.value}{ended})"
 
 
 def run_demo(out: TextIO = sys.stdout, *, delay: float = 0.03) -> Ledger:
@@ -68,6 +46,15 @@ def run_demo(out: TextIO = sys.stdout, *, delay: float = 0.03) -> Ledger:
             cost = stream.cost
     out.write("\n\n")
     if cost is not None:
-        out.write(f"settled once: {cost_summary(cost)}\nledger: {ledger.count} booking, total ${ledger.total()}\n")
+        out.write(f"cost:  {cost_summary(cost)}, settled once into an in-memory ledger\n")
+    out.write(
+        f"price: ${DEMO_PRICE.input_per_mtok} per million input tokens, ${DEMO_PRICE.output_per_mtok} per million "
+        "output tokens (the demo's own price)\n"
+        "model: ngram, a toy model running in this process -- no provider was called, nothing was paid\n\n"
+        "Next, with a real model (its key in the environment, e.g. ANTHROPIC_API_KEY):\n"
+        '  minillm chat anthropic/claude-haiku-4-5 "Say hello in French"   # books into minillm-costs.db\n'
+        "  minillm chat anthropic/claude-haiku-4-5                         # a conversation, turn by turn\n"
+        "  minillm costs                                                   # what the chats have spent\n"
+    )
     out.flush()
     return ledger

@@ -204,6 +204,20 @@ def test_the_progress_bar_shows_items_tokens_and_running_cost(
     assert "minillm batch" in bar and "2/2" in bar and "10 tokens" in bar and "$0.000014" in bar
 
 
+def test_the_progress_bar_shows_a_tiny_running_cost_exactly(
+    answered: ScriptedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("tqdm")
+    client = minillm.Client(
+        "openai/test-model",
+        base_url=answered.url,
+        price=minillm.TokenPrice(input_per_mtok="0.05", output_per_mtok="0.10"),
+    )
+    run(client, ["a", "b"], progress=True)
+    bar = capsys.readouterr().err
+    assert "$0.0000007" in bar and "$0.000000," not in bar  # two answers at $0.00000035, never a fake zero
+
+
 # -- the journal ---------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from typing import Dict, List
 import pytest
 
 from minillm.cli import main
-from minillm.demo import run_demo
+from minillm.demo import DEMO_PRICE, run_demo
 from minillm.testing import Hang, Reply, ScriptedServer, chat_stream, chat_usage
 
 from .conftest import MINILLM_COMMAND
@@ -82,14 +82,35 @@ def test_the_demo_streams_an_answer_from_a_served_engine_and_settles_it_once() -
     assert ledger.count == 1
     cost = ledger.records[0][0]
     assert cost.usd is not None and cost.usd > 0 and cost.completion_tokens == len(answer.split())
-    assert f"settled once: {cost.prompt_tokens} prompt + {cost.completion_tokens} completion tokens" in text
-    assert "(resolved)" in text
+    assert (
+        f"cost:  {cost.prompt_tokens} prompt + {cost.completion_tokens} completion tokens = ${cost.usd} (resolved)"
+        in (text)
+    )
+
+
+def test_the_demo_shows_one_exact_figure_names_its_price_and_its_toy_model_and_what_to_try_next() -> None:
+    out = io.StringIO()
+    ledger = run_demo(out, delay=0)
+    text = out.getvalue()
+    cost = ledger.records[0][0]
+    assert cost.usd is not None
+    figures = [word.rstrip(",") for word in text.split() if word.startswith("$")]
+    # the booking's one figure, then the two rates it was priced at
+    assert figures == [f"${cost.usd}", f"${DEMO_PRICE.input_per_mtok}", f"${DEMO_PRICE.output_per_mtok}"]
+    assert (
+        cost.usd
+        == (cost.prompt_tokens * DEMO_PRICE.input_per_mtok + cost.completion_tokens * DEMO_PRICE.output_per_mtok)
+        / 10**6
+    )
+    assert "per million input tokens" in text and "the demo's own price" in text
+    assert "a toy model running in this process" in text and "no provider was called" in text
+    assert "minillm chat anthropic/" in text and "minillm costs" in text
 
 
 def test_python_dash_m_minillm_demo_works_end_to_end() -> None:
     result = run("demo", "--delay", "0")
     assert result.returncode == 0, result.stderr
-    assert "settled once:" in result.stdout and "ledger: 1 booking" in result.stdout
+    assert "(resolved), settled once" in result.stdout and "Next, with a real model" in result.stdout
 
 
 # -- chat -----------------------------------------------------------------------------------------
@@ -103,6 +124,14 @@ def test_chat_streams_the_reply_and_prints_its_cost_on_stderr(server: ScriptedSe
     assert result.stderr.strip() == "cost: 5 prompt + 2 completion tokens = $0.000009 (resolved)"
     sent = server.requests[0].json()
     assert sent["messages"] == [{"role": "user", "content": "Hi"}] and sent["max_tokens"] == 9
+
+
+def test_chat_prints_a_tiny_cost_exactly_never_as_a_fake_zero(server: ScriptedServer) -> None:
+    server.reply(Reply.sse(chat_stream(["ok"], usage=chat_usage(3, 2))))
+    result = run("chat", "openai/test-model", "Hi", "--base-url", server.url, "--price", "0.05,0.10")
+    assert result.returncode == 0, result.stderr
+    # 3 x 0.05 + 2 x 0.10 per million: rounded to six places it would read $0.000000
+    assert result.stderr.strip() == "cost: 3 prompt + 2 completion tokens = $0.00000035 (resolved)"
 
 
 def test_chat_reads_the_prompt_from_stdin_and_takes_a_system_prompt() -> None:

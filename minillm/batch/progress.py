@@ -8,6 +8,7 @@ import threading
 from decimal import Decimal
 from typing import Any, Callable, Optional, Union
 
+from ..money import usd_text
 from .items import BatchResult
 
 __all__ = ["PollReporter", "ResultReporter", "tqdm_bar"]
@@ -43,7 +44,7 @@ class ResultReporter:
                 self._tokens += result.usage.total_tokens
             if result.cost is not None and result.cost.usd is not None:
                 self._usd += result.cost.usd
-            self._bar.set_postfix_str(f"{self._tokens:,} tokens, ${self._usd:.6f}", refresh=False)
+            self._bar.set_postfix_str(f"{self._tokens:,} tokens, {usd_text(self._usd)}", refresh=False)
             self._bar.update(1)
 
     def close(self) -> None:
@@ -66,7 +67,7 @@ class PollReporter:
         if self._bar is not None:
             self._bar.n = progress.done + progress.failed
             self._bar.set_postfix_str(
-                f"{progress.failed} failed, ${progress.usd:.6f}, {progress.status}", refresh=False
+                f"{progress.failed} failed, {usd_text(progress.usd)}, {progress.status}", refresh=False
             )
             self._bar.refresh()
 

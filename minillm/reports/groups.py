@@ -11,7 +11,6 @@ with no known money at all has none (``usd`` is None), never a fake ``0``.
 
 from __future__ import annotations
 
-import decimal
 import json
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -20,12 +19,9 @@ import attrs
 
 from ..accounting.ledgers.base import Entry, check_meta_key, model_label
 from ..models import Resolution
+from ..money import EXACT, money_text
 
 __all__ = ["Group", "exact_sum", "group_entries", "key_text", "money_text", "summarize"]
-
-#: Sums are exact: the default context would round them to 28 significant
-#: digits, and providers send money with more (``"0.0000342000...0"``).
-EXACT = decimal.Context(prec=decimal.MAX_PREC)
 
 #: The group keys that are not ``meta`` keys.
 MODEL, DAY = "model", "day"
@@ -53,15 +49,6 @@ class Group:
 
     def count(self, resolution: Resolution) -> int:
         return self.counts[resolution]
-
-
-def money_text(usd: Optional[Decimal], lower_bound: bool = False) -> str:
-    """Money exactly as booked, every digit and no exponent (a real but tiny
-    cost never reads as ``0.000000``); ``≥`` marks a lower bound, and money
-    not known at all reads ``unknown``."""
-    if usd is None:
-        return "unknown"
-    return ("≥" if lower_bound else "") + format(usd.normalize(EXACT), "f")
 
 
 def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
