@@ -1,7 +1,8 @@
 """The ``minillm`` command line (also ``python -m minillm``).
 
 ``minillm demo``    stream a priced answer from a local server (no key, no network)
-``minillm chat``    stream a reply from any model to the terminal, with its cost
+``minillm chat``    stream a reply from any model to the terminal, with its cost --
+                    or, at a terminal with no prompt, hold a conversation
 ``minillm serve``   expose an engine as an OpenAI-compatible server
 ``minillm batch``   run a JSONL file of prompts, resumable, with a budget --
                     as real-time requests, or as a provider batch at about half price
@@ -20,7 +21,7 @@ import logging
 import os
 import sys
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -41,13 +42,36 @@ LEDGER_ENV = "MINILLM_LEDGER"
 DEFAULT_LEDGER = "minillm-costs.db"
 
 
+class _AnyOrderParser(argparse.ArgumentParser):
+    """A command whose options and arguments come in any order:
+    ``chat MODEL --max-tokens 5 "hi"`` as well as ``chat MODEL "hi"
+    --max-tokens 5``. A command with subcommands of its own (``costs``)
+    parses as argparse does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Optional[Sequence[str]] = None, namespace: Optional[argparse.Namespace] = None
+    ) -> Tuple[argparse.Namespace, List[str]]:
+        # parse_known_intermixed_args calls back here (before Python 3.12): that call parses as usual.
+        if self._mixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minillm",
         description="A synchronous LLM SDK whose costs add up.",
     )
     parser.add_argument("--version", action="version", version=f"minillm {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_AnyOrderParser)
 
     demo = commands.add_parser(
         "demo",
@@ -60,13 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     ledger_help = f"a SQLite file or a PostgreSQL URL (default: ${LEDGER_ENV}, else {DEFAULT_LEDGER})"
     chat = commands.add_parser(
         "chat",
-        help="stream a reply from a model to the terminal",
+        help="stream a reply from a model to the terminal, or hold a conversation",
         description="Stream a reply from MODEL ('provider/model-name', e.g. local/ngram or "
         "anthropic/claude-haiku-4-5), print its cost on stderr and book it in the ledger, where 'minillm costs' "
-        "finds it. Ctrl-C stops the reply and still settles it.",
+        "finds it. Ctrl-C stops the reply and still settles it. With no PROMPT at a terminal: a conversation, "
+        "each prompt sent with the turns before it and each answer's cost shown and booked; Ctrl-C stops an "
+        "answer, Ctrl-D quits. Options and PROMPT come in any order.",
     )
     chat.add_argument("model", help="'provider/model-name'")
-    chat.add_argument("prompt", nargs="?", help="the prompt (read from stdin when omitted)")
+    chat.add_argument(
+        "prompt", nargs="?", help="the prompt (when omitted: read from stdin, or a conversation at a terminal)"
+    )
     chat.add_argument("--system", help="a system prompt")
     chat.add_argument("--max-tokens", type=int, help="the most tokens to generate")
     chat.add_argument("--temperature", type=float, help="sampling temperature")
@@ -145,7 +173,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             run_demo(delay=max(args.delay, 0.0))
             return 0
         if args.command == "chat":
-            return _chat(args, sys.stdin, sys.stdout, sys.stderr)
+            return _chat(args)
         if args.command == "serve":
             return _serve(args)
         if args.command == "batch":
@@ -180,48 +208,13 @@ def _price(text: Optional[str]) -> Optional[object]:
         ) from None
 
 
-def _chat(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
-    from .accounting.ledgers import BaseLedger
+def _chat(args: argparse.Namespace) -> int:
     from .accounting.pricing import TokenPrice
-    from .client import Client
-    from .models import CostInfo
-    from .money import cost_summary
+    from .chat import run_chat
 
     price = _price(args.price)
     assert price is None or isinstance(price, TokenPrice)
-    prompt = args.prompt if args.prompt is not None else stdin.read().strip()
-    if not prompt.strip():
-        print("minillm: no prompt: give one as an argument or on stdin", file=stderr)
-        return 2
-    books: List[BaseLedger] = []
-
-    def book(cost: CostInfo, meta: Dict[str, Any]) -> None:
-        books[0].record(cost, meta)
-
-    interrupted = False
-    # The client first: a model it cannot reach (no key, say) leaves no
-    # ledger file behind.
-    with Client(args.model, base_url=args.base_url, price=price, on_cost=book) as client:
-        ledger = _ledger(args.ledger)
-        assert isinstance(ledger, BaseLedger)
-        books.append(ledger)
-        try:
-            stream = client.stream(prompt, system=args.system, max_tokens=args.max_tokens, temperature=args.temperature)
-            try:
-                with stream:
-                    for text in stream.text_stream():
-                        stdout.write(text)
-                        stdout.flush()
-            except KeyboardInterrupt:
-                interrupted = True  # leaving the block cancelled the stream and settled it
-            stdout.write("\n")
-            stdout.flush()
-            client.flush(timeout=10)  # a cost being looked up has a moment to arrive
-            cost = stream.cost
-        finally:
-            ledger.close()
-    print(f"cost: {cost_summary(cost)}" if cost is not None else "cost: not settled yet", file=stderr)
-    return INTERRUPTED if interrupted else 0
+    return run_chat(args, price, ledger_target(args.ledger), sys.stdin, sys.stdout, sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:

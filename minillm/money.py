@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import decimal
 from decimal import Decimal
-from typing import Optional
+from typing import Iterable, Optional
 
 from .models import CostInfo, Resolution
 
-__all__ = ["EXACT", "cost_summary", "money_text", "usd_text"]
+__all__ = ["EXACT", "cost_summary", "exact_sum", "money_text", "usd_text"]
 
 #: Wide enough that no digit of a sum or a figure is ever rounded away: the
 #: default context keeps 28 significant digits, and providers send money
 #: with more (``"0.0000342000...0"``).
 EXACT = decimal.Context(prec=decimal.MAX_PREC)
+
+
+def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
+    """The sum of ``amounts``, with no digit rounded away."""
+    total = Decimal(0)
+    for amount in amounts:
+        total = EXACT.add(total, amount)
+    return total
 
 
 def money_text(usd: Optional[Decimal], lower_bound: bool = False) -> str:

@@ -19,7 +19,7 @@ import attrs
 
 from ..accounting.ledgers.base import Entry, check_meta_key, model_label
 from ..models import Resolution
-from ..money import EXACT, money_text
+from ..money import EXACT, exact_sum, money_text
 
 __all__ = ["Group", "exact_sum", "group_entries", "key_text", "money_text", "summarize"]
 
@@ -49,14 +49,6 @@ class Group:
 
     def count(self, resolution: Resolution) -> int:
         return self.counts[resolution]
-
-
-def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
-    """The sum of ``amounts``, with no digit rounded away."""
-    total = Decimal(0)
-    for amount in amounts:
-        total = EXACT.add(total, amount)
-    return total
 
 
 def key_text(value: Any) -> str:
