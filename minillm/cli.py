@@ -23,8 +23,6 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
-import attrs
-
 from ._version import __version__
 from .errors import MiniLLMError
 
@@ -256,25 +254,16 @@ def _batch(args: argparse.Namespace) -> int:
     from .accounting.budget import Budget
     from .accounting.ledgers import BaseLedger
     from .accounting.pricing import TokenPrice
+    from .batch.inputs import read_items
     from .client import Client
     from .errors import InvalidArgumentError
     from .money import usd_text
 
-    items = []
-    with open(args.input, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError:
-                raise InvalidArgumentError(f"{args.input}, line {number}: not JSON") from None
-            item = batch.BatchItem.of(value)
-            if item.system is None and args.system is not None:
-                item = attrs.evolve(item, system=args.system)
-            if item.max_tokens is None and args.max_tokens is not None:
-                item = attrs.evolve(item, max_tokens=args.max_tokens)
-            items.append(item)
+    try:
+        items = read_items(args.input, system=args.system, max_tokens=args.max_tokens)
+    except InvalidArgumentError as exc:
+        print(f"minillm batch: {exc}", file=sys.stderr)
+        return 2
     ledger = _ledger(args.ledger)
     assert isinstance(ledger, BaseLedger)
     price = _price(args.price)

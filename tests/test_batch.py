@@ -85,7 +85,19 @@ def test_an_item_is_made_from_a_string_messages_or_a_dict() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [({"id": 1}, "needs a 'prompt'"), ({"prompt": "x", "temprature": 1}, "unknown fields: \\['temprature'\\]")],
+    [
+        ({"id": 1}, "needs a 'prompt'"),
+        ({"prompt": "x", "temprature": 1}, "unknown fields: \\['temprature'\\]"),
+        ({"prompt": 42}, "'prompt' must be a string or a list of messages"),
+        ({"prompt": "  "}, "'prompt' is empty"),
+        ({"prompt": [{"content": "no role"}]}, "'prompt' must be a string or a list of messages"),
+        ({"prompt": "x", "max_tokens": 0}, "'max_tokens' must be a positive integer, not 0"),
+        ({"prompt": "x", "max_tokens": True}, "'max_tokens' must be a positive integer"),
+        ({"prompt": "x", "temperature": "hot"}, "'temperature' must be a number"),
+        ({"prompt": "x", "system": ["a"]}, "'system' must be a string"),
+        ({"prompt": "x", "meta": None}, "'meta' must be an object"),
+        (None, "'prompt' must be a string"),
+    ],
 )
 def test_an_item_that_cannot_be_sent_is_refused_before_anything_is(
     value: Dict[str, Any], message: str, answered: ScriptedServer
@@ -466,18 +478,41 @@ def test_the_batch_command_refuses_to_resume_a_job_with_another_model(answered: 
     assert len(read_output(out)) == 2  # the finished job's output is left as it was
 
 
-def test_the_batch_command_names_a_bad_input_line(tmp_path: Path) -> None:
-    source = tmp_path / "in.jsonl"
-    source.write_text('"fine"\n{not json\n', encoding="utf-8")
+def test_the_batch_command_checks_the_whole_input_first_names_each_bad_line_and_sends_nothing(
+    answered: ScriptedServer, tmp_path: Path
+) -> None:
+    source, costs = tmp_path / "in.jsonl", tmp_path / "costs.db"
+    lines = ['"fine"', '{"id": 1}', '{"prompt": 42}', "", "{not json", '{"prompt": "x", "max_tokens": 0}', '"fine"']
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     done = subprocess.run(
-        batch_command(str(source), "-o", str(tmp_path / "out.jsonl"), "--model", "local/echo"),
+        batch_command(str(source), "-o", str(tmp_path / "out.jsonl"), "--model", "openai/test-model"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(OPENAI_BASE_URL=answered.url, MINILLM_LEDGER=str(costs)),
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "minillm batch: nothing was sent: 4 lines are not a batch item",
+        f"{source}:2: a batch item needs a 'prompt', not just ['id']",
+        f"{source}:3: 'prompt' must be a string or a list of messages with a 'role' each, not 42",
+        f"{source}:5: not JSON",
+        f"{source}:6: 'max_tokens' must be a positive integer, not 0",
+    ]
+    assert answered.requests == [] and not (tmp_path / "out.jsonl").exists() and not costs.exists()
+
+
+def test_the_batch_command_says_when_its_input_cannot_be_read(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jsonl"
+    done = subprocess.run(
+        batch_command(str(missing), "-o", str(tmp_path / "out.jsonl"), "--model", "local/echo"),
         capture_output=True,
         text=True,
         timeout=60,
         env=environment(),
     )
-    assert done.returncode == 1
-    assert "in.jsonl, line 2: not JSON" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2
+    assert done.stderr == f"minillm batch: cannot read {missing}: No such file or directory\n"
 
 
 def test_a_batch_killed_mid_run_and_run_again_pays_for_each_item_once(server: ScriptedServer, tmp_path: Path) -> None:

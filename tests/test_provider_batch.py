@@ -623,7 +623,7 @@ def test_the_command_shows_its_progress_and_a_second_run_reads_everything_back_f
     )
     assert done.returncode == 1, done.stderr
     assert f"provider batch {batches.batches[0].id} (10 items)" in done.stderr
-    assert "10/10" in done.stderr and "1 failed, $0.000090" in done.stderr  # the bar: done, failed, money
+    assert "10/10" in done.stderr and "1 failed, $0.00009," in done.stderr  # the bar: done, failed, money
     assert "10 items, 9 done (0 from the journal), 1 failed; 135 tokens; $0.00009;" in done.stderr
     again = job.run()
     assert "10 items, 9 done (9 from the journal), 1 failed" in again.stderr

@@ -29,20 +29,62 @@ CANCELLED = "cancelled"
 Prompt = Union[str, Sequence[Mapping[str, Any]]]
 
 
+def _check_prompt(item: Any, attribute: Any, prompt: Any) -> None:
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InvalidArgumentError("'prompt' is empty")
+        return
+    if isinstance(prompt, Sequence) and prompt and all(_is_message(message) for message in prompt):
+        return
+    raise InvalidArgumentError(
+        f"'prompt' must be a string or a list of messages with a 'role' each, not {_shown(prompt)}"
+    )
+
+
+def _is_message(message: Any) -> bool:
+    return isinstance(message, Mapping) and isinstance(message.get("role"), str)
+
+
+def _check_system(item: Any, attribute: Any, system: Any) -> None:
+    if system is not None and not isinstance(system, str):
+        raise InvalidArgumentError(f"'system' must be a string, not {_shown(system)}")
+
+
+def _check_max_tokens(item: Any, attribute: Any, max_tokens: Any) -> None:
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise InvalidArgumentError(f"'max_tokens' must be a positive integer, not {_shown(max_tokens)}")
+
+
+def _check_temperature(item: Any, attribute: Any, temperature: Any) -> None:
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
+        raise InvalidArgumentError(f"'temperature' must be a number, not {_shown(temperature)}")
+
+
+def _check_meta(item: Any, attribute: Any, meta: Any) -> None:
+    if not isinstance(meta, Mapping) or not all(isinstance(key, str) for key in meta):
+        raise InvalidArgumentError(f"'meta' must be an object with string keys, not {_shown(meta)}")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 @attrs.frozen
 class BatchItem:
-    """One prompt of a batch, with its own options.
+    """One prompt of a batch, with its own options. What cannot be sent is
+    refused here, before anything is (:class:`~minillm.InvalidArgumentError`).
 
-    :param prompt: a string, or OpenAI-shaped messages.
+    :param prompt: a non-empty string, or OpenAI-shaped messages.
     :param id: the caller's identifier, carried into the result.
     """
 
-    prompt: Prompt
+    prompt: Prompt = attrs.field(validator=_check_prompt)
     id: Any = None
-    system: Optional[str] = None
-    max_tokens: Optional[int] = None
-    temperature: Optional[float] = None
-    meta: Mapping[str, Any] = attrs.field(factory=dict)
+    system: Optional[str] = attrs.field(default=None, validator=_check_system)
+    max_tokens: Optional[int] = attrs.field(default=None, validator=_check_max_tokens)
+    temperature: Optional[float] = attrs.field(default=None, validator=_check_temperature)
+    meta: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_meta)
 
     @classmethod
     def of(cls, value: Union[BatchItem, Prompt, Mapping[str, Any]]) -> BatchItem:
@@ -54,7 +96,7 @@ class BatchItem:
             return cls(prompt=value)
         if isinstance(value, Mapping):
             if "prompt" not in value:
-                raise InvalidArgumentError(f"a batch item needs a 'prompt', not just {sorted(value)}")
+                raise InvalidArgumentError(f"a batch item needs a 'prompt', not just {sorted(value) or 'nothing'}")
             known = {f.name for f in attrs.fields(cls)}
             unknown = set(value) - known
             if unknown:
