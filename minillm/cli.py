@@ -38,6 +38,8 @@ INTERRUPTED = 130
 #: Where ``chat`` and ``batch`` book and ``costs`` reads, unless told otherwise.
 LEDGER_ENV = "MINILLM_LEDGER"
 DEFAULT_LEDGER = "minillm-costs.db"
+#: The key ``serve`` requires when ``--api-key`` is not given.
+SERVE_KEY_ENV = "MINILLM_SERVE_KEY"
 
 
 class _AnyOrderParser(argparse.ArgumentParser):
@@ -108,11 +110,17 @@ def _parser() -> argparse.ArgumentParser:
         "serve",
         help="expose an engine as an OpenAI-compatible server",
         description="Serve an engine over the OpenAI Chat Completions protocol: POST /v1/chat/completions, "
-        "GET /v1/models, GET /health.",
+        "GET /v1/models, GET /health. Request fields the engine cannot honour (n > 1, logprobs, top_p, ...) are "
+        "refused with a 400 naming the field, never ignored.",
     )
     serve.add_argument("--engine", required=True, help="echo, ngram, or 'package.module:factory' for your own engine")
     serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="the port (default 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"require 'Authorization: Bearer KEY' on every request but /health (default: ${SERVE_KEY_ENV})",
+    )
 
     batch = commands.add_parser(
         "batch",
@@ -220,21 +228,44 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve.server import EngineServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    key = args.api_key or os.environ.get(SERVE_KEY_ENV) or None
+    if key is None and not _loopback(args.host):
+        print(
+            f"minillm: WARNING: serving on {args.host}, beyond this machine, with no API key: anyone who can "
+            f"reach it can use it. Give one with --api-key or ${SERVE_KEY_ENV}.",
+            file=sys.stderr,
+        )
 
     def ready(server: EngineServer) -> None:
         config = server.app.engine.config
         model = config.model if config is not None else args.engine
-        print(f"minillm: serving {args.engine} as {model!r} on {server.url}/v1 (Ctrl-C stops)", file=sys.stderr)
+        guarded = "; requests need the API key" if key is not None else ""
+        print(
+            f"minillm: serving {args.engine} as {model!r} on {server.url}/v1 (Ctrl-C stops{guarded})", file=sys.stderr
+        )
 
-    server = EngineServer(get_engine(args.engine), host=args.host, port=args.port)
+    server = EngineServer(get_engine(args.engine), host=args.host, port=args.port, api_key=key)
     try:
         server.serve_forever(on_ready=ready)
     except KeyboardInterrupt:
-        pass
+        refused = f" ({server.refused} refused)" if server.refused else ""
+        plural = "" if server.requests == 1 else "s"
+        print(f"minillm: stopped; served {server.requests} request{plural}{refused}", file=sys.stderr)
     except OSError as exc:  # the port is taken, say
         print(f"minillm: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
 
 
 def ledger_target(given: Optional[str]) -> str:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Dict, List
@@ -213,6 +214,39 @@ def test_serve_answers_until_interrupted() -> None:
         _, err = serving.communicate(timeout=30)
     assert serving.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_serve_requires_the_key_from_its_environment_and_says_what_it_served_when_stopped() -> None:
+    serving = start("serve", "--engine", "echo", "--port", "0", MINILLM_SERVE_KEY="s3cret")
+    assert serving.stderr is not None
+    try:
+        banner = serving.stderr.readline()
+        assert "requests need the API key" in banner, banner
+        url = banner.split(" on ", 1)[1].split(" ", 1)[0]
+        chat = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "served"}]}).encode()
+        headers = {"Content-Type": "application/json"}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url + "/chat/completions", chat, headers), timeout=10)
+        assert refused.value.code == 401
+        assert json.load(refused.value)["error"]["type"] == "invalid_request_error"
+        refused.value.close()
+        keyed = urllib.request.Request(url + "/chat/completions", chat, {**headers, "Authorization": "Bearer s3cret"})
+        with urllib.request.urlopen(keyed, timeout=10) as response:
+            assert json.load(response)["choices"][0]["message"]["content"] == "served"
+    finally:
+        serving.send_signal(signal.SIGINT)
+        _, err = serving.communicate(timeout=30)
+    assert serving.returncode == 0, err
+    assert "minillm: stopped; served 2 requests (1 refused)" in err
+    assert "s3cret" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("key", "warned"), [([], True), (["--api-key", "k"], False)])
+def test_serving_beyond_loopback_without_a_key_warns_loudly(key: List[str], warned: bool) -> None:
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: binding fails after the warning, and nothing is sent
+    result = run("serve", "--engine", "echo", "--host", "192.0.2.1", "--port", "0", *key)
+    assert result.returncode == 1 and "cannot serve on 192.0.2.1" in result.stderr
+    assert ("WARNING: serving on 192.0.2.1, beyond this machine, with no API key" in result.stderr) is warned
 
 
 def test_serve_on_a_taken_port_fails_with_one_line() -> None:

@@ -62,11 +62,11 @@ def _close_official_clients() -> Iterator[None]:
         _official.pop().close()
 
 
-def raw(server: EngineServer, method: str, path: str, body: Any = None) -> Tuple[int, Dict[str, Any]]:
+def raw(server: EngineServer, method: str, path: str, body: Any = None, **headers: str) -> Tuple[int, Dict[str, Any]]:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json", **headers})
         response = connection.getresponse()
         return response.status, json.loads(response.read())
     finally:
@@ -157,6 +157,54 @@ def test_bad_requests_get_openai_shaped_errors(
     got, data = raw(echo, method, path, body)
     assert got == status and complaint in data["error"]["message"]
     assert set(data["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n", 2),
+        ("logprobs", True),
+        ("top_logprobs", 3),
+        ("top_p", 0.5),
+        ("frequency_penalty", 0.2),
+        ("presence_penalty", 1),
+        ("logit_bias", {"50256": -100}),
+        ("response_format", {"type": "json_object"}),
+        ("modalities", ["text", "audio"]),
+        ("reasoning_effort", "high"),
+        ("best_of", 3),  # not an OpenAI chat field at all
+    ],
+)
+def test_a_field_the_engine_cannot_honour_is_refused_with_a_400_naming_it(
+    echo: EngineServer, field: str, value: Any
+) -> None:
+    got, data = raw(echo, "POST", "/v1/chat/completions", {"model": "echo", "messages": HI, field: value})
+    assert got == 400
+    assert data["error"]["param"] == field and field in data["error"]["message"]
+    assert (data["error"]["type"], data["error"]["code"]) == ("invalid_request_error", None)
+
+
+def test_fields_that_ask_for_nothing_the_engine_lacks_are_accepted(echo: EngineServer) -> None:
+    neutral = {"n": 1, "logprobs": False, "top_p": 1.0, "presence_penalty": 0, "user": "u-1", "metadata": {"a": "b"}}
+    got, data = raw(echo, "POST", "/v1/chat/completions", {"model": "echo", "messages": HI, **neutral})
+    assert got == 200 and data["choices"][0]["message"]["content"] == "hello there world"
+
+
+def test_with_an_api_key_a_request_without_it_gets_openais_401_and_health_stays_open() -> None:
+    with EngineServer(EchoEngine(), api_key="s3cret") as server:
+        chat = {"model": "echo", "messages": HI}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            got, data = raw(server, "POST", "/v1/chat/completions", chat, **headers)
+            assert got == 401 and data["error"]["code"] == "invalid_api_key" and "s3cret" not in json.dumps(data)
+        assert raw(server, "GET", "/v1/models")[0] == 401
+        assert raw(server, "POST", "/v1/chat/completions", chat, Authorization="Bearer s3cret")[0] == 200
+        assert raw(server, "GET", "/health")[0] == 200
+        with pytest.raises(openai.AuthenticationError):
+            official(server).chat.completions.create(model="echo", messages=HI)  # type: ignore[arg-type]
+        keyed = openai.OpenAI(base_url=server.url + "/v1", api_key="s3cret", max_retries=0)
+        _official.append(keyed)
+        assert keyed.chat.completions.create(model="echo", messages=HI).choices[0].message.content  # type: ignore[arg-type]
+        assert (server.requests, server.refused) == (8, 5)
 
 
 def test_an_engine_failure_mid_stream_reaches_both_clients_as_an_error(

@@ -32,7 +32,7 @@ from ..engines.base import (
     PromptTooLongError,
 )
 
-__all__ = ["AppReply", "OpenAIApp"]
+__all__ = ["AppReply", "OpenAIApp", "error_reply"]
 
 log = logging.getLogger("minillm.serve")
 
@@ -74,7 +74,8 @@ class _RefusedError(Exception):
         self.code = code
 
 
-def _error_reply(status: int, message: str, kind: str, param: Optional[str] = None, code: Any = None) -> AppReply:
+def error_reply(status: int, message: str, kind: str, param: Optional[str] = None, code: Any = None) -> AppReply:
+    """An answer in OpenAI's error shape, ``{"error": {"message", "type", "param", "code"}}``."""
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return AppReply(status, _JSON, iter([_dumps(body)]))
 
@@ -123,7 +124,7 @@ class OpenAIApp:
                 return self._health()
             raise _RefusedError(404, f"there is nothing at {route or '/'}", code="not_found")
         except _RefusedError as refused:
-            return _error_reply(refused.status, refused.message, refused.kind, refused.param, refused.code)
+            return error_reply(refused.status, refused.message, refused.kind, refused.param, refused.code)
 
     # -- the small routes ------------------------------------------------------
 
@@ -181,9 +182,9 @@ class OpenAIApp:
             outputs = self.engine.generate(request, ctx)
             first = next(outputs)
         except StopIteration:
-            return _error_reply(500, "the engine produced no output at all", "server_error")
+            return error_reply(500, "the engine produced no output at all", "server_error")
         except PromptTooLongError as exc:
-            return _error_reply(
+            return error_reply(
                 400,
                 f"This model's maximum context length is {exc.context_length} tokens. "
                 f"However, your messages resulted in {exc.prompt_tokens} tokens.",
@@ -192,10 +193,10 @@ class OpenAIApp:
                 code="context_length_exceeded",
             )
         except EngineError as exc:
-            return _error_reply(503, str(exc), "server_error", code="engine_unavailable")
+            return error_reply(503, str(exc), "server_error", code="engine_unavailable")
         except Exception as exc:
             log.exception("the %s engine failed before its first output", self.engine.name)
-            return _error_reply(500, f"the engine failed: {type(exc).__name__}: {exc}", "server_error")
+            return error_reply(500, f"the engine failed: {type(exc).__name__}: {exc}", "server_error")
         completion = _Completion(model, first, outputs)
         if stream:
             # vLLM's continuous_usage_stats: usage on every chunk, so a
@@ -311,7 +312,7 @@ class _Completion:
         assert terminal is not None
         if terminal.finish_reason not in ("stop", "length"):
             failure = _failure(terminal)["error"]
-            return _error_reply(
+            return error_reply(
                 503 if terminal.finish_reason == "cancelled" else 500, failure["message"], failure["type"]
             )
         body = {
@@ -395,6 +396,58 @@ def _parse(body: bytes) -> Dict[str, Any]:
     return data
 
 
+#: The request fields an engine honours (``tools`` and ``n`` are checked on their own).
+HONOURED = frozenset(
+    {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature"}
+    | {"stop", "seed", "n", "tools", "functions"}
+)
+#: Fields that change nothing an engine produces: bookkeeping for the caller.
+HARMLESS = frozenset({"user", "metadata", "store", "safety_identifier", "prompt_cache_key"})
+#: Fields an engine cannot honour, accepted only at the value that asks for
+#: nothing (what the official client sends by default, or an explicit no).
+NEUTRAL: Mapping[str, Tuple[Any, ...]] = {
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "top_p": (None, 1),
+    "frequency_penalty": (None, 0),
+    "presence_penalty": (None, 0),
+    "logit_bias": (None, {}),
+    "response_format": (None, {"type": "text"}),
+    "tool_choice": (None, "none", "auto"),
+    "function_call": (None, "none", "auto"),
+    "parallel_tool_calls": (None, True, False),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "reasoning_effort": (None,),
+    "verbosity": (None,),
+    "service_tier": (None, "auto", "default"),
+    "web_search_options": (None,),
+}
+
+
+def _refuse_unsupported(data: Mapping[str, Any]) -> None:
+    """Refuse what would otherwise be ignored: an answer that silently is
+    not what was asked for is worse than an error naming the field."""
+    for name in sorted(data):
+        if name in HONOURED or name in HARMLESS:
+            continue
+        if name not in NEUTRAL:
+            raise _RefusedError(400, f"Unrecognized request argument supplied: {name}", param=name)
+        value = data[name]
+        if not any(_same(value, neutral) for neutral in NEUTRAL[name]):
+            raise _RefusedError(400, f"{name}={json.dumps(value)} is not supported by this server's engine", param=name)
+
+
+def _same(value: Any, neutral: Any) -> bool:
+    """JSON equality: ``1.0`` is ``1``, but ``true`` is not ``1``."""
+    if isinstance(neutral, bool) or neutral is None:
+        return value is neutral
+    if isinstance(neutral, (int, float)):
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and value == neutral
+    return bool(value == neutral)
+
+
 def _generation_request(data: Mapping[str, Any], ctx: GenerationContext) -> GenerationRequest:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -404,6 +457,7 @@ def _generation_request(data: Mapping[str, Any], ctx: GenerationContext) -> Gene
             raise _RefusedError(400, "each message needs a role", param="messages")
         if not isinstance(message.get("content"), (str, list, type(None))):
             raise _RefusedError(400, "a message's content is a string or a list of parts")
+    _refuse_unsupported(data)
     if data.get("tools") or data.get("functions"):
         raise _RefusedError(400, "this engine does not call tools", param="tools")
     n = data.get("n", 1)

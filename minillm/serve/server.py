@@ -10,6 +10,7 @@ tokens -- and the server keeps serving.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import select
 import socket
@@ -18,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from .._httpserver import RequestHandler, ThreadedServer
 from ..engines.base import Engine, GenerationContext
-from .app import AppReply, OpenAIApp
+from .app import AppReply, OpenAIApp, error_reply
 
 __all__ = ["EngineServer"]
 
@@ -71,10 +72,26 @@ class EngineServer:
     :meth:`serve_forever` blocks (``minillm serve``).
 
     :param own_engine: clean the engine up on :meth:`stop`.
+    :param api_key: when given, every request but ``GET /health`` (which a
+        load balancer probes without credentials) must carry
+        ``Authorization: Bearer <api_key>``; others get OpenAI's 401.
     """
 
-    def __init__(self, engine: Engine, *, host: str = "127.0.0.1", port: int = 0, own_engine: bool = True) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        own_engine: bool = True,
+        api_key: Optional[str] = None,
+    ) -> None:
         self.app = OpenAIApp(engine)
+        self._expected = None if api_key is None else b"Bearer " + api_key.encode("utf-8")
+        self._counts_lock = threading.Lock()
+        #: Requests answered so far, and how many of them were refused.
+        self.requests = 0
+        self.refused = 0
         self._host = host
         self._port = port
         self._own_engine = own_engine
@@ -134,11 +151,29 @@ class EngineServer:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length > 0 else b""
         ctx = GenerationContext()
-        reply = self.app.handle(handler.command, handler.path, body, ctx)
+        if self._authorized(handler):
+            reply = self.app.handle(handler.command, handler.path, body, ctx)
+        else:
+            reply = error_reply(
+                401,
+                "Incorrect API key provided: send it as 'Authorization: Bearer <key>'",
+                "invalid_request_error",
+                code="invalid_api_key",
+            )
+        with self._counts_lock:
+            self.requests += 1
+            self.refused += reply.status >= 400
         if reply.streaming:
             self._stream(handler, reply, ctx)
         else:
             self._whole(handler, reply)
+
+    def _authorized(self, handler: RequestHandler) -> bool:
+        route = handler.path.split("?", 1)[0].rstrip("/")
+        if self._expected is None or route in ("/health", "/v1/health"):
+            return True
+        given = (handler.headers.get("Authorization") or "").encode("utf-8", "replace")
+        return hmac.compare_digest(given, self._expected)  # in constant time: no guessing it byte by byte
 
     @staticmethod
     def _head(handler: RequestHandler, reply: AppReply) -> None:
