@@ -11,7 +11,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -193,52 +193,56 @@ def test_a_bad_price_is_explained() -> None:
 # -- serve ----------------------------------------------------------------------------------------
 
 
-def test_serve_answers_until_interrupted() -> None:
-    serving = start("serve", "--engine", "echo", "--port", "0")
-    assert serving.stderr is not None
-    try:
-        banner = serving.stderr.readline()
-        assert "minillm: serving echo as 'echo' on http://127.0.0.1:" in banner
-        url = banner.split(" on ", 1)[1].split(" ", 1)[0]
-        with urllib.request.urlopen(url.replace("/v1", "/health"), timeout=10) as response:
-            assert json.load(response)["status"] == "ok"
+class Served:
+    """``minillm serve`` running in a subprocess: its banner, its URL, and
+    -- once stopped with Ctrl-C -- its exit status and stderr."""
+
+    def __init__(self, *args: str, **env: str) -> None:
+        self.process = start("serve", "--engine", "echo", "--port", "0", *args, **env)
+        assert self.process.stderr is not None
+        self.banner = self.process.stderr.readline()
+        self.url = self.banner.split(" on ", 1)[1].split(" ", 1)[0] if " on " in self.banner else ""
+        self.returncode, self.err = 0, ""
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.process.send_signal(signal.SIGINT)
+        _, self.err = self.process.communicate(timeout=30)
+        self.returncode = self.process.returncode
+
+    def chat(self, **headers: str) -> Any:
+        body = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "served"}]}).encode()
         request = urllib.request.Request(
-            url + "/chat/completions",
-            data=json.dumps({"model": "echo", "messages": [{"role": "user", "content": "served"}]}).encode(),
-            headers={"Content-Type": "application/json"},
+            self.url + "/chat/completions", body, {"Content-Type": "application/json", **headers}
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            assert json.load(response)["choices"][0]["message"]["content"] == "served"
-    finally:
-        serving.send_signal(signal.SIGINT)
-        _, err = serving.communicate(timeout=30)
-    assert serving.returncode == 0, err
-    assert "Traceback" not in err
+            return json.load(response)
+
+
+def test_serve_answers_until_interrupted() -> None:
+    with Served() as served:
+        assert "minillm: serving echo as 'echo' on http://127.0.0.1:" in served.banner
+        with urllib.request.urlopen(served.url.replace("/v1", "/health"), timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+        assert served.chat()["choices"][0]["message"]["content"] == "served"
+    assert served.returncode == 0, served.err
+    assert "Traceback" not in served.err
 
 
 def test_serve_requires_the_key_from_its_environment_and_says_what_it_served_when_stopped() -> None:
-    serving = start("serve", "--engine", "echo", "--port", "0", MINILLM_SERVE_KEY="s3cret")
-    assert serving.stderr is not None
-    try:
-        banner = serving.stderr.readline()
-        assert "requests need the API key" in banner, banner
-        url = banner.split(" on ", 1)[1].split(" ", 1)[0]
-        chat = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "served"}]}).encode()
-        headers = {"Content-Type": "application/json"}
+    with Served(MINILLM_SERVE_KEY="s3cret") as served:
+        assert "requests need the API key" in served.banner, served.banner
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(urllib.request.Request(url + "/chat/completions", chat, headers), timeout=10)
+            served.chat()
         assert refused.value.code == 401
         assert json.load(refused.value)["error"]["type"] == "invalid_request_error"
         refused.value.close()
-        keyed = urllib.request.Request(url + "/chat/completions", chat, {**headers, "Authorization": "Bearer s3cret"})
-        with urllib.request.urlopen(keyed, timeout=10) as response:
-            assert json.load(response)["choices"][0]["message"]["content"] == "served"
-    finally:
-        serving.send_signal(signal.SIGINT)
-        _, err = serving.communicate(timeout=30)
-    assert serving.returncode == 0, err
-    assert "minillm: stopped; served 2 requests (1 refused)" in err
-    assert "s3cret" not in err and "Traceback" not in err
+        assert served.chat(Authorization="Bearer s3cret")["choices"][0]["message"]["content"] == "served"
+    assert served.returncode == 0, served.err
+    assert "minillm: stopped; served 2 requests (1 refused)" in served.err
+    assert "s3cret" not in served.err and "Traceback" not in served.err
 
 
 @pytest.mark.parametrize(("key", "warned"), [([], True), (["--api-key", "k"], False)])
@@ -250,16 +254,10 @@ def test_serving_beyond_loopback_without_a_key_warns_loudly(key: List[str], warn
 
 
 def test_serve_on_a_taken_port_fails_with_one_line() -> None:
-    serving = start("serve", "--engine", "echo", "--port", "0")
-    assert serving.stderr is not None
-    try:
-        url = serving.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
-        port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    with Served() as served:
+        port = served.url.rsplit(":", 1)[1].split("/", 1)[0]
         result = run("serve", "--engine", "echo", "--port", port)
         assert result.returncode == 1 and f"cannot serve on 127.0.0.1:{port}" in result.stderr
-    finally:
-        serving.send_signal(signal.SIGINT)
-        serving.communicate(timeout=30)
 
 
 # -- everywhere -------------------------------------------------------------------------------------
