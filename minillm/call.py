@@ -65,6 +65,7 @@ from .models import Chunk, CostInfo, Response
 from .redaction import excerpt
 from .request import ChatRequest
 from .routes import Route
+from .timeouts import Timeout
 from .transports import Exchange, HTTPRequest, HTTPResponse, Interrupted
 
 __all__ = ["Attempt", "Call", "Ending", "drive"]
@@ -197,6 +198,7 @@ class Call:
         lookup_policy: LookupPolicy,
         owner: object,
         total: Optional[float],
+        timeout: Optional[Timeout] = None,
     ) -> None:
         self.lock = threading.RLock()
         self.routes = tuple(routes)
@@ -208,6 +210,8 @@ class Call:
         self.lookup_policy = lookup_policy
         self.owner = owner
         self.total = total
+        #: this call's own connect and read timeouts, over every route's
+        self.timeout = timeout
         self.deadline = None if total is None else time.monotonic() + total
         #: the route being tried, and the attempts counted against its policy
         self.route_index = 0
@@ -525,7 +529,8 @@ class Call:
         yield from route.pipeline(route.adapter.parse_body(data))
 
     def _timeouts(self, route: Route) -> Tuple[float, float]:
-        connect, read = route.timeout.connect, route.timeout.read
+        limits = self.timeout or route.timeout
+        connect, read = limits.connect, limits.read
         if self.deadline is not None:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:

@@ -23,7 +23,7 @@ from .accounting.pricing import TokenPrice
 from .accounting.sinks import CostSink, as_sink
 from .call import Call
 from .cancellation import CancellationToken
-from .config import ClientConfig, RetryCallback
+from .config import ClientConfig, RetryCallback, with_max_retries
 from .counting import count_prompt
 from .errors import ConfigurationError, InvalidArgumentError
 from .meta import check_meta
@@ -57,10 +57,14 @@ class Client:
     :param price: a :class:`~minillm.TokenPrice` for this model, for
         providers that send no cost of their own.
     :param retry: a :class:`~minillm.RetryPolicy`; None is the default policy.
+    :param max_retries: retries after the first attempt, as the official
+        SDKs count them: ``max_retries=N`` is ``RetryPolicy(max_attempts=N + 1)``
+        (with ``retry=`` too, the two must agree).
     :param fallbacks: model strings (configured like this client, with their
         key and base URL from the environment, priced by the catalog) or
         clients, tried in order once this one is exhausted or unconfigured.
-    :param timeout: a :class:`~minillm.Timeout`, or a number (the read timeout).
+    :param timeout: a :class:`~minillm.Timeout`, or a number (the read
+        timeout); each call may pass its own ``timeout=``.
     :param app_url: attribution sent to OpenRouter as ``HTTP-Referer``.
     :param app_title: attribution sent to OpenRouter as ``X-Title``.
     :param api: the protocol, for providers that speak several: ``"chat"``
@@ -94,6 +98,7 @@ class Client:
         on_retry: Optional[RetryCallback] = None,
         lookup: Optional[LookupPolicy] = None,
         budget: Optional[Budget] = None,
+        max_retries: Optional[int] = None,
     ) -> None:
         self._setup(
             ClientConfig(
@@ -103,7 +108,7 @@ class Client:
                 on_cost=on_cost,
                 meta=meta,
                 price=price,
-                retry=retry,
+                retry=with_max_retries(retry, max_retries),
                 fallbacks=fallbacks,
                 timeout=timeout,
                 app_url=app_url,
@@ -130,6 +135,7 @@ class Client:
         self._owned: Tuple[Route, ...] = (primary, *owned)
         #: groups this client's pending look-ups for flush()
         self._lookups = object()
+        self._closed = False
         self.model = config.model
         self.provider = primary.provider
         self.model_name = primary.name
@@ -155,6 +161,7 @@ class Client:
         budget: Optional[Budget] = None,
         response_format: Any = None,
         validation_retries: int = 0,
+        timeout: Union[Timeout, float, None] = None,
     ) -> Response:
         """Send one request and return the whole :class:`~minillm.Response`,
         already settled (``response.cost`` is set, unless the cost is being
@@ -172,6 +179,10 @@ class Client:
         :param validation_retries: how many more times to ask, showing the
             model its answer and what is wrong with it, when an answer does
             not match ``response_format``. Each attempt is booked.
+
+        ``timeout`` bounds this call alone: a :class:`~minillm.Timeout`
+        replaces the client's, a number its read timeout.
+
         :raises APIError: the provider answered with an error (after retries).
         :raises APIConnectionError: nothing usable came back.
         :raises BudgetExceeded: ``budget`` cannot take an attempt's worst case.
@@ -179,7 +190,7 @@ class Client:
         :raises ConfigurationError: the provider cannot be asked for a
             ``response_format`` (nothing is sent).
         """
-        options = dict(meta=meta, cancel=cancel, budget=budget, **request_options(locals()))
+        options = dict(meta=meta, cancel=cancel, budget=budget, timeout=timeout, **request_options(locals()))
         if response_format is not None or validation_retries:
             from .structured import complete_structured
 
@@ -211,11 +222,13 @@ class Client:
         extra_headers: Optional[Mapping[str, str]] = None,
         budget: Optional[Budget] = None,
         response_format: Any = None,
+        timeout: Union[Timeout, float, None] = None,
     ) -> TrackedStream:
         """Send one streaming request and return a :class:`~minillm.TrackedStream`.
 
         The request is sent before this returns: HTTP errors, connection
-        errors and exhausted retries raise from here.
+        errors and exhausted retries raise from here. ``timeout`` is as for
+        :meth:`complete`.
 
         :param response_format: not taken here -- an answer is validated
             whole, and retried, by ``complete()``.
@@ -240,6 +253,7 @@ class Client:
             thinking_budget=thinking_budget,
             extra_body=extra_body,
             extra_headers=extra_headers,
+            timeout=timeout,
         )
         return TrackedStream(call, model=self.model)
 
@@ -280,8 +294,10 @@ class Client:
         return runtime.lookups.flush(owner=self._lookups, timeout=remaining)
 
     def close(self) -> None:
-        """Close pooled connections. Pending cost look-ups still complete.
-        A closed client can still be used: it opens new connections."""
+        """Close pooled connections; idempotent. Streams already open read
+        on, and pending cost look-ups still complete, but the client makes
+        no new calls: they raise :class:`~minillm.ConfigurationError`."""
+        self._closed = True
         for route in self._owned:
             route.close()
 
@@ -314,17 +330,21 @@ class Client:
         meta: Optional[Mapping[str, Any]],
         cancel: Optional[CancellationToken],
         budget: Optional[Budget],
+        timeout: Union[Timeout, float, None] = None,
         **options: Any,
     ) -> Call:
         """Validate a call's arguments, build its request once, and open it.
 
         :raises InvalidArgumentError: an argument minillm can reject before sending.
         """
+        if self._closed:
+            raise ConfigurationError(f"this client for {self.model} is closed: make a new Client to call it again")
         own = check_meta(meta)  # refused before anything is sent, as every ledger would refuse it
         if cancel is not None and not isinstance(cancel, CancellationToken):
             raise InvalidArgumentError(f"cancel must be a minillm.CancellationToken, not {type(cancel).__name__}")
         if budget is not None and not isinstance(budget, Budget):
             raise InvalidArgumentError(f"budget must be a minillm.Budget, not {type(budget).__name__}")
+        deadlines = self._config.timeout.for_call(timeout)
         held_to = budget or self._config.budget
         if held_to is not None and options.get("max_tokens") is None:
             # A budgeted call always has a max_tokens, so its worst case is bounded.
@@ -341,7 +361,8 @@ class Client:
             token=cancel,
             lookup_policy=self._config.lookup,
             owner=self._lookups,
-            total=self._config.timeout.total,
+            total=(deadlines or self._config.timeout).total,
+            timeout=deadlines,
         )
         call.open()
         return call

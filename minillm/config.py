@@ -26,7 +26,7 @@ from .timeouts import Timeout
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
 
-__all__ = ["ClientConfig", "RetryCallback"]
+__all__ = ["ClientConfig", "RetryCallback", "with_max_retries"]
 
 RetryCallback = Callable[[int, BaseException, float], None]
 
@@ -59,6 +59,29 @@ def _timeout(value: Any) -> Timeout:
 
 def _retry(value: Optional[RetryPolicy]) -> RetryPolicy:
     return RetryPolicy() if value is None else value
+
+
+def with_max_retries(retry: Optional[RetryPolicy], max_retries: Optional[int]) -> Optional[RetryPolicy]:
+    """The policy for ``Client(retry=..., max_retries=...)``: ``max_retries=N``
+    is the official SDKs' spelling of ``RetryPolicy(max_attempts=N + 1)``.
+
+    :raises ConfigurationError: ``max_retries`` is not a non-negative
+        integer, or disagrees with the ``retry`` policy also given.
+    """
+    if max_retries is None:
+        return retry
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(f"max_retries must be an integer >= 0, not {max_retries!r}")
+    if retry is None:
+        return RetryPolicy(max_attempts=max_retries + 1)
+    if getattr(retry, "max_attempts", None) is None:
+        return retry  # not a policy: refused with the other settings, by the field's own check
+    if retry.max_attempts != max_retries + 1:
+        raise ConfigurationError(
+            f"max_retries={max_retries} means {max_retries + 1} attempts, but retry= allows "
+            f"{retry.max_attempts}: give one of them"
+        )
+    return retry
 
 
 def _lookup(value: Optional[LookupPolicy]) -> LookupPolicy:

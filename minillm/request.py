@@ -176,6 +176,8 @@ def build_chat_request(
         raise InvalidArgumentError(f"system must be a string, not {type(system).__name__}")
     stops: Optional[Tuple[str, ...]] = None
     if stop is not None:
+        if not isinstance(stop, str) and (isinstance(stop, (bytes, Mapping)) or not isinstance(stop, Sequence)):
+            raise InvalidArgumentError(f"stop must be a non-empty string or a list of them, not {type(stop).__name__}")
         stops = (stop,) if isinstance(stop, str) else tuple(stop)
         if not all(isinstance(s, str) and s for s in stops):
             raise InvalidArgumentError("stop must be a non-empty string or a list of them")

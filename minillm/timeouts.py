@@ -54,3 +54,15 @@ class Timeout:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return cls(read=float(value))
         raise InvalidArgumentError(f"timeout must be a Timeout or a number of seconds, not {value!r}")
+
+    def for_call(self, value: Union[Timeout, float, int, None]) -> Optional[Timeout]:
+        """The deadlines of one call, given its ``timeout=`` and these (the
+        client's): None keeps the client's, a :class:`Timeout` replaces them,
+        and a number replaces the read timeout only -- as a number does for
+        the client itself.
+
+        :raises InvalidArgumentError: not a :class:`Timeout`, a number or None.
+        """
+        if value is None or isinstance(value, Timeout):
+            return value
+        return attrs.evolve(self, read=Timeout.coerce(value).read)

@@ -15,7 +15,7 @@ import pytest
 import minillm
 from minillm import Resolution
 from minillm.testing import Reply, ScriptedServer, chat_chunk, chat_completion, chat_stream, chat_usage, sse
-from minillm.testing.server import Gate, Pause
+from minillm.testing.server import Gate, Hang, Pause
 
 from .conftest import SleepRecorder
 
@@ -117,6 +117,77 @@ def test_a_client_is_a_context_manager(server: ScriptedServer) -> None:
     server.reply(Reply.json(chat_completion("ok")))
     with minillm.Client("openai/m", base_url=server.url) as client:
         assert client.complete("Hi").text == "ok"
+
+
+def test_a_closed_client_refuses_new_calls_but_lets_an_open_stream_finish(server: ScriptedServer) -> None:
+    server.reply(Reply.sse(chat_stream(["Hel", "lo"], usage=chat_usage(3, 2))))
+    ledger = minillm.Ledger()
+    with minillm.Client("openai/m", base_url=server.url, on_cost=ledger) as client:
+        stream = client.stream("Hi")
+    client.close()  # idempotent
+    with stream:
+        assert "".join(stream.text_stream()) == "Hello"
+    for call in (client.complete, client.stream):
+        with pytest.raises(minillm.ConfigurationError, match="openai/m is closed"):
+            call("Hi")
+    assert len(server.requests) == 1 and ledger.count == 1
+
+
+def test_max_retries_counts_retries_after_the_first_attempt(server: ScriptedServer, sleeps: SleepRecorder) -> None:
+    server.reply(*[Reply.json({"error": {"message": "busy"}}, status=503)] * 3)
+    client = minillm.Client("openai/m", base_url=server.url, max_retries=1)
+    assert client._config.retry.max_attempts == 2
+    with pytest.raises(minillm.ServerError):
+        client.complete("Hi")
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_retries": -1}, "max_retries must be an integer >= 0"),
+        ({"max_retries": 2.0}, "max_retries must be an integer >= 0"),
+        ({"max_retries": 2, "retry": minillm.RetryPolicy(max_attempts=2)}, "means 3 attempts, but retry= allows 2"),
+    ],
+)
+def test_max_retries_that_is_not_a_count_or_disagrees_with_retry_is_refused(kwargs: Any, match: str) -> None:
+    with pytest.raises(minillm.ConfigurationError, match=match):
+        minillm.Client("openai/m", api_key="k", **kwargs)
+
+
+def test_max_retries_that_agrees_with_retry_keeps_the_policy() -> None:
+    policy = minillm.RetryPolicy(max_attempts=4, initial_delay=0)
+    assert minillm.Client("openai/m", api_key="k", retry=policy, max_retries=3)._config.retry is policy
+
+
+def test_a_timeout_given_to_one_call_bounds_that_call_only(server: ScriptedServer) -> None:
+    gate = Gate()
+    server.reply(
+        Reply.json(chat_completion("late")).held(gate),
+        Reply.json(chat_completion("slow but allowed")),
+    )
+    client = minillm.Client("openai/m", base_url=server.url, retry=minillm.RetryPolicy(max_attempts=1))
+    started = time.monotonic()
+    with pytest.raises(minillm.APITimeoutError):
+        client.complete("Hi", timeout=0.2)
+    assert time.monotonic() - started < 5
+    gate.open()
+    assert client.complete("Hi", timeout=minillm.Timeout(read=30)).text == "slow but allowed"
+
+
+def test_a_number_for_one_call_is_its_read_timeout_and_keeps_the_clients_other_deadlines() -> None:
+    base = minillm.Timeout(connect=3, read=60, total=120)
+    assert base.for_call(5) == minillm.Timeout(connect=3, read=5, total=120)
+    assert base.for_call(None) is None
+    assert base.for_call(minillm.Timeout(read=1)) == minillm.Timeout(read=1)
+
+
+def test_a_total_timeout_for_one_call_ends_a_stream_that_keeps_dripping(server: ScriptedServer) -> None:
+    server.reply(Reply.sse([sse(chat_chunk(content="tick")), Hang()]))
+    client = minillm.Client("openai/m", base_url=server.url)
+    with pytest.raises(minillm.APITimeoutError), client.stream("Hi", timeout=minillm.Timeout(total=0.3)) as s:
+        for _ in s:
+            pass
 
 
 # -- request building --------------------------------------------------------------------------

@@ -69,6 +69,47 @@ def test_bad_options_are_rejected_with_a_clear_error(options: Any, match: str) -
         build_chat_request("m", "Hi", **options)
 
 
+#: A value of the wrong type for every keyword parameter of ``complete()``
+#: and ``stream()``: each is refused before anything is sent, naming it.
+WRONG_TYPES = {
+    "system": 5,
+    "max_tokens": "100",
+    "temperature": "hot",
+    "stop": 5,
+    "tools": 5,
+    "tool_choice": 5,
+    "thinking_budget": "1024",
+    "meta": 5,
+    "cancel": 5,
+    "extra_body": 5,
+    "extra_headers": 5,
+    "budget": 5,
+    "timeout": "slow",
+}
+
+
+@pytest.mark.parametrize("method", ["complete", "stream"])
+def test_every_call_parameter_of_the_wrong_type_is_an_invalid_argument_error_naming_it(method: str) -> None:
+    ledger = minillm.Ledger()
+    client = minillm.Client("local/echo", on_cost=ledger)
+    keywords = [
+        name
+        for name, parameter in inspect.signature(getattr(client, method)).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    assert sorted(keywords) == sorted(WRONG_TYPES), "a new parameter needs a wrong-typed value here"
+    for name, value in WRONG_TYPES.items():
+        with pytest.raises(minillm.InvalidArgumentError, match=name):
+            getattr(client, method)("Hi", **{name: value})
+    assert ledger.count == 0
+
+
+@pytest.mark.parametrize("stop", [5, {"END": 1}, b"END", 2.5])
+def test_a_stop_that_is_neither_a_string_nor_a_list_names_its_type(stop: Any) -> None:
+    with pytest.raises(minillm.InvalidArgumentError, match=f"stop must be .*not {type(stop).__name__}"):
+        build_chat_request("m", "Hi", stop=stop)
+
+
 def test_flat_tools_are_normalised_to_the_function_form() -> None:
     request = build_chat_request("m", "Hi", tools=[{"name": "f", "description": "d"}], tool_choice="f")
     assert request.tools == (
