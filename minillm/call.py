@@ -108,6 +108,7 @@ class Attempt:
     __slots__ = (
         "asked",
         "booking",
+        "books",
         "cost",
         "events",
         "exchange",
@@ -142,6 +143,8 @@ class Attempt:
         self.streamed = False
         #: decided: booked, or certainly not billable
         self.settled = False
+        #: decided to book something (now, or after a look-up)
+        self.books = False
         self.cost: Optional[CostInfo] = None
         #: what was sent (None until built); its headers are never shown
         self.http: Optional[HTTPRequest] = None
@@ -165,6 +168,7 @@ class Attempt:
         decision = decide(
             self.booking, outcome, seen, generation_id=self.header_id, on_booked=booked_later, duration=duration
         )
+        self.books = decision.now is not None or decision.later is not None
         runtime.deliveries.begin()
         return decision
 
@@ -715,12 +719,22 @@ class Call:
 
     def reject(self) -> None:
         """Book nothing for the current attempt, ever (earlier attempts of
-        the call are booked already), and stop reading."""
+        the call are booked already), and stop reading.
+
+        :raises InvalidArgumentError: the attempt is booked already: a
+            booking is never taken back.
+        """
         if self.pid != runtime.pid:
             return
         with self.lock:
             attempt = self.attempt
             decision = None
+            if attempt is not None and attempt.books and self.ending is not Ending.REJECTED:
+                raise InvalidArgumentError(
+                    "reject() came after this stream was booked (reading it to its end, settle() or leaving its "
+                    "with block books it), and a booking is never taken back: read with collect(), which books "
+                    "nothing, then settle() or reject()"
+                )
             if attempt is not None and not attempt.settled:
                 decision = attempt.decide(Outcome.REJECTED, self._on_booked)
             first = self.end(Ending.REJECTED, "cancelled")

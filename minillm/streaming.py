@@ -122,7 +122,13 @@ class TrackedStream:
 
     def reject(self) -> None:
         """Book nothing, ever, for the attempt this stream reads (and stop
-        reading it). Attempts that failed before it are booked already."""
+        reading it). Attempts that failed before it are booked already.
+        Idempotent; to decide after reading, read with :meth:`collect`.
+
+        :raises InvalidArgumentError: the stream was booked already (read
+            to its end by iterating, settled, or closed): a booking is
+            never taken back.
+        """
         self._call.reject()
 
     def cancel(self) -> None:

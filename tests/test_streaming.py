@@ -461,6 +461,35 @@ def test_collect_then_reject_books_nothing(
     assert ledger.count == 0
 
 
+@pytest.mark.parametrize("booked_by", ["reading to the end", "settle", "close"])
+def test_reject_after_the_stream_was_booked_is_an_error_and_the_booking_stands(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger, booked_by: str
+) -> None:
+    server.reply(full_reply())
+    stream = make_client(price=PRICE).stream("Hi")
+    if booked_by == "reading to the end":
+        assert "".join(stream.text_stream()) == "Hello!"
+    elif booked_by == "settle":
+        stream.settle()
+    else:
+        stream.close()
+    with pytest.raises(minillm.InvalidArgumentError, match=r"reject\(\) came after this stream was booked"):
+        stream.reject()
+    assert ledger.count == 1 and stream.cost is only_record(ledger)
+
+
+def test_reject_is_idempotent_and_fine_when_nothing_was_booked(
+    server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
+) -> None:
+    server.reply(full_reply())
+    stream = make_client(price=PRICE).stream("Hi")
+    stream.collect()
+    stream.reject()
+    stream.reject()
+    stream.close()
+    assert ledger.count == 0
+
+
 def test_collected_and_then_abandoned_streams_still_book_once(
     server: ScriptedServer, make_client: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:
