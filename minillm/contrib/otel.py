@@ -45,7 +45,8 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from .._version import __version__
-from ..errors import ConfigurationError, InvalidArgumentError
+from ..errors import InvalidArgumentError
+from ..extras import require
 from ..models import CostInfo, Resolution
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,11 +88,7 @@ AttributeValue = Union[str, bool, int, float]
 
 
 def _import_opentelemetry() -> Tuple[Any, Any]:
-    try:
-        from opentelemetry import metrics, trace
-    except ImportError as exc:
-        raise ConfigurationError(f'OTelSink needs the OpenTelemetry API: pip install "minillm[otel]" ({exc})') from None
-    return trace, metrics
+    return require("opentelemetry.trace", what="OTelSink"), require("opentelemetry.metrics", what="OTelSink")
 
 
 class OTelSink:

@@ -56,6 +56,7 @@ from ..errors import (
 )
 from ..events import STREAM_DONE, Event, ProviderError, ReasoningDetail, ResponseInfo, ToolCallDelta
 from ..eventstream import EventMessage, iter_eventstream
+from ..extras import install_hint
 from ..models import Chunk, Usage
 from ..redaction import Redactor
 from ..request import ChatRequest
@@ -643,7 +644,7 @@ class BedrockAdapter(Adapter):
         return (
             "no credentials for bedrock: set AWS_BEARER_TOKEN_BEDROCK (a Bedrock API key), or AWS credentials "
             "that botocore finds (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an SSO login, "
-            'an instance role) with pip install "minillm[bedrock]"'
+            f"an instance role) with {install_hint('botocore')}"
         )
 
     @staticmethod

@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 import attrs
 
 from ..errors import ConfigurationError
+from ..extras import install_hint
 from ..request import ChatRequest
 from ..transports.base import HTTPRequest
 from .anthropic import COUNT_FIELDS, AnthropicAdapter
@@ -87,7 +88,7 @@ class _ApplicationDefault:
                 import google.auth.transport.requests
             except ImportError:
                 raise ConfigurationError(
-                    'no credentials for vertex: set VERTEX_ACCESS_TOKEN, or pip install "minillm[vertex]" '
+                    f"no credentials for vertex: set VERTEX_ACCESS_TOKEN, or {install_hint('google.auth')} "
                     "to use application-default credentials"
                 ) from None
             try:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from ...errors import ConfigurationError, LedgerError
+from ...extras import require
 from ...models import CostInfo
 from ...redaction import Redactor
 from .base import (
@@ -125,10 +126,7 @@ class PostgresLedger(BaseLedger):
         connection = self._connection
         if connection is not None and self._pid == os.getpid() and not connection.closed:
             return connection
-        try:
-            import psycopg
-        except ImportError as exc:
-            raise ConfigurationError('PostgresLedger needs psycopg 3: pip install "minillm[postgres]"') from exc
+        psycopg = require("psycopg", what="PostgresLedger")
         try:
             connection = psycopg.connect(self._dsn, autocommit=True, connect_timeout=int(self._connect_timeout))
             with connection.transaction():
@@ -145,7 +143,7 @@ class PostgresLedger(BaseLedger):
     def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, write: bool) -> T:
         """Run ``work`` in one transaction; on a broken connection, once more
         on a new one (writes must be idempotent)."""
-        import psycopg
+        psycopg = require("psycopg", what="PostgresLedger")
 
         with self._lock:
             for attempt in range(2):
