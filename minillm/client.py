@@ -21,6 +21,7 @@ from .accounting.budget import Budget
 from .accounting.lookups import LookupPolicy
 from .accounting.pricing import TokenPrice
 from .accounting.sinks import CostSink, as_sink
+from .boundary import public_errors
 from .call import Call
 from .cancellation import CancellationToken
 from .config import ClientConfig, RetryCallback, with_max_retries
@@ -143,6 +144,7 @@ class Client:
 
     # -- public API -----------------------------------------------------------
 
+    @public_errors
     def complete(
         self,
         messages: Messages,
@@ -205,6 +207,7 @@ class Client:
             response = stream.collect()
         return response, list(call.costs)
 
+    @public_errors
     def stream(
         self,
         messages: Messages,

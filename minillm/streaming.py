@@ -26,6 +26,7 @@ import weakref
 from typing import Any, Iterator, Optional
 
 from . import runtime
+from .boundary import shortened
 from .call import Call
 from .errors import MiniLLMError
 from .models import Chunk, CostInfo, Response
@@ -76,7 +77,7 @@ class TrackedStream:
                 yield chunk
         except MiniLLMError as exc:
             _keep_for_collect(call, exc)
-            raise
+            raise shortened(exc) from exc.__cause__
         except ValueError as exc:
             # The reader turns every failure into a StreamError; this can
             # only be "generator already executing".
