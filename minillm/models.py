@@ -56,6 +56,12 @@ class Usage:
     web_search_requests: int = 0
     image_tokens: int = 0
 
+    def to_dict(self) -> Dict[str, Any]:
+        """Every field as JSON-ready data (money as a decimal string)."""
+        from .serialization import value_to_dict
+
+        return value_to_dict(self)
+
 
 @attrs.frozen
 class ToolCall:
@@ -204,9 +210,9 @@ class CostInfo:
 
     def to_dict(self) -> Dict[str, Any]:
         """Every field as JSON-ready data (money as a decimal string)."""
-        from .serialization import cost_to_dict
+        from .serialization import value_to_dict
 
-        return cost_to_dict(self)
+        return value_to_dict(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -300,6 +306,15 @@ class Response:
     #: what every attempt of a ``response_format`` call cost together
     #: (answers that did not validate included); None without one
     attempts_cost: Optional[AttemptsCost] = attrs.field(default=None, repr=False)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Every field as JSON-ready data, for ``json.dumps``: the usage and
+        cost as their own ``to_dict()`` give them (money as decimal
+        strings), tool calls and choices as dicts, ``raw`` as the provider
+        sent it (None for a stream)."""
+        from .serialization import value_to_dict
+
+        return value_to_dict(self)
 
     def to_message(self) -> Dict[str, Any]:
         """This answer as an OpenAI-shaped assistant message, for the next

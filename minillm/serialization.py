@@ -9,14 +9,16 @@ from __future__ import annotations
 import functools
 import json
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, Type, TypeVar, Union
 
-from .models import CostInfo, Resolution
+from .models import CostInfo, Resolution, Response, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
     import cattrs
 
-__all__ = ["cost_from_dict", "cost_to_dict", "cost_to_json"]
+__all__ = ["cost_from_dict", "cost_to_dict", "cost_to_json", "value_from_dict", "value_to_dict"]
+
+V = TypeVar("V", CostInfo, Response, Usage)
 
 
 @functools.cache
@@ -33,15 +35,27 @@ def _get_converter() -> cattrs.Converter:
 
 def cost_to_dict(cost: CostInfo) -> Dict[str, Any]:
     """Every field of ``cost`` as JSON-ready data (money as a string)."""
-    result: Dict[str, Any] = _get_converter().unstructure(cost)
-    return result
+    return value_to_dict(cost)
 
 
 def cost_from_dict(data: Dict[str, Any]) -> CostInfo:
     """The inverse of :func:`cost_to_dict`."""
-    return _get_converter().structure(data, CostInfo)
+    return value_from_dict(data, CostInfo)
 
 
 def cost_to_json(cost: CostInfo) -> str:
     """Every field of ``cost`` as one line of JSON."""
     return json.dumps(cost_to_dict(cost), sort_keys=True)
+
+
+def value_to_dict(value: Union[CostInfo, Response, Usage]) -> Dict[str, Any]:
+    """Every field of a :class:`~minillm.Response`, :class:`~minillm.Usage`
+    or :class:`~minillm.CostInfo` as JSON-ready data: money as a decimal
+    string, a resolution as its value, nested values as dicts."""
+    result: Dict[str, Any] = _get_converter().unstructure(value)
+    return result
+
+
+def value_from_dict(data: Dict[str, Any], kind: Type[V]) -> V:
+    """The inverse of :func:`value_to_dict`."""
+    return _get_converter().structure(data, kind)
