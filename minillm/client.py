@@ -282,6 +282,23 @@ class Client:
         tokens, _ = count_prompt(self._routes[0], build_chat_request(self.model_name, messages, **options))
         return tokens
 
+    @public_errors
+    def models(self) -> List[str]:
+        """The models this client's provider offers, from its list endpoint
+        (OpenAI-compatible hosts' ``/models``, Anthropic's and Gemini's, page
+        by page, Ollama's pulled models), named as the provider names them:
+        ``f"{client.provider}/{name}"`` is a model to make a client for.
+        Nothing is booked: listing is free.
+
+        :raises ConfigurationError: the provider has no list endpoint
+            (Azure, Vertex, Bedrock), or the client is closed.
+        :raises APIError: the provider refused (a rejected key, say).
+        """
+        from .listing import list_models
+
+        self._check_open()
+        return list_models(self._routes[0])
+
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait for the bookings still on their way: dropped streams being
         settled, and this client's out-of-band cost look-ups.
@@ -325,6 +342,10 @@ class Client:
 
     # -- one call -------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError(f"this client for {self.model} is closed: make a new Client to call it again")
+
     def _call(
         self,
         messages: Messages,
@@ -340,8 +361,7 @@ class Client:
 
         :raises InvalidArgumentError: an argument minillm can reject before sending.
         """
-        if self._closed:
-            raise ConfigurationError(f"this client for {self.model} is closed: make a new Client to call it again")
+        self._check_open()
         own = check_meta(meta)  # refused before anything is sent, as every ledger would refuse it
         if cancel is not None and not isinstance(cancel, CancellationToken):
             raise InvalidArgumentError(f"cancel must be a minillm.CancellationToken, not {type(cancel).__name__}")

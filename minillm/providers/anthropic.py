@@ -175,6 +175,18 @@ class AnthropicAdapter(Adapter):
     # -- requests ---------------------------------------------------------
 
     key_header = ("x-api-key", "{key}")
+    models_path: ClassVar[Optional[str]] = "/v1/models"
+
+    def models_query(self, page: Optional[str]) -> str:
+        from urllib.parse import quote
+
+        # Pages of up to 1,000, each after the previous page's last id.
+        return "?limit=1000" + ("" if page is None else "&after_id=" + quote(page, safe=""))
+
+    def parse_models(self, data: Any) -> Tuple[List[str], Optional[str]]:
+        names, _ = super().parse_models(data)
+        more = data.get("has_more") is True and isinstance(data.get("last_id"), str)
+        return names, data["last_id"] if more else None
 
     def path(self, request: ChatRequest, *, stream: bool) -> str:
         return "/v1/messages"

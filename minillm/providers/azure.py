@@ -81,6 +81,8 @@ class AzureHost:
     catalog_provider: ClassVar[Optional[str]] = "azure"
     own_endpoints = True
     key_header: ClassVar[Tuple[str, str]] = ("api-key", "{key}")
+    #: none: a resource's deployments are named by its owner
+    models_path: ClassVar[Optional[str]] = None
 
     @classmethod
     def default_base(cls) -> str:

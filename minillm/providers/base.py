@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import json
 import re
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, Mapping, Optional, Pattern, Tuple, Type
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Pattern, Tuple, Type
 
 import attrs
 
@@ -595,6 +595,38 @@ class Adapter(abc.ABC):
     def host_headers(self) -> Dict[str, str]:
         """Headers a host adds to every request (attribution, say)."""
         return {}
+
+    # -- the model list ---------------------------------------------------
+
+    #: the path below the base URL that lists the provider's models (the
+    #: OpenAI shape, ``{"data": [{"id": ...}]}``, unless :meth:`parse_models`
+    #: says otherwise); None when it has none
+    models_path: ClassVar[Optional[str]] = None
+
+    def models_request(self, page: Optional[str]) -> HTTPRequest:
+        """The request for one page of the provider's model list: the first
+        when ``page`` is None, else the one the previous page pointed to.
+
+        :raises ConfigurationError: the provider has no such list.
+        """
+        if self.models_path is None:
+            raise ConfigurationError(f"{self.name} has no endpoint that lists its models")
+        headers = {key: value for key, value in self.headers(stream=False).items() if key != "Content-Type"}
+        return HTTPRequest(method="GET", url=self.url(self.models_path + self.models_query(page)), headers=headers)
+
+    def models_query(self, page: Optional[str]) -> str:
+        """The query string (with its ``?``) asking for ``page`` of the list."""
+        return ""
+
+    def parse_models(self, data: Any) -> Tuple[List[str], Optional[str]]:
+        """The model names on one page of the list, and the next page's
+        token (None after the last).
+
+        :raises SHAPE_ERRORS: a body that is not a model list.
+        """
+        # OpenAI's shape; Together answers with the bare list.
+        entries = data if isinstance(data, list) else require_object(data)["data"]
+        return [str(entry["id"]) for entry in entries], None
 
     # -- helpers for subclasses -------------------------------------------
 

@@ -161,6 +161,19 @@ class GeminiAdapter(Adapter):
 
     # The key only ever in a header, never in the URL.
     key_header = ("x-goog-api-key", "{key}")
+    models_path: ClassVar[Optional[str]] = "/models"
+
+    def models_query(self, page: Optional[str]) -> str:
+        from urllib.parse import quote
+
+        return "?pageSize=1000" + ("" if page is None else "&pageToken=" + quote(page, safe=""))
+
+    def parse_models(self, data: Any) -> Tuple[List[str], Optional[str]]:
+        # Named "models/<name>"; the client is given "gemini/<name>".
+        body = require_object(data)
+        names = [_bare(str(entry["name"])) for entry in body.get("models", [])]
+        token = body.get("nextPageToken")
+        return names, token if isinstance(token, str) and token else None
 
     @classmethod
     def check_model(cls, model: str) -> None:

@@ -70,6 +70,12 @@ class OllamaAdapter(Adapter):
     def path(self, request: ChatRequest, *, stream: bool) -> str:
         return "/api/chat"
 
+    #: the models pulled to this server
+    models_path: ClassVar[Optional[str]] = "/api/tags"
+
+    def parse_models(self, data: Any) -> Tuple[List[str], Optional[str]]:
+        return [str(entry["name"]) for entry in require_object(data)["models"]], None
+
     def accept(self, *, stream: bool) -> str:
         return "application/x-ndjson, application/json"
 

@@ -223,6 +223,8 @@ def _arguments(value: Any) -> str:
 class ChatCompletionsAdapter(Adapter):
     """``POST {base}/chat/completions``."""
 
+    models_path: ClassVar[Optional[str]] = "/models"
+
     #: the body field that caps output tokens
     max_tokens_field: ClassVar[str] = "max_tokens"
     #: False when the host's completion_tokens excludes reasoning tokens

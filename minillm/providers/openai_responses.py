@@ -157,6 +157,8 @@ class ResponsesAdapter(Adapter):
     def parse_count(self, data: Any) -> int:
         return token_count(require_object(data)["input_tokens"])
 
+    models_path: ClassVar[Optional[str]] = "/models"
+
     # -- requests ---------------------------------------------------------
 
     def path(self, request: ChatRequest, *, stream: bool) -> str:

@@ -127,6 +127,8 @@ class VertexHost(Adapter):
     own_endpoints = True
     catalog_provider = "google"
     key_header = ("Authorization", "Bearer {key}")
+    #: none in the generation API (the publisher's catalog is another API)
+    models_path: ClassVar[Optional[str]] = None
 
     @classmethod
     def default_base(cls) -> str:
