@@ -56,6 +56,76 @@ def test_a_thinking_budget_becomes_enabled_thinking_with_room_for_the_answer(
     assert second["thinking"]["budget_tokens"] == 1024 and second["max_tokens"] == 5000  # the API's minimum
 
 
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"temperature": 0.2}, "a temperature other than 1 with extended thinking"),
+        ({"extra_body": {"top_k": 40}}, "top_k with extended thinking"),
+        ({"extra_body": {"top_p": 0.9}}, "a top_p below 0.95 with extended thinking"),
+        (
+            {"tools": [{"name": "f"}], "tool_choice": "f"},
+            "a tool_choice that forces a tool with extended thinking",
+        ),
+        (
+            {"temperature": 0, "extra_body": {"top_k": 1}},
+            "refuses a temperature other than 1 and top_k with extended thinking .*leave them out",
+        ),
+    ],
+)
+def test_what_extended_thinking_refuses_is_an_invalid_argument_before_sending(
+    server: ScriptedServer, claude: Callable[..., minillm.Client], ledger: minillm.Ledger, options: Any, match: str
+) -> None:
+    client = claude()
+    for call in (client.complete, client.stream):
+        with pytest.raises(minillm.InvalidArgumentError, match=match):
+            call("Hi", thinking_budget=2048, **options)
+    assert server.requests == [] and ledger.count == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"temperature": 1},
+        {"extra_body": {"top_p": 0.95}},
+        {"tools": [{"name": "f"}], "tool_choice": "auto"},
+    ],
+)
+def test_what_extended_thinking_takes_is_sent(
+    server: ScriptedServer, claude: Callable[..., minillm.Client], options: Any
+) -> None:
+    server.reply(Reply.json(_message("ok")))
+    assert claude().complete("Hi", thinking_budget=2048, **options).text == "ok"
+
+
+def test_sampling_options_without_thinking_are_sent(
+    server: ScriptedServer, claude: Callable[..., minillm.Client]
+) -> None:
+    server.reply(Reply.json(_message("ok")))
+    claude().complete("Hi", temperature=0.2, extra_body={"top_k": 40, "top_p": 0.5})
+    body = server.requests[0].json()
+    assert (body["temperature"], body["top_k"], body["top_p"]) == (0.2, 40, 0.5)
+
+
+@pytest.mark.parametrize("field", ["seed", "frequency_penalty", "presence_penalty", "logprobs", "n"])
+def test_another_apis_field_in_extra_body_is_refused_before_sending(
+    server: ScriptedServer, claude: Callable[..., minillm.Client], field: str
+) -> None:
+    with pytest.raises(
+        minillm.InvalidArgumentError, match=f"Messages API has no {field} .*leave them out of extra_body"
+    ):
+        claude().complete("Hi", extra_body={field: 7})
+    assert server.requests == []
+
+
+def test_claude_on_vertex_refuses_the_same(server: ScriptedServer) -> None:
+    client = minillm.Client(
+        "vertex/claude-sonnet-4-5", api_key="ya29.t", base_url=server.url + "/v1/projects/p/locations/global"
+    )
+    with pytest.raises(minillm.InvalidArgumentError, match="temperature other than 1"):
+        client.complete("Hi", thinking_budget=2048, temperature=0.5)
+    assert server.requests == []
+
+
 def test_a_stream_is_priced_from_input_cache_and_cumulative_output(
     server: ScriptedServer, claude: Callable[..., minillm.Client], ledger: minillm.Ledger
 ) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from ..errors import InvalidArgumentError
 from ..events import STREAM_DONE, Event, ReasoningDetail, ResponseInfo, ToolCallDelta
@@ -35,7 +35,25 @@ from .messages import Document, Image, arguments_object, content_parts, split_sy
 if TYPE_CHECKING:  # pragma: no cover
     from ..structured import OutputFormat
 
-__all__ = ["AnthropicAdapter", "usage_from_anthropic"]
+__all__ = ["FOREIGN_FIELDS", "REFUSED_WITH_THINKING", "AnthropicAdapter", "usage_from_anthropic"]
+
+#: Other APIs' sampling fields, which the Messages API refuses as unknown.
+FOREIGN_FIELDS = frozenset(
+    {"seed", "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "top_logprobs", "n"}
+)
+
+#: What extended thinking does not take: a body field, how the refusal
+#: names it, and which of its values are refused.
+REFUSED_WITH_THINKING: Tuple[Tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("temperature", "a temperature other than 1", lambda value: value != 1),
+    ("top_k", "top_k", lambda value: True),
+    ("top_p", "a top_p below 0.95", lambda value: isinstance(value, (int, float)) and value < 0.95),
+    (
+        "tool_choice",
+        "a tool_choice that forces a tool",
+        lambda value: isinstance(value, dict) and value.get("type") in ("any", "tool"),
+    ),
+)
 
 API_VERSION = "2023-06-01"
 #: Sent when the caller gives no max_tokens (the API requires one).
@@ -190,6 +208,23 @@ class AnthropicAdapter(Adapter):
 
     def path(self, request: ChatRequest, *, stream: bool) -> str:
         return "/v1/messages"
+
+    def check_body(self, body: Dict[str, Any]) -> None:
+        foreign = sorted(FOREIGN_FIELDS.intersection(body))
+        if foreign:
+            raise InvalidArgumentError(
+                f"{self.name}'s Messages API has no {', '.join(foreign)} (it refuses fields it does not know): "
+                "leave them out of extra_body"
+            )
+        thinking = body.get("thinking")
+        if not (isinstance(thinking, dict) and thinking.get("type") == "enabled"):
+            return
+        refused = [what for field, what, refuses in REFUSED_WITH_THINKING if field in body and refuses(body[field])]
+        if refused:
+            raise InvalidArgumentError(
+                f"{self.name} refuses {' and '.join(refused)} with extended thinking (thinking_budget): "
+                f"leave {'it' if len(refused) == 1 else 'them'} out, or thinking_budget"
+            )
 
     def host_headers(self) -> Dict[str, str]:
         return {"anthropic-version": API_VERSION}

@@ -312,6 +312,7 @@ class Adapter(abc.ABC):
         body = self.body(request, stream=stream)
         if request.output_format is not None:
             self.constrain_output(body, request.output_format, request)
+        self.check_body(body)
         return HTTPRequest(
             method="POST",
             url=self.url(self.path(request, stream=stream)),
@@ -319,6 +320,15 @@ class Adapter(abc.ABC):
             body=self.encode(body),
             stream=stream,
         )
+
+    def check_body(self, body: Dict[str, Any]) -> None:  # noqa: B027 - most providers refuse nothing up front
+        """Refuse, before it is sent, a body the provider is known to refuse
+        -- a field its API does not have, or parameters it does not take
+        together -- which would cost a round trip to learn (``extra_body``
+        included: it is merged in by now).
+
+        :raises InvalidArgumentError: naming the parameters, and what to do.
+        """
 
     @abc.abstractmethod
     def path(self, request: ChatRequest, *, stream: bool) -> str:
