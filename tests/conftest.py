@@ -7,7 +7,6 @@ import importlib
 import os
 import sys
 import threading
-from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
 import pytest
@@ -63,10 +62,6 @@ PROVIDER_ENV = (
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_ROLE_ARN",
     "AWS_ROLE_SESSION_NAME",
-)
-
-CONFORMANCE = Path(
-    os.environ.get("MINILLM_CONFORMANCE", Path(__file__).resolve().parents[2] / "shared" / "conformance")
 )
 
 
@@ -155,16 +150,6 @@ def make_client(
     for client in made:
         client.flush(timeout=10)
         client.close()
-
-
-@pytest.fixture
-def conformance() -> Path:
-    if not (CONFORMANCE / "EXPECTED.json").exists():
-        message = f"the conformance corpus is not at {CONFORMANCE} (set MINILLM_CONFORMANCE)"
-        if os.environ.get("MINILLM_REQUIRE_CONFORMANCE"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CONFORMANCE
 
 
 def import_or_skip(module: str, *, reason: str, required_by: str) -> Any:

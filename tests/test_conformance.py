@@ -1,7 +1,7 @@
-"""Every recorded body of the shared conformance corpus -- all six formats
--- parses to what it must: whole, split into seeded random 1-48 byte
-pieces, and (for the streams) end to end through a loopback server and a
-Client.
+"""Every recorded body of the conformance corpus (``tests/conformance``,
+sources in its INDEX.md) -- all six formats -- parses to what it must:
+whole, split into seeded random 1-48 byte pieces, and (for the streams)
+end to end through a loopback server and a Client.
 
 The expected values come from the corpus's EXPECTED.json, in the
 providers' own terms. The ``expect_*`` functions below map them to
@@ -31,6 +31,8 @@ from minillm.testing import Reply
 
 from .conftest import SleepRecorder
 
+CORPUS = Path(__file__).resolve().parent / "conformance"
+
 # -- which adapter reads which file -------------------------------------------------------------
 
 FORMATS: Dict[str, tuple] = {  # directory -> (provider, api) of the adapter that reads it
@@ -50,11 +52,7 @@ NOT_A_RESPONSE = {  # covered by the look-up and error-envelope tests below
 
 
 def corpus_files() -> List[str]:
-    from .conftest import CONFORMANCE
-
-    index = CONFORMANCE / "EXPECTED.json"
-    if not index.exists():
-        return ["(missing corpus)"]
+    index = CORPUS / "EXPECTED.json"
     return sorted(name for name in json.loads(index.read_text("utf-8")) if name not in NOT_A_RESPONSE)
 
 
@@ -297,23 +295,23 @@ def check(state: StreamState, expected: Expected) -> None:
 
 
 @pytest.mark.parametrize("name", corpus_files())
-def test_every_recorded_body_parses_to_its_expected_result(conformance: Path, name: str) -> None:
-    body = (conformance / name).read_bytes()
-    check(fold(events_of(name, body)), expected_of(conformance, name))
+def test_every_recorded_body_parses_to_its_expected_result(name: str) -> None:
+    body = (CORPUS / name).read_bytes()
+    check(fold(events_of(name, body)), expected_of(CORPUS, name))
 
 
 @pytest.mark.parametrize("name", [n for n in corpus_files() if not n.endswith((".json", ".chunks.txt"))])
-def test_every_recorded_stream_split_into_random_pieces_yields_the_same_events(conformance: Path, name: str) -> None:
-    body = (conformance / name).read_bytes()
+def test_every_recorded_stream_split_into_random_pieces_yields_the_same_events(name: str) -> None:
+    body = (CORPUS / name).read_bytes()
     whole = events_of(name, body)
     for seed in range(8):
         assert events_of(name, body, random_pieces(body, seed)) == whole, seed
-    check(fold(whole), expected_of(conformance, name))
+    check(fold(whole), expected_of(CORPUS, name))
 
 
-def test_any_split_of_any_recorded_stream_yields_the_same_events(conformance: Path) -> None:
+def test_any_split_of_any_recorded_stream_yields_the_same_events() -> None:
     streams = [n for n in corpus_files() if not n.endswith((".json", ".chunks.txt"))]
-    bodies = {name: (conformance / name).read_bytes() for name in streams}
+    bodies = {name: (CORPUS / name).read_bytes() for name in streams}
     wholes = {name: events_of(name, body) for name, body in bodies.items()}
 
     @settings(max_examples=150, deadline=None, derandomize=True)
@@ -343,11 +341,11 @@ RETRIED_BEFORE_OUTPUT = {"anthropic/error-overloaded.FRAGMENT.txt"}
 
 @pytest.mark.parametrize("name", [n for n in corpus_files() if not n.endswith((".json", ".chunks.txt"))])
 def test_every_recorded_stream_end_to_end_through_a_client(
-    conformance: Path, name: str, server: Any, ledger: minillm.Ledger, sleeps: SleepRecorder
+    name: str, server: Any, ledger: minillm.Ledger, sleeps: SleepRecorder
 ) -> None:
     directory = name.split("/", 1)[0]
-    body = (conformance / name).read_bytes()
-    expected = expected_of(conformance, name)
+    body = (CORPUS / name).read_bytes()
+    expected = expected_of(CORPUS, name)
     content_type = "application/x-ndjson" if directory == "ollama" else "text/event-stream"
     policy = minillm.RetryPolicy(sleep=sleeps)
     for _ in range(policy.max_attempts):
@@ -397,8 +395,8 @@ def test_every_recorded_stream_end_to_end_through_a_client(
         assert cost.usd is None and cost.resolution is minillm.Resolution.UNPRICED
 
 
-def test_an_openrouter_generation_record_parses_to_native_cost_and_tokens(conformance: Path) -> None:
-    data = json.loads((conformance / "openrouter/generation-200.json").read_bytes())
+def test_an_openrouter_generation_record_parses_to_native_cost_and_tokens() -> None:
+    data = json.loads((CORPUS / "openrouter/generation-200.json").read_bytes())
     usage = adapter_for("openrouter/x").parse_lookup(200, data)
     assert usage == minillm.Usage(
         prompt_tokens=11,
@@ -412,13 +410,13 @@ def test_an_openrouter_generation_record_parses_to_native_cost_and_tokens(confor
     )
 
 
-def test_a_generation_not_recorded_yet_is_not_an_answer(conformance: Path) -> None:
-    data = json.loads((conformance / "openrouter/generation-404-not-yet-available.json").read_bytes())
+def test_a_generation_not_recorded_yet_is_not_an_answer() -> None:
+    data = json.loads((CORPUS / "openrouter/generation-404-not-yet-available.json").read_bytes())
     assert adapter_for("openrouter/x").parse_lookup(404, data) is None
 
 
-def test_an_openrouter_error_envelope_becomes_a_not_found_error_with_its_message(conformance: Path) -> None:
-    body = (conformance / "openrouter/error-404-no-allowed-providers.json").read_bytes()
+def test_an_openrouter_error_envelope_becomes_a_not_found_error_with_its_message() -> None:
+    body = (CORPUS / "openrouter/error-404-no-allowed-providers.json").read_bytes()
     error = adapter_for("openrouter/x").api_error(
         404, {"content-type": "application/json"}, body, "https://openrouter.ai/api/v1/chat/completions", Redactor()
     )
@@ -427,8 +425,8 @@ def test_an_openrouter_error_envelope_becomes_a_not_found_error_with_its_message
     assert error.body["error"]["metadata"]["requested_providers"] == ["this-provider-does-not-exist-itotori-224"]
 
 
-def test_an_ollama_error_body_becomes_a_bad_request(conformance: Path) -> None:
-    body = (conformance / "ollama/error-400-model-does-not-support-tools.json").read_bytes()
+def test_an_ollama_error_body_becomes_a_bad_request() -> None:
+    body = (CORPUS / "ollama/error-400-model-does-not-support-tools.json").read_bytes()
     error = adapter_for("ollama/x").api_error(400, {}, body, "http://localhost:11434/api/chat", Redactor())
     assert isinstance(error, minillm.BadRequestError)
     assert "does not support tools" in str(error)
