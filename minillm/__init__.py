@@ -15,7 +15,10 @@ import importlib as _importlib
 import logging as _logging
 import typing as _typing
 
-from ._version import __version__
+from . import _version
+
+#: minillm's version, a string such as ``"0.1.0"``.
+__version__: str = _version.__version__
 
 # A library never prints on its own: the application configures logging.
 _logging.getLogger("minillm").addHandler(_logging.NullHandler())

@@ -1,32 +1,32 @@
 """A call: one request, from its first send to its last booking.
 
-``Client.complete()`` and ``Client.stream()`` each make one :class:`Call`.
+``Client.complete()`` and ``Client.stream()`` each make one :class:`!Call`.
 The call owns the request (built and validated once), the routes it may go
 to (the client's primary, then its fallbacks), the budget, the total
-deadline and the cancellation, and its attempts. An :class:`Attempt` is one
-send to one route: its :class:`~minillm.transports.Exchange` (through which
+deadline and the cancellation, and its attempts. An :class:`!Attempt` is one
+send to one route: its :class:`!Exchange` (through which
 any thread stops it), its response, what it saw, and its booking. Nothing
 here holds a reference to the client.
 
 The life of a call
 ------------------
-* :meth:`Call.open` sends attempts -- retried under the route's policy, then
+* :meth:`!Call.open` sends attempts -- retried under the route's policy, then
   on the fallbacks -- until one is answered with a success status. Every
   attempt that fails is booked as it ends, by what the provider may bill
-  for it (:mod:`minillm.accounting.settlement`), and its error goes on to
+  for it (:mod:`!minillm.accounting.settlement`), and its error goes on to
   the one retry loop.
-* :func:`drive` is the one reader: it folds the current attempt's events
+* :func:`!drive` is the one reader: it folds the current attempt's events
   and yields its chunks. A stream is this generator; ``complete()`` is the
   same generator read to the end. An error the provider reports before any
   output, if retryable, books the attempt and carries the call on with a
-  new one, through the same loop as :meth:`Call.open`.
-* How the call ended (:class:`Ending`) decides the last attempt's outcome;
-  :meth:`Call.book` books it exactly once, whichever thread gets there
+  new one, through the same loop as :meth:`!Call.open`.
+* How the call ended (:class:`!Ending`) decides the last attempt's outcome;
+  :meth:`!Call.book` books it exactly once, whichever thread gets there
   first -- the reader's ``finally``, ``__exit__``, ``cancel()``, a token, a
   finalizer, or the interpreter's exit.
 
-Thread safety: one thread reads a call; :meth:`Call.stop`, :meth:`Call.book`
-and :meth:`Call.reject` may come from any thread. Decisions are made under
+Thread safety: one thread reads a call; :meth:`!Call.stop`, :meth:`!Call.book`
+and :meth:`!Call.reject` may come from any thread. Decisions are made under
 the call's lock; sinks are called outside it.
 """
 

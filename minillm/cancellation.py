@@ -71,7 +71,7 @@ class CancellationToken:
 
     @property
     def stop(self) -> Stop:
-        """The :class:`Stop` this token's state means (``CANCELLED`` while running)."""
+        """The :class:`~minillm.cancellation.Stop` this token's state means (``CANCELLED`` while running)."""
         return Stop.PAUSED if self._disposition == PAUSED else Stop.CANCELLED
 
     def _set(self, disposition: str) -> None:

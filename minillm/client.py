@@ -45,9 +45,18 @@ class Client:
 
     :param model: ``"provider/model-name"``; the rest after the first ``/``
         is sent to the provider verbatim.
-    :param api_key: the key; else read from the provider's environment
-        variable (``OPENAI_API_KEY``, ``OPENROUTER_API_KEY``, ``XAI_API_KEY``,
-        ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``).
+    :param api_key: the key (for ``vertex`` an access token); else read
+        from the provider's environment variable: ``OPENAI_API_KEY``,
+        ``OPENROUTER_API_KEY``, ``XAI_API_KEY``, ``ANTHROPIC_API_KEY``,
+        ``GEMINI_API_KEY`` then ``GOOGLE_API_KEY`` (``gemini``),
+        ``OLLAMA_API_KEY`` (``ollama``; optional: a local Ollama needs
+        none), ``AZURE_OPENAI_API_KEY``, ``DEEPSEEK_API_KEY``,
+        ``GROQ_API_KEY``, ``MISTRAL_API_KEY``, ``TOGETHER_API_KEY``,
+        ``FIREWORKS_API_KEY``, ``CEREBRAS_API_KEY``,
+        ``AWS_BEARER_TOKEN_BEDROCK`` (``bedrock``; else the AWS credential
+        chain, through ``minillm[bedrock]``) and ``VERTEX_ACCESS_TOKEN``
+        (``vertex``; else application-default credentials, through
+        ``minillm[vertex]``). ``local`` takes no key.
     :param base_url: the API root; else the provider's ``*_BASE_URL``
         environment variable (``OLLAMA_HOST`` for Ollama), else its default.
         Any OpenAI-compatible server is ``openai/<model>`` with its
@@ -68,8 +77,14 @@ class Client:
         timeout); each call may pass its own ``timeout=``.
     :param app_url: attribution sent to OpenRouter as ``HTTP-Referer``.
     :param app_title: attribution sent to OpenRouter as ``X-Title``.
-    :param api: the protocol, for providers that speak several: ``"chat"``
-        or ``"responses"`` (OpenAI, OpenRouter); None picks per model.
+    :param api: the protocol, for providers that speak several; None is
+        the provider's default (for ``openai``, picked per model). The
+        values: ``"chat"`` (Chat Completions: ``openai``, ``openrouter``,
+        ``azure``, ``xai``, the OpenAI-compatible presets, ``ollama``,
+        ``local``) or ``"responses"`` (the Responses API: ``openai``,
+        ``openrouter``, ``azure``); ``"messages"`` (``anthropic``; on
+        ``vertex``, Claude); ``"generate"`` (``gemini``; on ``vertex``,
+        Gemini, the default); ``"converse"`` (``bedrock``).
     :param think_tags: move ``<think>...</think>`` blocks of the answer into
         ``thinking``.
     :param on_retry: called as ``on_retry(attempt, exc, delay)`` before each retry.
@@ -173,6 +188,34 @@ class Client:
         A call stopped through ``cancel`` returns a response whose
         ``finish_reason`` is ``"cancelled"`` (or ``"paused"``).
 
+        :param messages: one user message (a string), or a list of
+            OpenAI-shaped message dicts (``system``, ``user``, ``assistant``,
+            ``tool``; content may be a list of parts).
+        :param system: a system prompt, put first (each provider in its own
+            place for it).
+        :param max_tokens: the most output tokens (reasoning included) the
+            provider may produce and bill; None leaves it to the provider
+            (Anthropic, which requires one, gets a default).
+        :param temperature: sampling temperature, sent as given.
+        :param stop: a stop sequence, or several.
+        :param tools: tool (function) definitions, OpenAI-shaped
+            (``{"type": "function", "function": {...}}``); each provider gets
+            its own form.
+        :param tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a
+            tool's name (or the OpenAI-shaped dict naming it).
+        :param thinking_budget: tokens the model may spend reasoning, where
+            the provider takes a budget (Anthropic, Gemini; the
+            OpenAI-shaped APIs get the reasoning effort nearest to it);
+            reasoning tokens are output tokens, billed as such.
+        :param meta: metadata booked with every attempt of this call (over
+            the client's ``meta``; this call's keys win).
+        :param cancel: a :class:`~minillm.CancellationToken` that stops the
+            call from another thread.
+        :param extra_body: keys merged into the request body as they are,
+            for what minillm has no parameter for.
+        :param extra_headers: headers added to each request.
+        :param budget: a :class:`~minillm.Budget` this call is held to
+            (instead of the client's).
         :param response_format: a JSON-schema dict or an attrs class the
             answer must match: asked of the provider in its own terms, and
             the answer read into ``response.parsed`` (the parsed JSON, or
@@ -181,10 +224,8 @@ class Client:
         :param validation_retries: how many more times to ask, showing the
             model its answer and what is wrong with it, when an answer does
             not match ``response_format``. Each attempt is booked.
-
-        ``timeout`` bounds this call alone: a :class:`~minillm.Timeout`
-        replaces the client's, a number its read timeout.
-
+        :param timeout: bounds this call alone: a :class:`~minillm.Timeout`
+            replaces the client's, a number its read timeout.
         :raises APIError: the provider answered with an error (after retries).
         :raises APIConnectionError: nothing usable came back.
         :raises BudgetExceeded: ``budget`` cannot take an attempt's worst case.
@@ -230,11 +271,43 @@ class Client:
         """Send one streaming request and return a :class:`~minillm.TrackedStream`.
 
         The request is sent before this returns: HTTP errors, connection
-        errors and exhausted retries raise from here. ``timeout`` is as for
-        :meth:`complete`.
+        errors and exhausted retries raise from here.
 
+        :param messages: one user message (a string), or a list of
+            OpenAI-shaped message dicts (``system``, ``user``, ``assistant``,
+            ``tool``; content may be a list of parts).
+        :param system: a system prompt, put first (each provider in its own
+            place for it).
+        :param max_tokens: the most output tokens (reasoning included) the
+            provider may produce and bill; None leaves it to the provider
+            (Anthropic, which requires one, gets a default).
+        :param temperature: sampling temperature, sent as given.
+        :param stop: a stop sequence, or several.
+        :param tools: tool (function) definitions, OpenAI-shaped
+            (``{"type": "function", "function": {...}}``); each provider gets
+            its own form.
+        :param tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a
+            tool's name (or the OpenAI-shaped dict naming it).
+        :param thinking_budget: tokens the model may spend reasoning, where
+            the provider takes a budget (Anthropic, Gemini; the
+            OpenAI-shaped APIs get the reasoning effort nearest to it);
+            reasoning tokens are output tokens, billed as such.
+        :param meta: metadata booked with every attempt of this call (over
+            the client's ``meta``; this call's keys win).
+        :param cancel: a :class:`~minillm.CancellationToken` that stops the
+            call from another thread.
+        :param extra_body: keys merged into the request body as they are,
+            for what minillm has no parameter for.
+        :param extra_headers: headers added to each request.
+        :param budget: a :class:`~minillm.Budget` this call is held to
+            (instead of the client's).
         :param response_format: not taken here -- an answer is validated
             whole, and retried, by ``complete()``.
+        :param timeout: bounds this call alone: a :class:`~minillm.Timeout`
+            replaces the client's, a number its read timeout.
+        :raises APIError: the provider answered with an error (after retries).
+        :raises APIConnectionError: nothing usable came back.
+        :raises BudgetExceeded: ``budget`` cannot take an attempt's worst case.
         :raises InvalidArgumentError: a ``response_format`` was given.
         """
         if response_format is not None:

@@ -3,7 +3,7 @@
 Foreign exceptions (``requests``, ``urllib3``, ``json``) are translated into
 this tree in exactly two places -- when a request is sent and while its body
 is read (see :mod:`minillm.transports.http`) -- and chained with ``raise ... from``.
-HTTP statuses map to classes through one table, :data:`STATUS_ERRORS`::
+HTTP statuses map to classes through one table, :data:`!STATUS_ERRORS`::
 
     MiniLLMError
     ├── ConfigurationError          unknown provider, missing key, bad client setup
@@ -26,7 +26,7 @@ HTTP statuses map to classes through one table, :data:`STATUS_ERRORS`::
 A failure inside a stream that also has a more specific meaning is raised as
 a class that is both: an error the provider reports inside the stream maps
 through the same tables as an HTTP error -- its numeric code, else its kind
-(:data:`KIND_STATUS`: ``rate_limit_error`` is a 429, ``overloaded_error`` a
+(:data:`!KIND_STATUS`: ``rate_limit_error`` is a 429, ``overloaded_error`` a
 529) -- so an in-band rate limit is a :class:`RateLimitError` *and* a
 :class:`StreamError`, an in-band overflow a :class:`ContextOverflowError`
 *and* a :class:`StreamError`; a read timeout after the body started is an
@@ -35,7 +35,7 @@ therefore catches every failure that happened after output could have
 reached the caller, and ``except RateLimitError`` every rate limit.
 
 No message, ``repr`` or attribute of these errors may carry an API key: they
-are built from text that has passed through :mod:`minillm.redaction`.
+are built from text that has passed through :mod:`!minillm.redaction`.
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ STATUS_ERRORS: Dict[int, Type[APIError]] = {
 
 
 #: What the kind of an in-band error object (its ``type``) means, as an HTTP
-#: status: the same :data:`STATUS_ERRORS` then name its class.
+#: status: the same :data:`!STATUS_ERRORS` then name its class.
 KIND_STATUS: Dict[str, int] = {
     "invalid_request_error": 400,
     "authentication_error": 401,

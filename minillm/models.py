@@ -285,14 +285,26 @@ class Response:
     being looked up out of band gets it later, from the look-up thread.
     """
 
+    #: the answer's text (thinking and ``<think>`` blocks taken out)
     text: str = ""
+    #: the model's reasoning, where the provider shows it
     thinking: str = ""
+    #: the tools the model asked to call, in order
     tool_calls: List[ToolCall] = attrs.Factory(list)
+    #: why the answer ended, normalised: ``"stop"``, ``"length"``,
+    #: ``"tool_calls"``, ``"content_filter"``, ``"cancelled"``, ``"paused"``
+    #: or ``"error"``; None when the provider did not say
     finish_reason: Optional[str] = None
+    #: the provider's token counts (None when it sent none)
     usage: Optional[Usage] = None
+    #: what was booked for the attempt that answered; None until settled
     cost: Optional[CostInfo] = None
+    #: the provider's id for the answer
     id: Optional[str] = None
+    #: the model the provider says answered
     model: Optional[str] = None
+    #: the provider's whole answer as parsed JSON (a non-streamed call), for
+    #: what minillm does not read
     raw: Any = attrs.field(default=None, repr=False)
     #: the provider's own reasoning records (signed thinking blocks, thought
     #: signatures, OpenRouter's reasoning_details), to send back next turn

@@ -1,7 +1,7 @@
 """Retries: :class:`RetryPolicy`, built on tenacity, and ``Retry-After`` parsing.
 
 What is retried: connection errors, timeouts before the first byte, the
-statuses in :data:`RETRYABLE_STATUSES`, and errors a provider reports inside
+statuses in :data:`!RETRYABLE_STATUSES`, and errors a provider reports inside
 a response before any output -- an Anthropic ``overloaded_error``, an
 OpenRouter ``error`` frame, Groq's ``event: error``, or an error object in a
 200 body -- whose status (from their code or kind) is one of those. A

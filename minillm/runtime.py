@@ -2,11 +2,11 @@
 
 minillm keeps exactly four things for the whole process:
 
-* :data:`timers` -- one daemon thread that fires total deadlines and the
+* :data:`!timers` -- one daemon thread that fires total deadlines and the
   read timeouts of in-process engines (callbacks that only ever interrupt);
-* :data:`lookups` -- the out-of-band cost look-ups, timed on one daemon
+* :data:`!lookups` -- the out-of-band cost look-ups, timed on one daemon
   thread and run on a small daemon pool;
-* :data:`settler` -- one daemon thread that settles the calls whose streams
+* :data:`!settler` -- one daemon thread that settles the calls whose streams
   were dropped: a finalizer runs on whatever thread the garbage collector
   happens to run on -- perhaps one inside a ledger, holding its lock -- so
   it only hands the call over, and the booking is made from here;
@@ -20,9 +20,9 @@ order:
    daemon thread blocked reading it) and its attempt booked as cut short --
    this may queue look-ups; calls handed to the settler are among them;
 2. the pending look-ups are attempted for a bounded time
-   (:attr:`~minillm.LookupPolicy.exit_wait`), then what is left is booked
+   (``exit_wait`` of :class:`~minillm.LookupPolicy`), then what is left is booked
    ``UNKNOWN`` with its generation id, logged at ERROR;
-3. the steps registered with :func:`at_exit` (in-process engines are
+3. the steps registered with :func:`!at_exit` (in-process engines are
    cleaned up there), last because bookings may still need an engine's
    connection or file.
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import inspect
 import pkgutil
+import re
 import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 import pytest
 
@@ -144,3 +146,25 @@ def test_a_client_of_another_provider_never_loads_a_platforms_credential_library
 def test_a_vertex_client_with_a_token_never_loads_google_auth() -> None:
     code = "minillm.Client('vertex/gemini-2.5-flash', api_key='ya29.t', base_url='http://127.0.0.1:9').close()"
     assert loaded_after(code, "google.auth", "minillm.providers.vertex") == ["minillm.providers.vertex"]
+
+
+def documented_params(function: Any) -> List[str]:
+    return re.findall(r"^\s*:param (\w+):", function.__doc__ or "", re.MULTILINE)
+
+
+@pytest.mark.parametrize("method", ["complete", "stream"])
+def test_every_parameter_of_a_call_is_described(method: str) -> None:
+    function = getattr(minillm.Client, method)
+    parameters = [name for name in inspect.signature(function).parameters if name != "self"]
+    assert documented_params(function) == parameters
+
+
+def test_the_client_docstring_names_every_key_variable_and_every_api() -> None:
+    from minillm.providers import APIS
+
+    doc = minillm.Client.__doc__ or ""
+    for provider in APIS:
+        for adapter in APIS[provider]:
+            for variable in adapter.key_env:
+                assert f"``{variable}``" in doc, (provider, variable)
+            assert f'``"{adapter.api}"``' in doc, (provider, adapter.api)

@@ -3,7 +3,7 @@
 An attempt that ended without its final usage is booked ``UNKNOWN`` (or
 ``PARTIAL``, a lower bound) with its generation id when the provider's
 out-of-band look-up had no record yet (see :mod:`minillm.accounting.lookups`).
-Later the provider knows. :func:`resolve_pending` asks it again, for each
+Later the provider knows. :meth:`~minillm.accounting.ledgers.BaseLedger.resolve_pending` asks it again, for each
 such booking a client can look up, and books the difference as a
 *correction*: a ``RESOLVED`` booking whose :attr:`~minillm.CostInfo.corrects`
 names the first, whose ``usd`` and tokens are the provider's figures less
@@ -46,7 +46,7 @@ _SUFFIX = ":correction"
 
 
 class Books(Protocol):
-    """What :func:`resolve_pending` needs of a ledger."""
+    """What :meth:`~minillm.accounting.ledgers.BaseLedger.resolve_pending` needs of a ledger."""
 
     @property
     def records(self) -> List[Tuple[CostInfo, Dict[str, Any]]]: ...
@@ -58,7 +58,7 @@ class Books(Protocol):
 
 @attrs.frozen
 class Resolved:
-    """What one :func:`resolve_pending` run did.
+    """What one :meth:`~minillm.accounting.ledgers.BaseLedger.resolve_pending` run did.
 
     :ivar corrected: the corrections this run booked (one per booking it
         resolved; a booking another process corrected first is in none of

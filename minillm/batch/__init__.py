@@ -37,7 +37,7 @@ Provider batches
 :func:`submit` sends the same prompts as one provider batch (OpenAI,
 Anthropic) at the batch rate, and :class:`ProviderBatch` waits for it and
 reads its results, booking each answered item once -- also across
-crashes, with :func:`resume` (see :mod:`minillm.batch.provider`).
+crashes, with :func:`resume` (see :mod:`!minillm.batch.provider`).
 
 The modules, each owning one thing: ``items`` (the values), ``journal``
 (the SQLite journal), ``realtime`` (the runner above), ``provider`` (provider

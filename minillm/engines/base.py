@@ -26,7 +26,7 @@ The stream contract
 Non-terminal outputs carry token text. Exactly one terminal output carries
 the finish reason -- ``"stop"``, ``"length"``, ``"cancelled"`` or ``"error"``
 -- and the usage, and nothing follows it. An exception raised mid-stream is
-itself terminal. The engine polls :meth:`GenerationContext.is_stopped`
+itself terminal. The engine polls :meth:`~minillm.engines.GenerationContext.is_stopped`
 between outputs and ends with a terminal ``"cancelled"`` output when asked
 to stop. :func:`~minillm.engines.validate` checks all of this.
 """

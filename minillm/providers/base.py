@@ -1,14 +1,14 @@
 """The adapter interface: everything that differs between providers, and
 nothing else.
 
-An adapter builds the HTTP request for a :class:`~minillm.request.ChatRequest`,
+An adapter builds the HTTP request for a :class:`!ChatRequest`,
 turns response bodies into typed events, normalises usage, classifies
 errors, and declares its capabilities (an out-of-band cost look-up, say).
 It is data and parsing only: it never does I/O, never picks a transport
 (the client does, by the base URL's scheme) and knows nothing about cost
 accounting. The client sends what the adapter builds and folds what it
 parses. Adapters are created per
-client with a resolved :class:`ProviderConfig`; the few things they learn at
+client with a resolved :class:`!ProviderConfig`; the few things they learn at
 run time (a server that rejects an option) are kept under a lock.
 """
 

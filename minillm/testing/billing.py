@@ -886,9 +886,9 @@ class BillingServer(ScriptedServer):
     """A :class:`ScriptedServer` that also plays billed providers.
 
     :meth:`bill` a protocol to have the server answer that protocol's
-    paths below :attr:`url` from the plans queued with :meth:`plan`, and
+    paths below :attr:`~ScriptedServer.url` from the plans queued with :meth:`plan`, and
     keep its :class:`Invoice`. Other paths are scripted as usual
-    (:meth:`reply`, :meth:`route`). The paths, whatever comes before them
+    (:meth:`~ScriptedServer.reply`, :meth:`~ScriptedServer.route`). The paths, whatever comes before them
     (so ``base_url=server.url`` works, and so does ``server.url + "/v1"``):
 
     - ``openai_chat``, ``openrouter``: ``POST .../chat/completions``;

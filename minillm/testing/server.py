@@ -58,7 +58,7 @@ class Pause:
 
 @attrs.frozen(eq=False)
 class Gate:
-    """Wait until ``event`` is set (at most :data:`MAX_WAIT` seconds)."""
+    """Wait until ``event`` is set (at most :data:`!MAX_WAIT` seconds)."""
 
     event: threading.Event = attrs.field(factory=threading.Event)
 
@@ -156,7 +156,7 @@ class Reply:
         coalesce: bool = False,
     ) -> Reply:
         """An event stream: ``events`` are already framed SSE pieces (see
-        :mod:`minillm.testing.transcripts`) and control steps."""
+        :mod:`!minillm.testing.transcripts`) and control steps."""
         return cls(
             status=status,
             headers=(("Content-Type", "text/event-stream"), *headers),
@@ -257,6 +257,7 @@ class ScriptedServer:
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> ScriptedServer:
+        """Start serving on a free loopback port; returns the server."""
         server = ThreadedServer(("127.0.0.1", 0), self._serve, tls=self._tls)
         self._server = server
         # A short poll interval makes stop() prompt (shutdown waits for a poll).
@@ -267,6 +268,7 @@ class ScriptedServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket."""
         self._stopping.set()
         server = self._server
         if server is not None:
@@ -282,6 +284,7 @@ class ScriptedServer:
 
     @property
     def port(self) -> int:
+        """The port the server listens on (once started)."""
         assert self._server is not None, "the server is not started"
         return int(self._server.server_address[1])
 

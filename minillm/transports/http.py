@@ -1,9 +1,9 @@
-"""The network transport: :class:`HTTPTransport`, over ``requests``.
+"""The network transport: :class:`!HTTPTransport`, over ``requests``.
 
 This is the only module that imports ``requests``. Foreign exceptions are
-translated here, in exactly two places: :meth:`HTTPTransport.send` (before
+translated here, in exactly two places: :meth:`!HTTPTransport.send` (before
 the body: :class:`~minillm.APIConnectionError`,
-:class:`~minillm.APITimeoutError`) and :meth:`WireResponse.iter_bytes`
+:class:`~minillm.APITimeoutError`) and :meth:`!WireResponse.iter_bytes`
 (while reading it: :class:`~minillm.StreamError`).
 
 Interrupting a blocked read from another thread
@@ -26,7 +26,7 @@ both, never in the wrong order.
 
 How far a request got is read off the same connection: once the request
 is written whole -- and in any case once the wait for the headers begins --
-it may be billed (:attr:`Exchange.sent`).
+it may be billed (:attr:`!Exchange.sent`).
 
 ``requests`` is imported on first use, not at ``import minillm``.
 """

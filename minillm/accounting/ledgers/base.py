@@ -205,7 +205,7 @@ class BaseLedger(abc.ABC):
     @abc.abstractmethod
     def entries(self, since: Any = None, until: Any = None) -> List[Entry]:
         """The bookings made at or after ``since`` and before ``until``
-        (dates, datetimes or ISO 8601 strings, see :func:`instant`; None
+        (dates, datetimes or ISO 8601 strings, see :func:`!instant`; None
         leaves that end open), each with the time it was booked, in the
         order booked."""
 
@@ -228,7 +228,7 @@ class BaseLedger(abc.ABC):
         serves with a cost look-up (OpenRouter's ``/generation``) are asked
         about; the rest are skipped and reported, never guessed.
 
-        :param since: only bookings made at or after this time (see :func:`instant`).
+        :param since: only bookings made at or after this time (see :func:`!instant`).
         :param until: only bookings made before this time.
         :returns: the corrections booked, the bookings still pending and those
             skipped (:class:`~minillm.accounting.corrections.Resolved`).

@@ -144,7 +144,7 @@ class Ledger(BaseLedger):
 
         Only bookings with known money count: a group whose every booking is
         ``UNKNOWN`` or ``UNPRICED`` is absent rather than shown as a fake
-        ``0`` (see :meth:`unresolved`). A value that cannot be a dict key is
+        ``0`` (see :meth:`~minillm.accounting.ledgers.BaseLedger.unresolved`). A value that cannot be a dict key is
         grouped by its ``repr``.
         """
         return self._totals(lambda e: group_key(e.meta.get(key)))

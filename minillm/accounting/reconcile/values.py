@@ -61,7 +61,7 @@ class Row:
     """
 
     day: datetime.date
-    #: the model as both sides are matched by (see :func:`~minillm.accounting.reconcile.model_key`)
+    #: the model as both sides are matched by (see :func:`!model_key`)
     model: str
     ledger_usd: Decimal
     provider_usd: Decimal
@@ -170,7 +170,7 @@ class Reconciliation:
         """The rows' drift in all: what the ledger books less what the
         provider bills, for the days and models both know. Unmatched lines
         are not in it (an organization's bill may hold other applications'
-        usage); read them in :attr:`unmatched`."""
+        usage); read them in ``unmatched``."""
         return exact_sum(row.drift_usd for row in self.rows)
 
     @property

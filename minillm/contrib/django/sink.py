@@ -20,7 +20,7 @@ __all__ = ["DjangoSink"]
 
 class DjangoSink:
     """Pass as ``on_cost=``: each booking becomes one
-    :class:`~minillm.contrib.django.models.CostRecord`, once per booking id.
+    :class:`!CostRecord`, once per booking id.
 
     :param using: the database alias to write to. Point it at a connection
         of its own (the same database under a second alias) when views run
@@ -32,11 +32,13 @@ class DjangoSink:
         self.using = using
 
     def record(self, cost: CostInfo, meta: Dict[str, Any]) -> None:
+        """Book ``cost`` with ``meta`` as one row (a booking already there
+        is not booked again)."""
         self.record_once(cost, meta)
 
     def record_once(self, cost: CostInfo, meta: Dict[str, Any]) -> bool:
-        """:meth:`record`, saying whether this call booked ``cost`` (False:
-        its booking id was booked already).
+        """:meth:`~minillm.contrib.django.DjangoSink.record`, saying whether
+        this call booked ``cost`` (False: its booking id was booked already).
 
         :raises LedgerError: ``cost`` corrects a booking that is not here.
         """
