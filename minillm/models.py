@@ -303,8 +303,8 @@ class Response:
     id: Optional[str] = None
     #: the model the provider says answered
     model: Optional[str] = None
-    #: the provider's whole answer as parsed JSON (a non-streamed call), for
-    #: what minillm does not read
+    #: the provider's answer as parsed JSON when it came as one body (None
+    #: for a stream), for what minillm does not read
     raw: Any = attrs.field(default=None, repr=False)
     #: the provider's own reasoning records (signed thinking blocks, thought
     #: signatures, OpenRouter's reasoning_details), to send back next turn
