@@ -46,6 +46,7 @@ from .accounting.lookups import LookupPolicy
 from .accounting.settlement import Booking, Decision, Outcome, decide
 from .accounting.sinks import SinkFunction
 from .accumulate import StreamState, accumulate
+from .boundary import kept
 from .cancellation import CancellationToken, Stop
 from .counting import counted_for_hold
 from .errors import (
@@ -269,7 +270,7 @@ class Call:
             self.end(Ending.EARLY, (self.stopped or Stop.CANCELLED).value)
         except BaseException as exc:
             if isinstance(exc, MiniLLMError):
-                self.error = exc
+                self.error = kept(exc)
             # An answer whose body failed (read in full here) was billable.
             self._settle_attempt(Outcome.FAILED)
             self.end(Ending.FAILED, "error")
@@ -587,11 +588,11 @@ class Call:
             return True
 
     def fail(self, exc: MiniLLMError) -> None:
-        self.error = exc
         attempt = self.attempt
         if isinstance(exc, StreamError) and attempt is not None:
             exc.partial_text = attempt.state.text
             exc.partial_response = attempt.state.to_response(finish_reason="error")
+        self.error = kept(exc)
         self.end(Ending.FAILED, "error")
 
     def blame_deadline(self, exc: MiniLLMError) -> MiniLLMError:

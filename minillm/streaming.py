@@ -22,12 +22,11 @@ a stream finalizes it at once (no reference cycle waits for the collector).
 
 from __future__ import annotations
 
-import copy
 import weakref
 from typing import Any, Iterator, Optional
 
 from . import runtime
-from .boundary import shortened
+from .boundary import kept, shortened
 from .call import Call
 from .errors import MiniLLMError
 from .models import Chunk, CostInfo, Response
@@ -187,28 +186,7 @@ class TrackedStream:
 
 
 def _keep_for_collect(call: Call, error: MiniLLMError) -> None:
-    """Keep a twin of ``error`` on the call, to raise again from a later
-    :meth:`TrackedStream.collect`, without the traceback ``error`` is about
-    to carry: its frames hold the stream, and a call that held them would
-    keep an abandoned stream alive -- and its finalizer, which books it,
-    from ever running."""
-    twin = type(error).__new__(type(error), *error.args)  # no __init__: it may want keywords
-    twin.__dict__.update(error.__dict__)
-    twin.__cause__, twin.__suppress_context__ = _detached(error.__cause__), error.__suppress_context__
-    call.error = twin
-
-
-def _detached(cause: Optional[BaseException], depth: int = 0) -> Optional[BaseException]:
-    """A copy of ``cause`` (and of its own causes) without a traceback. Its
-    frames hold the stream too: from Python 3.12 a frame that outlives its
-    run keeps its caller's frame (``f_back``), so the HTTP library's error
-    behind a broken stream reaches the stream's own frames through them."""
-    if cause is None or depth > 8:
-        return None
-    try:
-        copied = copy.copy(cause)  # args and __dict__: never the traceback
-    except Exception:
-        return None
-    copied.__cause__ = _detached(cause.__cause__, depth + 1)
-    copied.__context__ = None
-    return copied
+    """Keep ``error`` on the call, to raise again from a later
+    :meth:`TrackedStream.collect` -- as a twin without the frames that hold
+    the stream (see ``minillm.boundary.kept``)."""
+    call.error = kept(error)
