@@ -97,10 +97,13 @@ def terminals() -> Iterator[List[Terminal]]:
         terminal.close()
 
 
-def test_options_and_the_prompt_come_in_any_order(server: ScriptedServer) -> None:
+def test_options_and_the_prompt_come_in_any_order(server: ScriptedServer, tmp_path: Path) -> None:
     server.reply(*[Reply.sse(chat_stream(["ok"], usage=chat_usage(1, 1)))] * 2)
-    first = run("chat", "openai/test-model", "--max-tokens", "5", "hi", "--base-url", server.url)
-    second = run("chat", "--base-url", server.url, "openai/test-model", "--system", "Be brief.", "hello")
+    ledger = str(tmp_path / "costs.db")  # not the default one, in the checkout
+    first = run("chat", "openai/test-model", "--max-tokens", "5", "hi", "--base-url", server.url, MINILLM_LEDGER=ledger)
+    second = run(
+        "chat", "--base-url", server.url, "openai/test-model", "--system", "Be brief.", "hello", MINILLM_LEDGER=ledger
+    )
     assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
     sent = [request.json() for request in server.requests]
     assert sent[0]["max_tokens"] == 5 and sent[0]["messages"] == [{"role": "user", "content": "hi"}]
