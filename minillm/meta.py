@@ -32,9 +32,19 @@ def check_meta(meta: Any, *, what: str = "meta") -> Dict[str, Any]:
     """
     if meta is None:
         return {}
-    if not isinstance(meta, Mapping):
+    if type(meta) is not dict and not isinstance(meta, Mapping):
         raise InvalidArgumentError(f"{what} must be a dict, not {type(meta).__name__}")
-    return _object(meta, what, 0)
+    # Every booking passes here, so the common case -- a flat object of
+    # scalars -- is copied without composing the path each error would name.
+    for key, item in meta.items():
+        if type(key) is not str or not (item is None or type(item) in _SCALARS):
+            return _object(meta, what, 0)
+    return dict(meta)
+
+
+#: What a flat ``meta`` holds without further checks (exact types: a float
+#: must be checked for finiteness, a subclass may pretend).
+_SCALARS = frozenset({str, int, bool})
 
 
 def _object(value: Mapping[Any, Any], where: str, depth: int) -> Dict[str, Any]:

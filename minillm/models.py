@@ -115,42 +115,41 @@ class Resolution(str, enum.Enum):
 SOURCES = frozenset({"provider", "lookup", "price", "catalog"})
 
 
-def _check_usd(instance: CostInfo, attribute: Any, value: Optional[Decimal]) -> None:
-    if value is not None and not isinstance(value, Decimal):
-        raise TypeError(f"CostInfo.usd must be a Decimal or None, not {type(value).__name__}")
-    if (value is None) == instance.resolution.has_money:
+_WITH_MONEY = (Resolution.RESOLVED, Resolution.PARTIAL)
+
+
+def _check_cost(cost: CostInfo) -> None:
+    """The invariants of a :class:`CostInfo`, checked once it is built (one
+    pass: every attempt's booking is built through here)."""
+    usd = cost.usd
+    if usd is not None and type(usd) is not Decimal and not isinstance(usd, Decimal):
+        raise TypeError(f"CostInfo.usd must be a Decimal or None, not {type(usd).__name__}")
+    if (usd is None) is (cost.resolution in _WITH_MONEY):
         raise ValueError(
-            f"CostInfo.usd is {value!r} but resolution is {instance.resolution.value}: "
+            f"CostInfo.usd is {usd!r} but resolution is {cost.resolution.value}: "
             "RESOLVED and PARTIAL costs carry money, the others never do"
         )
-    if value is not None and not value.is_finite():
-        raise ValueError(f"CostInfo.usd is {value!r}: money is finite")
-    if value is not None and value < 0 and instance.corrects is None:
-        # Only a correction is a difference, which may go down (see ``corrects``).
-        raise ValueError(f"CostInfo.usd is {value!r}: money is never negative")
-
-
-def _check_source(instance: CostInfo, attribute: Any, value: Optional[str]) -> None:
-    if value is None:
-        return
-    if value not in SOURCES:
-        raise ValueError(f"CostInfo.source must be one of {', '.join(sorted(SOURCES))} or None, not {value!r}")
-    if instance.usd is None:
-        raise ValueError("CostInfo.source names where money came from: a cost without money has none")
-
-
-def _check_corrects(instance: CostInfo, attribute: Any, value: Optional[str]) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"CostInfo.corrects is the booking id of the booking corrected, not {value!r}")
-    if instance.resolution is not Resolution.RESOLVED:
-        raise ValueError("CostInfo.corrects: a correction books what became known, so it is RESOLVED")
-
-
-def _check_attempt(instance: CostInfo, attribute: Any, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"CostInfo.attempt is 1-based, not {value!r}")
+    if usd is not None:
+        if not usd.is_finite():
+            raise ValueError(f"CostInfo.usd is {usd!r}: money is finite")
+        if usd.is_signed() and usd and cost.corrects is None:  # below zero (-0 is zero)
+            # Only a correction is a difference, which may go down (see ``corrects``).
+            raise ValueError(f"CostInfo.usd is {usd!r}: money is never negative")
+    attempt = cost.attempt
+    if (type(attempt) is not int and (isinstance(attempt, bool) or not isinstance(attempt, int))) or attempt < 1:
+        raise ValueError(f"CostInfo.attempt is 1-based, not {attempt!r}")
+    source = cost.source
+    if source is not None:
+        if source not in SOURCES:
+            raise ValueError(f"CostInfo.source must be one of {', '.join(sorted(SOURCES))} or None, not {source!r}")
+        if usd is None:
+            raise ValueError("CostInfo.source names where money came from: a cost without money has none")
+    corrects = cost.corrects
+    if corrects is not None:
+        if not isinstance(corrects, str) or not corrects:
+            raise ValueError(f"CostInfo.corrects is the booking id of the booking corrected, not {corrects!r}")
+        if cost.resolution is not Resolution.RESOLVED:
+            raise ValueError("CostInfo.corrects: a correction books what became known, so it is RESOLVED")
 
 
 @attrs.frozen(kw_only=True)
@@ -162,7 +161,7 @@ class CostInfo:
     a fake ``0``.
     """
 
-    usd: Optional[Decimal] = attrs.field(default=None, validator=_check_usd)
+    usd: Optional[Decimal] = None
     resolution: Resolution
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -184,12 +183,12 @@ class CostInfo:
     failed: bool = False
     #: This send's number among all of its request's sends (1-based; retries
     #: and fallbacks count, billed or not).
-    attempt: int = attrs.field(default=1, validator=_check_attempt)
+    attempt: int = 1
     #: Where ``usd`` came from: ``"provider"`` (its own figure in the
     #: response), ``"lookup"`` (an out-of-band look-up), ``"price"`` (the
     #: caller's :class:`~minillm.TokenPrice`), ``"catalog"`` (the maintained
     #: price catalog); None without money.
-    source: Optional[str] = attrs.field(default=None, validator=_check_source)
+    source: Optional[str] = None
     #: Identifies this booking: a durable ledger records it once however
     #: often it is delivered. Not part of equality.
     booking_id: Optional[str] = attrs.field(default=None, eq=False)
@@ -200,13 +199,16 @@ class CostInfo:
     #: figures and what the corrected booking counted, so that the two add
     #: up to them. The one ``usd`` that may be negative: when a lower bound
     #: was above what the provider billed. None for every other booking.
-    corrects: Optional[str] = attrs.field(default=None, validator=_check_corrects)
+    corrects: Optional[str] = None
     #: Seconds from sending the attempt to its end (its last byte read, or
     #: the moment it was stopped or failed) -- not the wait for an
     #: out-of-band look-up. None when not measured (a booking read back
     #: from a ledger, a provider batch's item). A measurement of this run,
     #: not of what was billed: not part of equality.
     duration_s: Optional[float] = attrs.field(default=None, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        _check_cost(self)
 
     def to_dict(self) -> Dict[str, Any]:
         """Every field as JSON-ready data (money as a decimal string)."""

@@ -373,6 +373,8 @@ MIXED_META: List[Dict[str, Any]] = [
     {"user": None, "tags": ["x", "y"], "flag": 1},
     {"team": "a", "nested": {"deep": 1}},
     {},
+    {"user": 10, "team": "c"},
+    {"user": 10.0},
 ]
 
 SCOPES = [
@@ -390,6 +392,8 @@ SCOPES = [
     Scope("nested", None),
     Scope("absent", None),
     Scope("absent", 3),
+    Scope("user", 10),
+    Scope("user", 10.0),
 ]
 
 
@@ -413,6 +417,33 @@ def test_every_scope_reads_the_same_as_summing_its_bookings(ledger: BaseLedger) 
     records = ledger.records
     for scope in SCOPES:
         assert ledger.spent(scope) == brute_force(records, scope, counts), scope
+
+
+def test_bookings_made_before_any_budget_counted_are_all_counted_by_the_first(ledger: BaseLedger) -> None:
+    # The in-memory ledger adds up its running totals when a budget first
+    # asks, not on every booking: that first answer must be what summing
+    # gives, lower bounds and corrections included.
+    counts: Dict[str, Decimal] = {}
+    for n, meta in enumerate(MIXED_META):
+        exact = cost(f"0.{n + 1}", booking_id=f"x{n}")
+        ledger.record(exact, meta)
+        counts[f"x{n}"] = Decimal(f"0.{n + 1}")
+        partial = attrs_evolve(cost("0.02", booking_id=f"p{n}"), resolution=minillm.Resolution.PARTIAL)
+        ledger.record(partial, meta)
+        ledger.record(correction(f"p{n}", "0.03"), {})  # the provider billed 0.05 in all
+        counts[f"p{n}"] = Decimal("0.05")
+    records = [(c, meta) for c, meta in ledger.records if c.corrects is None]
+    for scope in SCOPES:
+        assert ledger.spent(scope) == brute_force(records, scope, counts), scope
+    ledger.record(cost("1", booking_id="late"), {"user": 7})  # and from then on, as it books
+    assert ledger.spent(Scope("user", 7)) == brute_force(records, Scope("user", 7), counts) + 1
+
+
+def test_a_budget_on_a_whole_number_beyond_64_bits_is_refused() -> None:
+    # SQLite cannot compare with one, so no ledger is asked to.
+    with pytest.raises(minillm.InvalidArgumentError, match="64 bits"):
+        Scope("user", 2**63)
+    assert Scope("user", 2**63 - 1).value == 2**63 - 1
 
 
 def test_a_booking_written_again_does_not_count_again(ledger: BaseLedger) -> None:

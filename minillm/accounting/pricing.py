@@ -177,21 +177,26 @@ class TokenPrice:
         """The tokens of ``usage`` at these rates, in USD per million. The
         counts are parts of ``prompt_tokens``: each is capped by what is
         left of it, so a provider's odd numbers never charge a token twice."""
-        prompt = max(usage.prompt_tokens, 0)
-        reads = min(max(usage.cached_tokens, 0), prompt)
-        writes = min(max(usage.cache_write_tokens, 0), prompt - reads)
-        writes_1h = min(max(usage.cache_write_1h_tokens, 0), writes)
-        plain = prompt - reads - writes
-        read_rate = _first(self.cached_input_per_mtok, self.input_per_mtok)
-        write_rate = _first(self.cache_write_per_mtok, self.input_per_mtok)
-        write_1h_rate = _first(self.cache_write_1h_per_mtok, write_rate)
-        return (
-            plain * self.input_per_mtok
-            + reads * read_rate
-            + (writes - writes_1h) * write_rate
-            + writes_1h * write_1h_rate
-            + max(usage.completion_tokens, 0) * self.output_per_mtok
-        )
+        # Each attempt is priced here: plain comparisons rather than
+        # min/max calls, and the cache terms only when there are any.
+        prompt = usage.prompt_tokens if usage.prompt_tokens > 0 else 0
+        reads = usage.cached_tokens
+        reads = 0 if reads <= 0 else reads if reads < prompt else prompt
+        writes = usage.cache_write_tokens
+        writes = 0 if writes <= 0 else min(writes, prompt - reads)
+        completion = usage.completion_tokens
+        total = (prompt - reads - writes) * self.input_per_mtok
+        if completion > 0:
+            total += completion * self.output_per_mtok
+        if reads:
+            total += reads * _first(self.cached_input_per_mtok, self.input_per_mtok)
+        if writes:
+            write_rate = _first(self.cache_write_per_mtok, self.input_per_mtok)
+            writes_1h = min(max(usage.cache_write_1h_tokens, 0), writes)
+            total += (writes - writes_1h) * write_rate
+            if writes_1h:
+                total += writes_1h * _first(self.cache_write_1h_per_mtok, write_rate)
+        return total
 
 
 def _first(value: Optional[Decimal], otherwise: Decimal) -> Decimal:
@@ -253,9 +258,10 @@ class Pricer:
 
         :raises MalformedMoneyError: the provider's own figure is not money.
         """
-        usd = native_cost(usage)
-        if usd is not None:
-            return usd, "provider"
+        if usage.cost is not None:
+            return native_cost(usage), "provider"
+        if self.price is not None:  # list_price's first case, the common one, without the call
+            return self.price.cost(usage), "price"
         return self.list_price(usage)
 
     def list_price(self, usage: Usage) -> Tuple[Optional[Decimal], Optional[str]]:

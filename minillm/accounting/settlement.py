@@ -68,7 +68,13 @@ class Outcome(enum.Enum):
 
     @property
     def billable(self) -> bool:
-        return self is not Outcome.UNBILLED and self is not Outcome.REJECTED
+        return self not in _UNBILLABLE
+
+
+#: Outcomes that book nothing (by identity: every attempt is decided here).
+_UNBILLABLE = (Outcome.UNBILLED, Outcome.REJECTED)
+_CUT_SHORT = Outcome.CUT_SHORT
+_FAILED = (Outcome.FAILED, Outcome.UNANSWERED)
 
 
 class Held(Protocol):
@@ -86,6 +92,7 @@ class Held(Protocol):
 Lookup = Callable[[str], Optional[Usage]]
 
 _DEFAULT_LOOKUPS = LookupPolicy()
+_NO_USAGE = Usage()
 
 
 class Booking:
@@ -150,7 +157,7 @@ class Booking:
     ) -> CostInfo:
         """This attempt's :class:`~minillm.CostInfo`; ``duration`` is how
         long it took, in seconds."""
-        counts = usage or Usage()
+        counts = _NO_USAGE if usage is None else usage
         return CostInfo(
             usd=usd,
             resolution=resolution,
@@ -165,8 +172,8 @@ class Booking:
             response_id=response_id,
             byok=counts.is_byok,
             service_tier=counts.service_tier,
-            cancelled=outcome is Outcome.CUT_SHORT,
-            failed=outcome is Outcome.FAILED or outcome is Outcome.UNANSWERED,
+            cancelled=outcome is _CUT_SHORT,
+            failed=outcome in _FAILED,
             attempt=self.attempt,
             source=source if usd is not None else None,
             booking_id=self.id,
@@ -238,7 +245,7 @@ def decide(
     gave up on) just before that goes to the sink; a cost decided now is the
     caller's to record.
     """
-    if not outcome.billable:
+    if outcome in _UNBILLABLE:
         return Decision(booking)
     # The id is taken from the first place it appears: the header, else the body.
     response_id = generation_id or (state.id if state is not None else None)

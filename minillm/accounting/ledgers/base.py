@@ -64,6 +64,10 @@ class Scope:
                 raise InvalidArgumentError(
                     f"a budget's meta value must be a string, number, bool or None, not {type(self.value).__name__}"
                 )
+            if type(self.value) is int and not -(2**63) <= self.value < 2**63:
+                raise InvalidArgumentError(
+                    f"a budget's meta value must be a whole number within 64 bits, not {self.value}"
+                )
 
     def matches(self, meta: Mapping[str, Any]) -> bool:
         return self.key is None or _same(meta.get(self.key), self.value)

@@ -23,7 +23,6 @@ from .base import (
     instant,
     model_label,
     no_original,
-    utc_now,
 )
 from .scopes import counted, moved, scope_names, totals_for
 
@@ -33,16 +32,20 @@ __all__ = ["Ledger"]
 class _Entry:
     """One booking (made per record: a plain class, cheap to make)."""
 
-    __slots__ = ("booked_at", "cost", "held", "meta")
+    __slots__ = ("at", "cost", "held", "meta")
 
-    def __init__(
-        self, cost: CostInfo, meta: Dict[str, Any], booked_at: datetime.datetime, held: Optional[Decimal]
-    ) -> None:
+    def __init__(self, cost: CostInfo, meta: Dict[str, Any], at: float, held: Optional[Decimal]) -> None:
         self.cost = cost
         self.meta = meta
-        self.booked_at = booked_at
+        #: when it was booked, in seconds since the epoch (a datetime is
+        #: made when one is asked for, not on every booking)
+        self.at = at
         #: the worst case a budget held for it (counts where the money is unknown)
         self.held = held
+
+    @property
+    def booked_at(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.at, datetime.timezone.utc)
 
 
 @attrs.frozen
@@ -67,8 +70,10 @@ class Ledger(BaseLedger):
         self._entries: List[_Entry] = []
         self._ids: Dict[str, _Entry] = {}
         self._holds: Dict[str, _Hold] = {}
-        #: what budgets count, per scope (see :mod:`.scopes`)
-        self._running: Dict[str, Decimal] = {}
+        #: what budgets count, per scope (see :mod:`.scopes`); None until a
+        #: budget first counts on this ledger: a ledger no budget reads does
+        #: not pay for them on every booking
+        self._running: Optional[Dict[str, Decimal]] = None
 
     def record_once(self, cost: CostInfo, meta: Dict[str, Any]) -> bool:
         """Book ``cost`` with a copy of ``meta`` (once per booking id)."""
@@ -76,33 +81,41 @@ class Ledger(BaseLedger):
         if cost.booking_id is None:  # kept with the id it is booked under, so it can be corrected
             cost = attrs.evolve(cost, booking_id=booking_id)
         kept = check_meta(meta)  # a copy, as every ledger keeps it
-        booked_at = utc_now()
-        names = scope_names(kept)
+        at = time.time()
         with self._lock:
             if booking_id in self._ids:
                 return False
             held: Optional[Decimal] = None
             if cost.corrects is not None:
-                original = self._ids.get(cost.corrects)
-                if original is None:
+                if cost.corrects not in self._ids:
                     raise no_original(cost)
-                was = original.cost
-                amount: Optional[Decimal] = moved(
-                    was.usd, was.resolution is Resolution.PARTIAL, original.held, cost.usd or _ZERO
-                )
-                names = scope_names(original.meta)
-            else:
+            elif self._holds:
                 hold = self._holds.pop(booking_id, None)
-                held = hold.amount if hold else None
-                amount = counted(cost, held)
-            entry = _Entry(cost, kept, booked_at, held)
+                if hold is not None:
+                    held = hold.amount
+            entry = _Entry(cost, kept, at, held)
             self._ids[booking_id] = entry
             self._entries.append(entry)
-            if amount is not None:
-                totals = self._running
-                for name in names:
-                    totals[name] = totals.get(name, _ZERO) + amount
+            if self._running is not None:
+                self._count(entry, self._running)
         return True
+
+    def _count(self, entry: _Entry, totals: Dict[str, Decimal]) -> None:
+        """Add what ``entry`` counts to the running totals (under the lock)."""
+        cost = entry.cost
+        if cost.corrects is not None:
+            original = self._ids[cost.corrects]
+            was = original.cost
+            amount: Optional[Decimal] = moved(
+                was.usd, was.resolution is Resolution.PARTIAL, original.held, cost.usd or _ZERO
+            )
+            names = scope_names(original.meta)
+        else:
+            amount = counted(cost, entry.held)
+            names = scope_names(entry.meta)
+        if amount is not None:
+            for name in names:
+                totals[name] = totals.get(name, _ZERO) + amount
 
     # The lock guards the lists, nothing more: what is computed from them is
     # computed from a copy, outside it -- nothing that could call back into
@@ -119,11 +132,12 @@ class Ledger(BaseLedger):
 
     def entries(self, since: Any = None, until: Any = None) -> List[Entry]:
         start, end = instant(since, "since"), instant(until, "until")
-        return [
-            Entry(e.cost, copy.deepcopy(e.meta), e.booked_at)
-            for e in self._snapshot()
-            if (start is None or e.booked_at >= start) and (end is None or e.booked_at < end)
-        ]
+        found = []
+        for e in self._snapshot():
+            booked_at = e.booked_at
+            if (start is None or booked_at >= start) and (end is None or booked_at < end):
+                found.append(Entry(e.cost, copy.deepcopy(e.meta), booked_at))
+        return found
 
     @property
     def count(self) -> int:
@@ -204,6 +218,10 @@ class Ledger(BaseLedger):
             del self._holds[hold_id]
         total, minus = totals_for(scope)
         running = self._running
+        if running is None:  # the first budget to count here: add up what is booked, once
+            running = self._running = {}
+            for entry in self._entries:
+                self._count(entry, running)
         booked = running.get(total, _ZERO) - (running.get(minus, _ZERO) if minus is not None else _ZERO)
         held = _sum(h.amount for h in self._holds.values() if scope.matches(h.meta))
         return booked + held

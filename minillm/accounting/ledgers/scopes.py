@@ -22,6 +22,7 @@ original counted in, by :func:`moved`, in the write that books it.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -79,10 +80,17 @@ def rebuild(
 _ZERO = Decimal(0)
 
 
+_EXACT = 10**27
+
+
 def _value_name(value: Any) -> Optional[str]:
     """A scalar as one name, equal where JSON's equality says equal."""
     if isinstance(value, bool):
         return "b:true" if value else "b:false"
+    if type(value) is int and value % 10 and -_EXACT < value < _EXACT:
+        # What Decimal's normal form gives, without it: no trailing zero, and
+        # within the 28 digits Decimal keeps exactly.
+        return "n:" + str(value)
     if isinstance(value, (int, float)):
         return "n:" + str(Decimal(repr(value) if isinstance(value, float) else value).normalize())
     if isinstance(value, str):
@@ -95,13 +103,37 @@ def scope_names(meta: Mapping[str, Any]) -> List[str]:
     (writers that lock them take them in the same order: no deadlock)."""
     names = [EVERYTHING]
     for key, value in meta.items():
-        if value is None or not valid_meta_key(key):
+        if value is None:
             continue
-        names.append(f"{key}{_SEPARATOR}*")
-        named = _value_name(value)
-        if named is not None:
-            names.append(f"{key}{_SEPARATOR}{named}")
-    return sorted(names)
+        if (
+            type(value) in _RECURRING
+            and (type(value) is not str or len(value) <= _RECURRING_LENGTH)
+            and len(key) <= _RECURRING_LENGTH
+        ):
+            names += _recurring_pair_names(key, value)
+        else:
+            names += _pair_names(key, value)
+    names.sort()
+    return names
+
+
+#: The values whose names are remembered: scalars, of the size of an id.
+_RECURRING = frozenset({str, int, bool})
+_RECURRING_LENGTH = 64
+
+
+def _pair_names(key: str, value: Any) -> Tuple[str, ...]:
+    if not valid_meta_key(key):
+        return ()
+    named = _value_name(value)
+    present = f"{key}{_SEPARATOR}*"
+    return (present,) if named is None else (present, f"{key}{_SEPARATOR}{named}")
+
+
+# A booking's keys, and many of its values (a user id, a feature name),
+# recur from one booking to the next: each such pair's names are worked out
+# once. Typed: 1 and True are two values here.
+_recurring_pair_names = functools.lru_cache(maxsize=4096, typed=True)(_pair_names)
 
 
 def totals_for(scope: Scope) -> Tuple[str, Optional[str]]:
