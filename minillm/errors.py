@@ -280,13 +280,18 @@ STREAM_ERRORS: Dict[Type[APIError], Type[StreamError]] = {
 
 def status_for_kind(code: Any, kind: Any) -> Optional[int]:
     """The HTTP status an in-band error stands for: its numeric ``code`` when
-    that is an error status, else what its ``kind`` means, else None."""
+    that is an error status, else what its ``kind`` means, else what a
+    ``code`` that names a kind means, else None."""
     if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
         return code
     if isinstance(code, str) and code.isdigit() and 400 <= int(code) < 600:
         return int(code)
-    if isinstance(kind, str):
-        return KIND_STATUS.get(kind)
+    if isinstance(kind, str) and kind in KIND_STATUS:
+        return KIND_STATUS[kind]
+    if isinstance(code, str):
+        # OpenAI's Responses API names the kind in ``code`` ("server_error",
+        # "rate_limit_exceeded") and sends no ``type``.
+        return KIND_STATUS.get(code)
     return None
 
 

@@ -635,6 +635,9 @@ def test_a_throttling_exception_before_any_output_is_retried_like_a_429(
         ("serviceUnavailableException", {}, minillm.ServerError, 503),
         ("throttlingException", {}, minillm.RateLimitError, 429),
         ("validationException", {}, minillm.BadRequestError, 400),
+        # the class its kind has over HTTP too, whatever status carries it
+        ("serviceQuotaExceededException", {}, minillm.RateLimitError, 400),
+        ("accessDeniedException", {}, minillm.AuthenticationError, 403),
     ],
 )
 def test_an_exception_after_output_is_the_error_its_status_means_and_a_stream_error_booked_as_failed(

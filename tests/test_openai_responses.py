@@ -89,6 +89,36 @@ def test_a_failed_response_is_a_stream_error(
     assert cost.failed and cost.completion_tokens == 1 and cost.resolution is not minillm.Resolution.RESOLVED
 
 
+@pytest.mark.parametrize(
+    ("code", "error_class"),
+    [("server_error", minillm.ServerError), ("rate_limit_exceeded", minillm.RateLimitError)],
+)
+def test_a_failed_response_is_the_error_its_code_names(
+    code: str,
+    error_class: type,
+    server: ScriptedServer,
+    responses: Callable[..., minillm.Client],
+    ledger: minillm.Ledger,
+    sleeps: Any,
+) -> None:
+    # The Responses API names the kind in "code" and sends no "type": the
+    # same table as an HTTP error's classes it, and a failure before any
+    # output is tried again as that status would be.
+    failed = {"type": "response.failed", "response": {"id": "r", "status": "failed",
+              "error": {"code": code, "message": "The model failed"}}}  # fmt: skip
+    server.reply(
+        Reply.sse([responses_stream(["so"])[0], sse(failed, event="response.failed")]),
+        Reply.sse(responses_stream(["fine"])),
+    )
+    with responses().stream("Hi") as stream:
+        assert stream.collect().text == "fine"
+    assert len(server.requests) == 2 and len(sleeps.calls) == 1
+    server.reply(Reply.sse([*responses_stream(["so"])[:2], sse(failed, event="response.failed")]))
+    with pytest.raises(minillm.StreamError) as caught:
+        list(responses().stream("Hi"))
+    assert isinstance(caught.value, error_class)
+
+
 def test_stop_sequences_are_refused_before_sending(
     server: ScriptedServer, responses: Callable[..., minillm.Client]
 ) -> None:

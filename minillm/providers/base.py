@@ -511,6 +511,13 @@ class Adapter(abc.ABC):
             body=error,
         )
 
+    def in_band_error_class(self, event: ProviderError) -> Type[APIError]:
+        """The :class:`~minillm.APIError` class an error reported inside a
+        stream stands for: what an HTTP error of its status would be (an
+        adapter whose HTTP errors are classed by more than the status
+        classes these the same way)."""
+        return error_class_for_status(event.status) if event.status is not None else APIError
+
     def error_for(
         self,
         event: ProviderError,
@@ -548,12 +555,7 @@ class Adapter(abc.ABC):
                 return overflow
             return error
         message = redactor.scrub(f"{self.name} reported an error mid-stream: {event.message}")
-        if event.overflow:
-            cls: Type[APIError] = ContextOverflowError
-        elif event.status is not None:
-            cls = error_class_for_status(event.status)
-        else:
-            cls = APIError
+        cls: Type[APIError] = ContextOverflowError if event.overflow else self.in_band_error_class(event)
         stream_error = STREAM_ERRORS.get(cls, STREAM_ERRORS[APIError])(
             message,
             body=redactor.scrub_obj(event.body),

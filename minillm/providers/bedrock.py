@@ -863,6 +863,12 @@ class BedrockAdapter(Adapter):
         cls = KIND_CLASS.get(kind or "")
         return cls if cls is not None else error_class_for_status(status)
 
+    def in_band_error_class(self, event: ProviderError) -> Type[APIError]:
+        # The same kinds as an HTTP error's: a quota exceeded mid-stream is a
+        # rate limit, as it is when it comes back as a status.
+        cls = KIND_CLASS.get(_kind(event.type) or "")
+        return cls if cls is not None else super().in_band_error_class(event)
+
     def api_error(
         self, status: int, headers: Mapping[str, str], body: bytes, endpoint: str, redactor: Redactor
     ) -> APIError:
