@@ -16,12 +16,13 @@ naming what to set, and a non-zero exit -- never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ._version import __version__
 from .errors import MiniLLMError
@@ -305,52 +306,83 @@ def _batch(args: argparse.Namespace) -> int:
     budget = Budget(ledger, args.budget, key="batch_job") if args.budget is not None else None
     journal = batch.Journal(args.journal or args.output + ".journal", job=job)
     interrupted = False
-    with Client(args.model, base_url=args.base_url, price=price, on_cost=ledger, meta={"batch_job": job}) as client:
-        if args.provider_batch:
-            provided = _provider_batch(args, client, items, journal, budget)
-            if provided is None:
-                journal.close()
-                ledger.close()
-                return INTERRUPTED
-            results = provided
-        else:
-            try:
-                results = batch.run(
-                    client,
-                    items,
-                    workers=args.workers,
-                    budget=budget,
-                    journal=journal,
-                    attempts=args.attempts,
-                    progress=not args.no_progress,
-                )
-            except batch.Interrupted as stopped:
-                # Ctrl-C: nothing more is sent; what finished is written out,
-                # and the journal lets the same command carry on.
-                results, interrupted = stopped.results, True
-            client.flush(timeout=30)
-    journal.close()
-    partial = args.output + ".partial"
-    with open(partial, "w", encoding="utf-8") as out:
-        for result in results:
-            out.write(json.dumps(result.to_dict(), default=str) + "\n")
-    os.replace(partial, args.output)  # a crash never leaves half a file
-    summary = batch.summarize(results)
-    unknown = f" ({summary['unknown']} with unknown cost)" if summary["unknown"] else ""
-    stopped_early = f", {summary['cancelled']} not finished (run again to resume)" if summary["cancelled"] else ""
-    spent = ledger.totals_by("batch_job").get(job)
-    print(
-        f"minillm batch: {summary['items']} items, {summary['done']} done "
-        f"({summary['from_journal']} from the journal), {summary['failed']} failed{stopped_early}; "
-        f"{summary['tokens']:,} tokens; {usd_text(summary['usd'])}{unknown}"
-        + (f"; the job has spent {usd_text(spent)} in all" if spent is not None else ""),
-        file=sys.stderr,
-    )
-    ledger.close()
+    results: Optional[List[BatchResult]] = None
+    try:
+        with Client(args.model, base_url=args.base_url, price=price, on_cost=ledger, meta={"batch_job": job}) as client:
+            if args.provider_batch:
+                provided = _provider_batch(args, client, items, journal, budget)
+                if provided is None:
+                    journal.close()
+                    ledger.close()
+                    return INTERRUPTED
+                results = provided
+            else:
+                try:
+                    results = batch.run(
+                        client,
+                        items,
+                        workers=args.workers,
+                        budget=budget,
+                        journal=journal,
+                        attempts=args.attempts,
+                        progress=not args.no_progress,
+                    )
+                except batch.Interrupted as stopped:
+                    # Ctrl-C: nothing more is sent; what finished is written out,
+                    # and the journal lets the same command carry on.
+                    results, interrupted = stopped.results, True
+                client.flush(timeout=30)
+    except KeyboardInterrupt:
+        if results is None:
+            raise
+        # Ctrl-C (a second one, perhaps) while the last bookings were on
+        # their way: they are waited for no longer, but the results are kept.
+        interrupted = True
+    with _ctrl_c_held() as pressed:
+        journal.close()
+        partial = args.output + ".partial"
+        with open(partial, "w", encoding="utf-8") as out:
+            for result in results:
+                out.write(json.dumps(result.to_dict(), default=str) + "\n")
+        os.replace(partial, args.output)  # a crash never leaves half a file
+        summary = batch.summarize(results)
+        unknown = f" ({summary['unknown']} with unknown cost)" if summary["unknown"] else ""
+        stopped_early = f", {summary['cancelled']} not finished (run again to resume)" if summary["cancelled"] else ""
+        spent = ledger.totals_by("batch_job").get(job)
+        print(
+            f"minillm batch: {summary['items']} items, {summary['done']} done "
+            f"({summary['from_journal']} from the journal), {summary['failed']} failed{stopped_early}; "
+            f"{summary['tokens']:,} tokens; {usd_text(summary['usd'])}{unknown}"
+            + (f"; the job has spent {usd_text(spent)} in all" if spent is not None else ""),
+            file=sys.stderr,
+        )
+        ledger.close()
+        interrupted = interrupted or pressed()
+        if interrupted:
+            print("minillm batch: interrupted", file=sys.stderr)
     if interrupted:
-        print("minillm batch: interrupted", file=sys.stderr)
         return INTERRUPTED
     return 0 if summary["failed"] == 0 and summary["cancelled"] == 0 else 1
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C is noted, not raised, in the ``with`` block: what it writes is
+    written whole. It yields whether Ctrl-C was pressed. Only the main thread
+    is given Ctrl-C, and only there can its handler be set."""
+    import signal
+    import threading
+
+    pressed: List[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: bool(pressed)
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(True))
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        # None: a handler not set from Python, which cannot be put back; the default is.
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def _provider_batch(

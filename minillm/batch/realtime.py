@@ -162,18 +162,23 @@ def run(
                 result = BatchResult(index=index, id=items[index].id, error=f"{type(exc).__name__}: {exc}")
         with changed:
             results[index] = result
-        if journal is not None and result.ok:
-            try:
-                journal.finish(keys[index], result)
-            except LedgerError as exc:
-                log.error("item %d is done but could not be journaled (a rerun sends it again): %s", index, exc)
         try:
-            report(result)
-        except Exception:
-            log.exception("the progress callback failed on item %d", index)
-        with changed:  # done: journaled and reported too
-            del pending[index]
-            changed.notify_all()
+            if journal is not None and result.ok:
+                try:
+                    journal.finish(keys[index], result)
+                except LedgerError as exc:
+                    log.error("item %d is done but could not be journaled (a rerun sends it again): %s", index, exc)
+            try:
+                report(result)
+            except Exception:
+                log.exception("the progress callback failed on item %d", index)
+        finally:
+            # A future done before its callback is added runs this on the
+            # submitting thread, where Ctrl-C lands: the item is still let
+            # go, or the wait for the items in flight would never end.
+            with changed:  # done: journaled and reported too
+                pending.pop(index, None)
+                changed.notify_all()
 
     owned = executor is None
     pool = executor or concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minillm-batch")
@@ -185,9 +190,11 @@ def run(
     def submit(index: int, item: BatchItem) -> None:
         # A function, so that no variable here outlives the future.
         future = pool.submit(_attempt, client, item, index, attempts, budget, reachable)
-        with changed:
-            pending[index] = future
-        future.add_done_callback(functools.partial(arrived, index))
+        try:
+            with changed:
+                pending[index] = future
+        finally:  # even on Ctrl-C: a future without its callback would never be let go
+            future.add_done_callback(functools.partial(arrived, index))
 
     def all_done() -> None:
         with changed:
@@ -201,20 +208,24 @@ def run(
 
     unsubscribe = stop._subscribe(stop_queued)
     try:
-        for index, item in enumerate(items):
-            if results[index] is not None:
-                continue
-            if stop.is_cancelled:
-                results[index] = BatchResult(index=index, id=item.id, error=CANCELLED)
-                continue
-            submit(index, item)
         try:
+            for index, item in enumerate(items):
+                if results[index] is not None:
+                    continue
+                if stop.is_cancelled:
+                    results[index] = BatchResult(index=index, id=item.id, error=CANCELLED)
+                    continue
+                submit(index, item)
             all_done()
         except KeyboardInterrupt as interrupt:
+            # Ctrl-C while items are handed out, or while they run: no item
+            # is taken any more, the queued ones are dropped, and the calls in
+            # flight are stopped (booked as cut short) and waited for.
             stop.cancel()
-            # The calls in flight return as soon as they notice; a second
-            # Ctrl-C while they do stops waiting for them.
-            all_done()
+            try:
+                all_done()
+            except KeyboardInterrupt:
+                pass  # a second Ctrl-C stops waiting; what finished is still given back
             raise Interrupted(_complete(results, items)) from interrupt
     finally:
         unsubscribe()
