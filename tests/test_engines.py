@@ -9,6 +9,7 @@ from typing import Any, Iterator, List, Sequence
 import pytest
 
 import minillm
+from minillm.cancellation import Stop
 from minillm.engines import (
     MAX_TOKEN_COUNT,
     EchoEngine,
@@ -277,10 +278,45 @@ def test_a_generation_dropped_unread_is_no_longer_running() -> None:
 
 def test_a_context_keeps_its_first_stop_reason_and_wakes_waiters() -> None:
     ctx = GenerationContext()
-    assert not ctx.is_stopped() and ctx.wait(0) is False
-    ctx.stop("paused")
-    ctx.stop("cancelled")
-    assert ctx.is_stopped() and ctx.stop_reason == "paused" and ctx.wait(30) is True
+    assert not ctx.is_stopped() and ctx.wait(0) is False and ctx.stop_reason is None
+    ctx.stop(Stop.PAUSED)
+    ctx.stop(Stop.CANCELLED)
+    assert ctx.is_stopped() and ctx.stop_reason is Stop.PAUSED and ctx.wait(30) is True
+    assert "stopped (paused)" in repr(ctx)
+
+
+def test_a_context_stops_for_a_stop_reason_not_for_text() -> None:
+    ctx = GenerationContext()
+    with pytest.raises(minillm.InvalidArgumentError, match="'paused'"):
+        ctx.stop("paused")  # type: ignore[arg-type]
+    assert not ctx.is_stopped()
+
+
+@pytest.mark.parametrize("reason", list(Stop))
+def test_abort_hands_its_reason_to_the_engine_which_ends_the_stream_cancelled(reason: Stop) -> None:
+    seen: List[Stop | None] = []
+
+    class Noting(ScriptedEngine):
+        def _abort(self, ctx: GenerationContext) -> None:
+            seen.append(ctx.stop_reason)
+
+    engine = Noting(["a", Gate(), "never"], strict=True)
+    engine.start()
+    ctx = GenerationContext()
+    outputs = engine.generate(ask("x"), ctx)
+    assert next(outputs).text == "a"
+    engine.abort(ctx, reason)
+    engine.abort(ctx, Stop.CANCELLED)  # the first reason is kept
+    assert seen == [reason, reason] and ctx.stop_reason is reason
+    # Why is the context's to say; the stream's contract has one word for it.
+    assert [o.finish_reason for o in outputs] == ["cancelled"]
+
+
+def test_an_abort_without_a_reason_is_a_cancel() -> None:
+    engine = EchoEngine()
+    ctx = GenerationContext()
+    engine.abort(ctx)
+    assert ctx.stop_reason is Stop.CANCELLED
 
 
 # -- the built-in engines -----------------------------------------------------------------------

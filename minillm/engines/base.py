@@ -12,9 +12,10 @@ An engine turns a :class:`GenerationRequest` into a stream of
     raised as :class:`~minillm.engines.EngineError`.
 ``generate(request, ctx)``
     returns an iterator of outputs; called concurrently for many requests.
-``abort(ctx)``
-    asks one generation to stop: its context is stopped, and the engine's
-    own ``_abort`` hook runs.
+``abort(ctx, reason)``
+    asks one generation to stop, for a :class:`~minillm.cancellation.Stop`
+    reason: its context is stopped, and the engine's own ``_abort`` hook
+    runs.
 ``drain(timeout)``
     refuses new generations and waits for the running ones to finish.
 ``cleanup()``
@@ -28,7 +29,10 @@ the finish reason -- ``"stop"``, ``"length"``, ``"cancelled"`` or ``"error"``
 -- and the usage, and nothing follows it. An exception raised mid-stream is
 itself terminal. The engine polls :meth:`~minillm.engines.GenerationContext.is_stopped`
 between outputs and ends with a terminal ``"cancelled"`` output when asked
-to stop. :func:`~minillm.engines.validate` checks all of this.
+to stop, whatever the reason: the reason -- a cancel, a pause, a deadline --
+is the context's :attr:`~minillm.engines.GenerationContext.stop_reason`, and
+only whoever stopped the generation turns it into what its caller sees.
+:func:`~minillm.engines.validate` checks all of this.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from typing import Any, ClassVar, Dict, Iterator, List, Mapping, Optional, Seque
 
 import attrs
 
-from ..errors import MiniLLMError
+from ..cancellation import Stop
+from ..errors import InvalidArgumentError, MiniLLMError
 from ..models import Usage
 
 __all__ = [
@@ -174,11 +179,18 @@ class GenerationContext:
     def __init__(self, request_id: Optional[str] = None) -> None:
         self.request_id = request_id or uuid.uuid4().hex
         self._stopped = threading.Event()
-        self._reason: Optional[str] = None
+        self._reason: Optional[Stop] = None
         self._lock = threading.Lock()
 
-    def stop(self, reason: str = "cancelled") -> None:
-        """Ask the generation to stop (the first reason given is kept)."""
+    def stop(self, reason: Stop = Stop.CANCELLED) -> None:
+        """Ask the generation to stop (the first reason given is kept).
+
+        :raises InvalidArgumentError: ``reason`` is not a :class:`~minillm.cancellation.Stop`.
+        """
+        if not isinstance(reason, Stop):
+            # A reason spelled as text would pass unnoticed until someone
+            # asks whether the caller chose it.
+            raise InvalidArgumentError(f"a generation stops for a Stop, not {reason!r}")
         with self._lock:
             if self._reason is None:
                 self._reason = reason
@@ -189,7 +201,7 @@ class GenerationContext:
         return self._stopped.is_set()
 
     @property
-    def stop_reason(self) -> Optional[str]:
+    def stop_reason(self) -> Optional[Stop]:
         """Why it was asked to stop, or None."""
         return self._reason
 
@@ -201,7 +213,8 @@ class GenerationContext:
         return self._stopped.wait(max(seconds, 0.0))
 
     def __repr__(self) -> str:
-        state = f"stopped ({self._reason})" if self.is_stopped() else "running"
+        reason = self._reason
+        state = f"stopped ({reason.value})" if reason is not None else "running"
         return f"<GenerationContext {self.request_id} {state}>"
 
 
@@ -271,7 +284,7 @@ class Engine(abc.ABC):
 
     def _abort(self, ctx: GenerationContext) -> None:  # noqa: B027 - optional hook
         """Engine-specific work to stop one generation (its context is
-        already stopped)."""
+        already stopped; ``ctx.stop_reason`` says why)."""
 
     def _cleanup(self) -> None:  # noqa: B027 - optional hook
         """Release what :meth:`_load` acquired; must cope with a load that
@@ -345,9 +358,10 @@ class Engine(abc.ABC):
             outputs = validate(outputs)
         return _Generation(outputs, lambda: self._finished(ctx))
 
-    def abort(self, ctx: GenerationContext) -> None:
-        """Ask the generation of ``ctx`` to stop. Any thread; idempotent."""
-        ctx.stop("cancelled")
+    def abort(self, ctx: GenerationContext, reason: Stop = Stop.CANCELLED) -> None:
+        """Ask the generation of ``ctx`` to stop. Any thread; idempotent
+        (the first reason is kept)."""
+        ctx.stop(reason)
         try:
             self._abort(ctx)
         except Exception:

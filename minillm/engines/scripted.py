@@ -9,6 +9,10 @@ ends with a chosen finish reason and usage; an :class:`Output` is passed on
 as it is (to test a consumer against a stream that breaks the contract).
 A script without a terminal step ends with ``"stop"``. Tokens are replayed
 exactly: ``max_tokens`` and stop strings do not apply.
+
+:class:`Pause` and :class:`Gate` are the steps the scripted server
+(:mod:`minillm.testing`) waits on too; they live here so that an engine
+never loads the test helpers.
 """
 
 from __future__ import annotations
@@ -20,11 +24,31 @@ from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Tuple, U
 import attrs
 
 from ..models import Usage
-from ..testing.server import MAX_WAIT, Gate, Pause
 from .base import EngineConfig, EngineError, GenerationContext, GenerationRequest, Output, saturating_usage
 from .decoding import WordPieceEngine
 
 __all__ = ["Fail", "Finish", "Gate", "Pause", "ScriptStep", "ScriptedEngine"]
+
+#: The longest any step waits, so that a forgotten gate cannot hang a test run.
+MAX_WAIT = 30.0
+
+
+@attrs.frozen
+class Pause:
+    """Wait ``seconds`` before the next step (for demos and pacing, not for
+    synchronising tests: use :class:`Gate`)."""
+
+    seconds: float
+
+
+@attrs.frozen(eq=False)
+class Gate:
+    """Wait until ``event`` is set (at most :data:`!MAX_WAIT` seconds)."""
+
+    event: threading.Event = attrs.field(factory=threading.Event)
+
+    def open(self) -> None:
+        self.event.set()
 
 
 @attrs.frozen

@@ -32,6 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 
 from .._httpserver import RequestHandler, ThreadedServer
+from ..engines.scripted import MAX_WAIT as MAX_WAIT  # the bound every scripted wait shares
+from ..engines.scripted import Gate, Pause
 
 __all__ = [
     "Drop",
@@ -43,27 +45,6 @@ __all__ = [
     "ScriptedServer",
     "Step",
 ]
-
-#: The longest any step waits, so that a forgotten gate cannot hang a test run.
-MAX_WAIT = 30.0
-
-
-@attrs.frozen
-class Pause:
-    """Wait ``seconds`` before the next step (for demos and pacing, not for
-    synchronising tests: use :class:`Gate`)."""
-
-    seconds: float
-
-
-@attrs.frozen(eq=False)
-class Gate:
-    """Wait until ``event`` is set (at most :data:`!MAX_WAIT` seconds)."""
-
-    event: threading.Event = attrs.field(factory=threading.Event)
-
-    def open(self) -> None:
-        self.event.set()
 
 
 @attrs.frozen

@@ -7,9 +7,16 @@ local engine goes through every step a remote model does -- the adapter,
 the framing, the fold, settlement -- except the socket.
 
 Interrupting (a cancel, a token, a deadline) stops the engine's generation
-through its context; a reader waiting on the engine wakes as soon as the
-engine notices (engines poll between outputs). The read timeout bounds the
-silence between two pieces of the body, as it does on a socket.
+through its context, with the :class:`~minillm.cancellation.Stop` that
+interrupted it; a reader waiting on the engine wakes as soon as the engine
+notices (engines poll between outputs). The read timeout bounds the silence
+between two pieces of the body, as it does on a socket; running out of it
+stops the engine as ``Stop.DEADLINE`` does -- a time limit passed, which
+nobody chose.
+
+What the caller sees follows from the reason, not from what the engine
+answers once stopped: a cancel or a pause ends the answer, a deadline or a
+read timeout fails it as a timeout, as on a socket.
 """
 
 from __future__ import annotations
@@ -69,12 +76,18 @@ class InProcessTransport(Transport):
         # "headers" is the wait for the first output (all of them, for a
         # whole answer): a stop aborts the generation.
         exchange.mark_sent()
-        exchange.waiting(lambda: self._engine.abort(ctx))
+
+        def stopped() -> None:
+            reason = exchange.stopped
+            assert reason is not None  # set before the exchange calls back
+            self._engine.abort(ctx, reason)
+
+        exchange.waiting(stopped)
         silent = threading.Event()
 
         def too_slow() -> None:
             silent.set()
-            self._engine.abort(ctx)
+            self._engine.abort(ctx, Stop.DEADLINE)
 
         timer = runtime.timers.call_at(time.monotonic() + timeouts[1], too_slow)
         try:
@@ -128,7 +141,7 @@ class _LocalResponse(HTTPResponse):
             if self._finished or self._reason is not None or self._idle:
                 return False
             self._reason = reason
-        self._engine.abort(self._ctx)  # the reader wakes when the engine notices
+        self._engine.abort(self._ctx, reason)  # the reader wakes when the engine notices
         return True
 
     def _stopped(self) -> bool:
@@ -140,7 +153,7 @@ class _LocalResponse(HTTPResponse):
             if self._finished or self._reason is not None or self._idle:
                 return
             self._idle = True
-        self._engine.abort(self._ctx)
+        self._engine.abort(self._ctx, Stop.DEADLINE)
 
     def iter_bytes(self) -> Iterator[bytes]:
         timer = _ReadTimer(self) if self._read_timeout > 0 else None
@@ -185,7 +198,7 @@ class _LocalResponse(HTTPResponse):
                 self._finished = True
                 _close(self._body)
         if stop:
-            self._engine.abort(self._ctx)
+            self._engine.abort(self._ctx, Stop.CANCELLED)
 
 
 class _ReadTimer:
