@@ -54,7 +54,6 @@ autodoc_type_aliases = {
     "RetryCallback": "minillm.config.RetryCallback",
     "Outcome": "minillm.testing.batches.Outcome",
     "UsageRule": "minillm.testing.batches.UsageRule",
-    "Stop": "minillm.cancellation.Stop",
 }
 
 #: Classes minillm makes and hands out, never constructed by a caller: their
