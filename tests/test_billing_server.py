@@ -291,7 +291,7 @@ def test_ollama_streams_unless_the_body_says_stream_false(server: BillingServer)
     assert invoice.wait_final(5, count=1) and invoice.lines[0].streamed
 
 
-# -- endings: hang, drop, error, status, late, drip ------------------------------------------------
+# -- endings: hang, drop, error, malformed, status, late, drip ------------------------------------------------
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -383,6 +383,68 @@ def test_an_error_in_a_whole_answer_is_a_200_body_that_carries_it(server: Billin
         assert data["usage"]["completion_tokens"] == 4 and data["usage"]["cost"] == usd(10, 4)
     assert invoice.wait_final(5, count=1)
     assert [(line.completion_tokens, line.ending) for line in invoice.lines] == [(4, "error")]
+
+
+def garbled_event(protocol: str, raw: bytes) -> Tuple[List[str], str]:
+    """The payloads a stream carried before its last event, and that last
+    one, split by the protocol's framing alone."""
+    if protocol == "ollama":
+        assert raw.endswith(b"\n")
+        *parsed, last = raw.decode("utf-8").splitlines()
+        return parsed, last
+    events = sse_events(raw)
+    name, last = events[-1]
+    assert name == events[-2][0]  # framed as the token event it was cut from
+    return [data for _, data in events[:-1]], last
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_malformed_event_after_k_tokens_keeps_its_framing_ends_the_body_and_bills_k(
+    server: BillingServer, protocol: str
+) -> None:
+    invoice = billed(server, protocol)
+    server.plan(Plan(tokens=9, ending="malformed", after=2))
+    with post(server, protocol, stream=True) as response:
+        assert response.status_code == 200
+        generation_id = response.headers.get("X-Generation-Id")
+        raw = Reading(response).rest()  # the body ends as it should: only the event is broken
+    parsed, garbled = garbled_event(protocol, raw)
+    assert len(TOKEN.findall("".join(parsed).encode())) == 2
+    for payload in parsed:
+        loads(payload)
+    assert garbled.startswith("{")
+    with pytest.raises(ValueError):
+        json.loads(garbled)
+    assert invoice.wait_final(5, count=1)
+    [line] = invoice.lines
+    assert (line.completion_tokens, line.usd, line.ending, line.disconnected) == (2, usd(10, 2), "malformed", False)
+    if protocol == "openrouter":
+        record = loads(requests.get(server.url + "/generation", params={"id": generation_id}, timeout=5).text)["data"]
+        assert (record["finish_reason"], record["cancelled"], record["total_cost"]) == ("error", False, line.usd)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_malformed_whole_answer_is_json_cut_off_half_way_and_bills_k(server: BillingServer, protocol: str) -> None:
+    invoice = billed(server, protocol)
+    server.plan(Plan(tokens=9, ending="malformed", after=4))
+    response = post(server, protocol, stream=False)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    assert response.text.startswith("{")
+    with pytest.raises(ValueError):
+        json.loads(response.text)
+    assert invoice.wait_final(5, count=1)
+    assert [(line.completion_tokens, line.usd, line.ending) for line in invoice.lines] == [(4, usd(10, 4), "malformed")]
+
+
+def test_a_malformed_event_with_no_token_left_to_cut_garbles_the_last_again(server: BillingServer) -> None:
+    invoice = billed(server, "gemini")  # whose last token is its terminal chunk
+    server.plan(Plan(tokens=2, ending="malformed", after=2))
+    with post(server, "gemini", stream=True) as response:
+        parsed, garbled = garbled_event("gemini", Reading(response).rest())
+    assert len(TOKEN.findall("".join(parsed).encode())) == 2
+    with pytest.raises(ValueError):
+        json.loads(garbled)
+    assert invoice.wait_final(5, count=1) and invoice.lines[0].completion_tokens == 2
 
 
 STATUS_BODIES = {

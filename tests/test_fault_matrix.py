@@ -1,10 +1,11 @@
 """The fault-injection matrix: every way a provider can fail, for the
 Chat Completions and the Anthropic wire formats, against the loopback
-server.
+server; then every row of the settlement table (API section 4), for every
+protocol the invoice-keeping server bills.
 
 Each case asserts the exception class, the number of attempts the server
 saw, the waits between them (recorded, never slept), and exactly what was
-booked.
+booked -- in the table's rows, against the provider's invoice.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ import pytest
 
 import minillm
 from minillm.testing import (
+    Billing,
+    BillingServer,
     Drop,
     Gate,
     Hang,
+    InvoiceLine,
     Pause,
+    Plan,
     Reply,
     ScriptedServer,
     anthropic_stream,
@@ -34,7 +39,9 @@ from minillm.testing import (
     sse,
 )
 
-from .conftest import SleepRecorder, finishes
+from .conftest import SleepRecorder, collect_garbage, finishes
+from .test_invoice import INPUT, OUTPUT, client_options
+from .test_invoice import PROTOCOLS as BILLED
 
 PRICE = minillm.TokenPrice(input_per_mtok="1", output_per_mtok="2")
 PIECES = ["Hel", "lo"]
@@ -581,3 +588,338 @@ def test_a_context_overflow_is_raised_at_once_without_retry_or_fallback(
     assert h.attempts == 1 and h.sleeps.calls == []
     assert second_server.requests == []
     assert h.ledger.count == 0
+
+
+# -- the settlement table, row by row, for every billing protocol --------------------------------
+#
+# Against BillingServer, which keeps the invoice each provider would send:
+# every billed attempt is booked exactly once and nothing else is; RESOLVED
+# is the invoice line to the digit; PARTIAL is never above it; UNKNOWN when
+# nothing was seen.
+
+#: the text a client has read when a plan's ``after=3`` tokens have arrived
+SEEN = "t0 t1 t2 "
+#: what an answer that stalls after three tokens is planned as
+STALLS = Plan(tokens=40, ending="hang", after=3)
+
+
+@pytest.fixture(params=sorted(BILLED), ids=str)
+def protocol(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+class Billed:
+    """Clients of one billed protocol, the ledger they book into and the
+    provider's invoice."""
+
+    def __init__(self, protocol: str, server: BillingServer, sleeps: SleepRecorder) -> None:
+        self.protocol = protocol
+        self.server = server
+        self.invoice = server.bill(Billing(protocol, INPUT, OUTPUT, default=None))
+        self.ledger = minillm.Ledger()
+        self.sleeps = sleeps
+        self.clients: List[minillm.Client] = []
+
+    def client(self, **overrides: Any) -> minillm.Client:
+        options = client_options(self.protocol, self.server, self.ledger)
+        options.update(retry=minillm.RetryPolicy(sleep=self.sleeps), timeout=minillm.Timeout(connect=5, read=10))
+        options.update(overrides)
+        client = minillm.Client(BILLED[self.protocol][0], **options)
+        self.clients.append(client)
+        return client
+
+    def settled(self) -> List[Tuple[minillm.CostInfo, InvoiceLine]]:
+        """Once the provider knows how every request ended and every look-up
+        has booked: each booking with the invoice line of its attempt, in
+        order, checked against the rules every row keeps."""
+        assert self.invoice.wait_final(10)
+        for client in self.clients:
+            assert client.flush(10)
+        bookings = sorted(self.bookings(), key=lambda cost: cost.attempt)
+        lines = sorted(self.invoice.lines, key=lambda line: line.arrival)
+        # every invoiced attempt booked exactly once, and nothing else
+        assert len(bookings) == len(lines), (bookings, lines)
+        assert len({cost.attempt for cost in bookings}) == len(bookings)
+        for cost, line in zip(bookings, lines):
+            if cost.resolution is minillm.Resolution.RESOLVED:
+                assert (cost.usd, cost.prompt_tokens, cost.completion_tokens) == (
+                    line.usd,
+                    line.prompt_tokens,
+                    line.completion_tokens,
+                ), (cost, line)
+            elif cost.resolution is minillm.Resolution.PARTIAL:
+                assert cost.usd is not None and cost.usd <= line.usd, (cost, line)
+                assert cost.completion_tokens <= line.completion_tokens, (cost, line)
+            else:
+                assert cost.resolution is minillm.Resolution.UNKNOWN and cost.usd is None, cost
+            if self.protocol == "openrouter" and cost.response_id:
+                # OpenRouter's /generation look-up knows every generation it
+                # was given the id of: never a lower bound there.
+                assert cost.resolution is minillm.Resolution.RESOLVED, cost
+        return list(zip(bookings, lines))
+
+    def bookings(self) -> List[minillm.CostInfo]:
+        return [cost for cost, _ in self.ledger.records]
+
+    def assert_stopped_after_output(self, *, failed: bool) -> None:
+        """One attempt, stopped after it streamed :data:`SEEN` (by the caller,
+        or by a failure): ``cancelled`` xor ``failed``, and a lower bound that
+        counts what streamed -- or, on OpenRouter, the look-up's figure."""
+        [(cost, line)] = self.settled()
+        assert (cost.cancelled, cost.failed, cost.attempt) == (not failed, failed, 1)
+        assert line.completion_tokens == 3
+        assert cost.response_id == (None if self.protocol == "ollama" else line.id)  # Ollama's carry no id
+        if self.protocol == "openrouter":
+            assert cost.resolution is minillm.Resolution.RESOLVED  # through the look-up
+        else:
+            assert cost.resolution is minillm.Resolution.PARTIAL
+            assert cost.completion_tokens == 3
+            # the prompt is counted where the provider reported it before the end
+            assert cost.prompt_tokens in (0, line.prompt_tokens)
+
+
+@pytest.fixture
+def b(protocol: str, sleeps: SleepRecorder) -> Iterator[Billed]:
+    with BillingServer() as server:
+        billed = Billed(protocol, server, sleeps)
+        yield billed
+        for client in billed.clients:
+            client.close()
+
+
+def b_read(client: minillm.Client) -> List[str]:
+    """The text pieces of a stream read to its end."""
+    with client.stream("Hi") as stream:
+        return list(stream.text_stream())
+
+
+@pytest.mark.parametrize("mode", ["stream", "complete"])
+def test_table_completed_is_resolved_to_the_invoice_line(b: Billed, mode: str) -> None:
+    b.server.plan(Plan(prompt_tokens=17, tokens=6))
+    client = b.client()
+    if mode == "stream":
+        assert "".join(b_read(client)) == "t0 t1 t2 t3 t4 t5 "
+    else:
+        assert client.complete("Hi").text == "t0 t1 t2 t3 t4 t5 "
+    [(cost, line)] = b.settled()
+    assert cost.resolution is minillm.Resolution.RESOLVED
+    assert (cost.cancelled, cost.failed, cost.attempt, cost.response_id) == (
+        False,
+        False,
+        1,
+        None if b.protocol == "ollama" else line.id,  # Ollama's answers carry no id
+    )
+
+
+class Leave(Exception):  # noqa: N818 - the caller's own, not a failure of the call
+    """Raised inside a stream's ``with`` body."""
+
+
+def read_then(stream: minillm.TrackedStream, stop: Callable[[], None]) -> None:
+    """Read ``stream``; once it has streamed :data:`SEEN` (and stalls), ``stop`` it from another thread."""
+    seen = threading.Event()
+    threading.Thread(target=after, args=(seen.wait, stop), daemon=True).start()
+
+    def read() -> None:
+        for _ in stream:
+            if stream.text == SEEN:
+                seen.set()
+
+    finishes(read)
+
+
+def cut_by_cancel(client: minillm.Client) -> None:
+    with client.stream("Hi") as stream:
+        read_then(stream, stream.cancel)
+    assert stream.response is not None and stream.response.finish_reason == "cancelled"
+
+
+def cut_by_token(how: str, reason: str) -> Callable[[minillm.Client], None]:
+    def cut(client: minillm.Client) -> None:
+        token = minillm.CancellationToken()
+        with client.stream("Hi", cancel=token) as stream:
+            read_then(stream, getattr(token, how))
+        assert stream.response is not None and stream.response.finish_reason == reason
+
+    return cut
+
+
+def cut_by_break(client: minillm.Client) -> None:
+    with client.stream("Hi") as stream:
+        for _ in stream.text_stream():
+            if stream.text == SEEN:
+                break  # and so out of the with block
+
+
+def cut_by_exception(client: minillm.Client) -> None:
+    with pytest.raises(Leave), client.stream("Hi") as stream:
+        for _ in stream.text_stream():
+            if stream.text == SEEN:
+                raise Leave()
+
+
+def cut_by_close(client: minillm.Client) -> None:
+    stream = client.stream("Hi")
+    for _ in stream:
+        if stream.text == SEEN:
+            stream.close()  # the loop then ends by itself
+    assert stream.text == SEEN
+
+
+def cut_by_dropping(client: minillm.Client) -> None:
+    def read() -> None:
+        stream = client.stream("Hi")
+        for _ in stream.text_stream():
+            if stream.text == SEEN:
+                return  # the stream is dropped, unsettled
+
+    read()
+    collect_garbage()
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        cut_by_cancel,
+        cut_by_token("cancel", "cancelled"),
+        cut_by_token("pause", "paused"),
+        cut_by_break,
+        cut_by_exception,
+        cut_by_close,
+        cut_by_dropping,
+    ],
+    ids=["cancel", "token.cancel", "token.pause", "break", "exception", "close", "dropped"],
+)
+def test_table_cut_short_by_the_caller_is_a_cancelled_lower_bound(
+    b: Billed, cut: Callable[[minillm.Client], None]
+) -> None:
+    b.server.plan(STALLS)
+    cut(b.client())
+    assert b.server.requests[0].disconnected.wait(10)
+    b.assert_stopped_after_output(failed=False)
+    assert b.invoice.lines[0].disconnected
+
+
+@pytest.mark.parametrize(
+    ("plan", "timeout", "error", "match"),
+    [
+        (STALLS, minillm.Timeout(read=10, total=0.3), minillm.APITimeoutError, "total deadline"),
+        (STALLS, minillm.Timeout(read=0.2), minillm.APITimeoutError, "no data arrived"),
+        (Plan(tokens=9, ending="drop", after=3), None, minillm.StreamError, "connection failed"),
+        (Plan(tokens=9, ending="error", after=3), None, minillm.ServerError, "error mid-stream"),
+        (Plan(tokens=9, ending="malformed", after=3), None, minillm.StreamError, "could not be parsed"),
+    ],
+    ids=["total deadline", "idle timeout", "dropped", "in-band error", "malformed event"],
+)
+def test_table_a_failure_after_output_is_a_failed_lower_bound(
+    b: Billed, plan: Plan, timeout: Optional[minillm.Timeout], error: type, match: str
+) -> None:
+    b.server.plan(plan)
+    client = b.client(**({"timeout": timeout} if timeout else {}))
+    with pytest.raises(error, match=match) as caught:
+        b_read(client)
+    assert isinstance(caught.value, minillm.StreamError) and caught.value.partial_text == SEEN
+    assert b.server.requests[0].finished.wait(10)
+    b.assert_stopped_after_output(failed=True)
+
+
+def test_table_sent_but_never_answered_is_unknown_and_failed(b: Billed) -> None:
+    b.server.plan(Plan(prompt_tokens=12, ending="hang"))  # a whole answer: no status line until the client leaves
+    client = b.client(timeout=minillm.Timeout(read=0.1), retry=minillm.RetryPolicy(max_attempts=1))
+    with pytest.raises(minillm.APITimeoutError) as caught:
+        client.complete("Hi")
+    assert not isinstance(caught.value, minillm.StreamError)
+    [(cost, line)] = b.settled()
+    # Nothing came back, not even OpenRouter's X-Generation-Id header: no look-up.
+    assert (cost.resolution, cost.usd, cost.response_id, cost.prompt_tokens) == (
+        minillm.Resolution.UNKNOWN,
+        None,
+        None,
+        0,
+    )
+    assert (cost.cancelled, cost.failed, cost.attempt) == (False, True, 1)
+    assert (line.prompt_tokens, line.completion_tokens, line.disconnected) == (12, 0, True)
+
+
+def test_table_never_reaching_the_provider_books_nothing(b: Billed) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connecting is refused
+        client = b.client(base_url=f"http://127.0.0.1:{closed.getsockname()[1]}")
+        with pytest.raises(minillm.APIConnectionError):
+            b_read(client)
+    assert len(b.sleeps.calls) == 2  # three attempts, none of them billable
+    assert b.settled() == []
+    assert b.server.requests == []
+
+
+def test_table_an_error_status_books_nothing(b: Billed) -> None:
+    # (a retried 503 books nothing either: see the retry row below)
+    b.server.plan(Plan(ending="status", status=400))
+    with pytest.raises(minillm.BadRequestError) as caught:
+        b_read(b.client())
+    assert caught.value.status_code == 400
+    assert b.server.wait_for_requests(1)
+    assert b.settled() == []
+
+
+@pytest.mark.parametrize("when", ["while reading", "after collect"])
+def test_table_reject_books_nothing_though_the_provider_bills(b: Billed, when: str) -> None:
+    b.server.plan(STALLS if when == "while reading" else Plan(tokens=6))
+    with b.client().stream("Hi") as stream:
+        if when == "while reading":
+            for _ in stream:
+                if stream.text == SEEN:
+                    stream.reject()
+        else:
+            stream.collect()
+            stream.reject()
+    assert stream.cost is None
+    assert b.invoice.wait_final(10)
+    for client in b.clients:
+        assert client.flush(10)
+    assert b.ledger.count == 0
+    [line] = b.invoice.lines  # the caller's choice: the provider bills it all the same
+    assert line.completion_tokens == (3 if when == "while reading" else 6)
+
+
+#: what an attempt that failed with an in-band error before any output
+#: books: what it saw before the error
+FAILED_BEFORE_OUTPUT = {
+    # the error chunk carries the usage and cost of what was sent
+    "openrouter": minillm.Resolution.RESOLVED,
+    # message_start carried the input usage
+    "anthropic": minillm.Resolution.PARTIAL,
+    # nothing but the error: nothing known
+    "openai_chat": minillm.Resolution.UNKNOWN,
+    "openai_responses": minillm.Resolution.UNKNOWN,
+    "gemini": minillm.Resolution.UNKNOWN,
+    "ollama": minillm.Resolution.UNKNOWN,
+}
+
+
+def test_table_a_retried_attempt_books_both_attempts(b: Billed) -> None:
+    b.server.plan(Plan(ending="error", after=0), Plan(prompt_tokens=7, tokens=6))
+    assert "".join(b_read(b.client())) == "t0 t1 t2 t3 t4 t5 "
+    (failed, _), (served, _) = b.settled()
+    assert (failed.attempt, failed.failed, failed.cancelled) == (1, True, False)
+    assert (served.attempt, served.failed, served.cancelled) == (2, False, False)
+    assert served.resolution is minillm.Resolution.RESOLVED
+    assert failed.resolution is FAILED_BEFORE_OUTPUT[b.protocol]
+
+
+def test_table_an_error_status_then_a_retry_books_the_second_attempt_alone(b: Billed) -> None:
+    b.server.plan(Plan(ending="status", status=503), Plan(tokens=6))
+    assert "".join(b_read(b.client())) == "t0 t1 t2 t3 t4 t5 "
+    [(served, _)] = b.settled()
+    assert (served.attempt, served.resolution, served.failed) == (2, minillm.Resolution.RESOLVED, False)
+
+
+def test_table_a_fallback_books_the_primary_and_the_fallback(b: Billed) -> None:
+    b.server.plan(Plan(ending="error", after=0), Plan(prompt_tokens=7, tokens=6))
+    fallback = b.client(on_cost=None)  # the call books into the primary's sink
+    primary = b.client(retry=minillm.RetryPolicy(max_attempts=1), fallbacks=[fallback])
+    assert "".join(b_read(primary)) == "t0 t1 t2 t3 t4 t5 "
+    assert b.sleeps.calls == []  # no retry: the fallback took over at once
+    (failed, _), (served, _) = b.settled()
+    assert (failed.attempt, failed.failed, failed.resolution) == (1, True, FAILED_BEFORE_OUTPUT[b.protocol])
+    assert (served.attempt, served.failed, served.resolution) == (2, False, minillm.Resolution.RESOLVED)

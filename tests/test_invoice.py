@@ -5,7 +5,7 @@ threads, against a loopback provider that bills the way real ones do
 Every ending a request can have is in the mix -- answered whole or
 streamed, broken out of, cancelled from another thread, abandoned, cut by
 a total deadline or an idle timeout, dropped, an in-band error before or
-after output, an error status then a retry, an answer that came after the
+after output, a malformed event after output, an error status then a retry, an answer that came after the
 client stopped waiting. Then, request by request:
 
 * every invoiced attempt is booked exactly once, and nothing else is;
@@ -127,6 +127,9 @@ ENDINGS: Dict[str, Ending] = {
     "in-band error after output": Ending(
         (Plan(tokens=40, ending="error", after=3),), "normal", expect(minillm.StreamError)(stream_all)
     ),
+    "malformed event after output": Ending(
+        (Plan(tokens=40, ending="malformed", after=3),), "normal", expect(minillm.StreamError)(stream_all)
+    ),
     "in-band error before output, retried": Ending(
         (Plan(ending="error", after=0), Plan(tokens=5)), "normal", stream_all
     ),
@@ -159,22 +162,28 @@ def billed(protocol: str) -> Iterator[Tuple[BillingServer, Invoice]]:
         yield server, invoice
 
 
-def make_clients(protocol: str, server: BillingServer, ledger: minillm.Ledger) -> Dict[str, minillm.Client]:
-    model, api = PROTOCOLS[protocol]
-    common = {
+def client_options(protocol: str, server: BillingServer, ledger: minillm.Ledger) -> Dict[str, Any]:
+    """What a client of ``protocol`` on ``server`` is made with (but its model
+    and timeout), booking into ``ledger``; retries never sleep."""
+    return {
         "base_url": server.url,
         "api_key": "sk-invoiced",
-        "api": api,
+        "api": PROTOCOLS[protocol][1],
         "on_cost": ledger,
         # OpenRouter's money is its own; every other provider's is tokens x price
         "price": None if protocol == "openrouter" else PRICE,
         "retry": minillm.RetryPolicy(sleep=lambda seconds: None),
         "lookup": minillm.LookupPolicy(initial_delay=0.0, max_delay=0.05, timeout=20, exit_wait=1),
     }
+
+
+def make_clients(protocol: str, server: BillingServer, ledger: minillm.Ledger) -> Dict[str, minillm.Client]:
+    model = PROTOCOLS[protocol][0]
+    common = client_options(protocol, server, ledger)
     return {
-        "normal": minillm.Client(model, timeout=minillm.Timeout(read=10), **common),  # type: ignore[arg-type]
-        "impatient": minillm.Client(model, timeout=minillm.Timeout(read=0.3), **common),  # type: ignore[arg-type]
-        "deadline": minillm.Client(model, timeout=minillm.Timeout(read=10, total=0.4), **common),  # type: ignore[arg-type]
+        "normal": minillm.Client(model, timeout=minillm.Timeout(read=10), **common),
+        "impatient": minillm.Client(model, timeout=minillm.Timeout(read=0.3), **common),
+        "deadline": minillm.Client(model, timeout=minillm.Timeout(read=10, total=0.4), **common),
     }
 
 

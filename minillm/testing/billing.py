@@ -5,10 +5,11 @@ test can check that a ledger adds up to what the provider would invoice.
 
 A plan says how long the answer is and how it ends: whole (``"complete"``),
 stalled until the client leaves (``"hang"``), cut (``"drop"``), with an
-in-band error (``"error"``), refused with an HTTP error status
-(``"status"``), answered only after a delay (``"late"``) or slowly
-(``"drip"``). The server counts the tokens it actually wrote before the
-client left, and bills those, as a provider does.
+in-band error (``"error"``), with an event the client cannot parse
+(``"malformed"``), refused with an HTTP error status (``"status"``),
+answered only after a delay (``"late"``) or slowly (``"drip"``). The server
+counts the tokens it actually wrote before the client left, and bills
+those, as a provider does.
 
 Everything is synchronised with events: :meth:`Invoice.wait_final` waits
 until the server knows how every request ended. The server is thread-safe:
@@ -52,7 +53,7 @@ __all__ = ["ENDINGS", "PROTOCOLS", "Billing", "BillingServer", "Invoice", "Invoi
 PROTOCOLS: Tuple[str, ...] = ("anthropic", "gemini", "ollama", "openai_chat", "openai_responses", "openrouter")
 
 #: How a :class:`Plan` ends its answer.
-ENDINGS: Tuple[str, ...] = ("complete", "hang", "drop", "error", "status", "late", "drip")
+ENDINGS: Tuple[str, ...] = ("complete", "hang", "drop", "error", "malformed", "status", "late", "drip")
 
 #: The request header whose value is a line's ``tag`` (and picks tagged plans).
 TAG_HEADER = "x-test-tag"
@@ -81,8 +82,9 @@ class Plan:
         per content delta (``"t0 "``, ``"t1 "``, ...).
     :param ending: one of :data:`ENDINGS` (see :doc:`/testing` for what each
         does per protocol, and what it bills).
-    :param after: the tokens sent before a ``"hang"``, ``"drop"`` or
-        ``"error"`` takes effect, or sent at once before a ``"drip"``.
+    :param after: the tokens sent before a ``"hang"``, ``"drop"``,
+        ``"error"`` or ``"malformed"`` takes effect, or sent at once before a
+        ``"drip"``.
     :param status: the HTTP status of a ``"status"`` ending (400-599).
     :param delay: seconds: how long a ``"late"`` answer holds its headers,
         and the pause before each token of a ``"drip"``.
@@ -386,6 +388,20 @@ def _pieces(count: int) -> List[str]:
     return [f"t{n} " for n in range(count)]
 
 
+def _cut_in_half(piece: bytes) -> bytes:
+    """``piece`` -- an SSE event or an NDJSON line -- with its JSON cut off
+    half-way and its framing kept: an event that arrives whole but cannot be
+    parsed. A proper prefix of a JSON object is never valid JSON."""
+    newline = b"\r\n" if b"\r\n" in piece else b"\n"
+    lines = piece.split(newline)
+    for index, line in enumerate(lines):
+        payload = line[len(b"data: ") :] if line.startswith(b"data: ") else line
+        if payload.startswith(b"{"):
+            lines[index] = line[: len(line) - (len(payload) + 1) // 2]
+            break
+    return newline.join(lines)
+
+
 # -- the wire formats -----------------------------------------------------------------------------
 
 
@@ -396,6 +412,13 @@ class _Stream:
     head: List[bytes]
     tokens: List[bytes]
     tail: List[bytes]
+
+    def garbled(self, after: int) -> bytes:
+        """The event that would follow token ``after``, cut in half (when
+        none would -- Gemini's last token is its terminal chunk -- the last
+        one again)."""
+        following = [*self.tokens[after:], *self.tail] or self.tokens[-1:]
+        return _cut_in_half(following[0])
 
 
 class _Wire:
@@ -567,7 +590,7 @@ class _OpenRouterWire(_ChatWire):
         """The ``GET /generation`` record of a final line."""
         line = entry.line()
         reason: Optional[str] = None  # cut short by the client
-        if entry.plan.ending in ("error", "drop"):
+        if entry.plan.ending in ("error", "malformed", "drop"):
             reason = "error"
         elif entry.plan.ending != "hang" and line.completion_tokens == entry.plan.tokens:
             reason = "stop"
@@ -978,10 +1001,16 @@ class BillingServer(ScriptedServer):
     def _send_json(
         self, handler: RequestHandler, request: RecordedRequest, wire: _Wire, status: int, data: Any, headers: Any = ()
     ) -> None:
+        self._send_body(handler, request, status, wire.encode(data), headers)
+
+    def _send_body(
+        self, handler: RequestHandler, request: RecordedRequest, status: int, body: bytes, headers: Any = ()
+    ) -> None:
+        """``body`` as ``application/json`` -- whether or not it parses."""
         reply = Reply(
             status=status,
             headers=(("Content-Type", "application/json"), *headers),
-            body=(wire.encode(data),),
+            body=(body,),
             framing="length",
         )
         self._send(handler, request, reply)
@@ -1070,7 +1099,13 @@ class BillingServer(ScriptedServer):
         if plan.ending == "drop":
             self._drop(handler)
             return entry.written, False
-        for piece in wire.stream_error(entry) if plan.ending == "error" else pieces.tail:
+        if plan.ending == "error":
+            ending = wire.stream_error(entry)
+        elif plan.ending == "malformed":
+            ending = [pieces.garbled(plan.after)]  # and nothing after it: the body ends there
+        else:
+            ending = pieces.tail
+        for piece in ending:
             out.chunk(piece)
         if not out.end():
             handler.close_connection = True
@@ -1096,8 +1131,8 @@ class BillingServer(ScriptedServer):
             if self._stopping.wait(plan.delay):
                 handler.close_connection = True
                 return plan.tokens, False
-        elif plan.ending in ("hang", "drop", "error"):
-            self._book.wrote(entry, plan.after)  # generated before the stall, the cut or the error
+        elif plan.ending in ("hang", "drop", "error", "malformed"):
+            self._book.wrote(entry, plan.after)  # generated before the stall, the cut, the error or the garbled body
             if plan.ending == "hang":
                 self._wait_for_disconnect(handler, request)
                 handler.close_connection = True
@@ -1106,7 +1141,12 @@ class BillingServer(ScriptedServer):
                 handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 handler.close_connection = True
                 return plan.after, False
-            return self._send_whole(handler, request, wire, wire.whole_error(entry), headers, plan.after)
+            if plan.ending == "malformed":
+                whole = wire.encode(wire.whole(entry))
+                body = whole[: len(whole) // 2]  # cut off half-way: not JSON, though it says it is
+            else:
+                body = wire.encode(wire.whole_error(entry))
+            return self._send_whole(handler, request, body, headers, plan.after)
         elif plan.ending == "drip":
             self._book.wrote(entry, plan.after)
             out = _Out(handler)
@@ -1115,20 +1155,19 @@ class BillingServer(ScriptedServer):
                     handler.close_connection = True
                     return entry.written, out.gone
                 self._book.wrote(entry)
-        return self._send_whole(handler, request, wire, wire.whole(entry), headers, billed)
+        return self._send_whole(handler, request, wire.encode(wire.whole(entry)), headers, billed)
 
     def _send_whole(
         self,
         handler: RequestHandler,
         request: RecordedRequest,
-        wire: _Wire,
-        data: Any,
+        body: bytes,
         headers: List[Tuple[str, str]],
         billed: int,
     ) -> Tuple[int, bool]:
         """A 200 JSON answer, billed ``billed`` output tokens whether or not the client is still there."""
         try:
-            self._send_json(handler, request, wire, 200, data, headers)
+            self._send_body(handler, request, 200, body, headers)
         except OSError:
             handler.close_connection = True
             return billed, True
