@@ -1,6 +1,6 @@
 """Process-wide state, all of it, and the one interpreter-exit hook.
 
-minillm keeps exactly four things for the whole process:
+minillm keeps exactly five things for the whole process:
 
 * :data:`!timers` -- one daemon thread that fires total deadlines and the
   read timeouts of in-process engines (callbacks that only ever interrupt);
@@ -11,18 +11,25 @@ minillm keeps exactly four things for the whole process:
   happens to run on -- perhaps one inside a ledger, holding its lock -- so
   it only hands the call over, and the booking is made from here;
 * the open calls -- every call whose attempts are not all booked yet, so
-  that none is lost when the interpreter exits.
+  that none is lost when the interpreter exits;
+* :data:`!deliveries` -- how many bookings are decided but not yet written
+  to their sink, on any thread (a daemon thread is frozen mid-write when
+  the interpreter shuts down).
 
 Threads start on first use, never at import. The exit hook runs, in this
 order:
 
-1. every open call is stopped (its socket shut down, which also wakes a
+1. the settlements the settler has queued are run, on the exiting thread;
+2. every open call is stopped (its socket shut down, which also wakes a
    daemon thread blocked reading it) and its attempt booked as cut short --
-   this may queue look-ups; calls handed to the settler are among them;
-2. the pending look-ups are attempted for a bounded time
+   this may queue look-ups;
+3. the bookings other threads are still delivering are waited for, at most
+   :data:`!DELIVERY_EXIT_WAIT` seconds (what is still being written then is
+   logged at ERROR);
+4. the pending look-ups are attempted for a bounded time
    (``exit_wait`` of :class:`~minillm.LookupPolicy`), then what is left is booked
    ``UNKNOWN`` with its generation id, logged at ERROR;
-3. the steps registered with :func:`!at_exit` (in-process engines are
+5. the steps registered with :func:`!at_exit` (in-process engines are
    cleaned up there), last because bookings may still need an engine's
    connection or file.
 

@@ -110,6 +110,25 @@ def test_a_look_up_still_pending_after_the_exit_wait_is_booked_unknown_with_its_
     assert "ERROR:minillm.accounting:interpreter exiting: cost of generation gen-exit-2" in stderr
 
 
+def test_a_look_up_pending_at_exit_after_output_is_booked_unknown_not_a_lower_bound(server: ScriptedServer) -> None:
+    # What streamed would price as a lower bound; at exit the contract books
+    # what is still pending UNKNOWN, with its id, all the same.
+    server.route("GET", "/generation", lambda request: NOT_FOUND)
+    server.reply(hanging("gen-exit-3"))
+    booked, _ = run_child(
+        server,
+        """
+        policy = minillm.LookupPolicy(initial_delay=0.05, max_delay=0.05, timeout=300, exit_wait=0.3)
+        stream = client(lookup=policy, price=minillm.TokenPrice("1", "1")).stream("Hi")
+        next(iter(stream))
+        stream.cancel()
+        """,
+    )
+    assert booked == [
+        {"resolution": "unknown", "usd": None, "response_id": "gen-exit-3", "cancelled": True, "meta": {}}
+    ]
+
+
 def test_a_stream_still_open_at_exit_is_settled_once(server: ScriptedServer) -> None:
     record = Reply.json(openrouter_generation("gen-open", total_cost=0.001))
     server.route("GET", "/generation", lambda request: record)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional
 import attrs
 
 from ..errors import InvalidArgumentError
-from ..models import CostInfo
+from ..models import CostInfo, Resolution
 from ..scheduler import DaemonPool, Scheduler
 
 __all__ = ["LookupJob", "LookupPolicy", "LookupService"]
@@ -253,11 +253,16 @@ class LookupService:
     def _give_up_at_exit(self, job: LookupJob) -> None:
         if job.done:
             return
+        # The contract books what is still pending at exit UNKNOWN (the
+        # tokens seen kept as its lower bound), not the PARTIAL a look-up
+        # that gives up while the process runs books.
+        unknown = job.fallback
+        if unknown.usd is not None:
+            unknown = attrs.evolve(unknown, usd=None, resolution=Resolution.UNKNOWN, source=None)
         log.error(
-            "interpreter exiting: cost of generation %s (%s %s) still unknown; booked %s",
+            "interpreter exiting: cost of generation %s (%s %s) still unknown; booked UNKNOWN",
             job.generation_id,
-            job.fallback.provider,
-            job.fallback.model,
-            job.fallback.resolution.value.upper(),
+            unknown.provider,
+            unknown.model,
         )
-        self._finish(job, job.fallback)
+        self._finish(job, unknown)
