@@ -74,6 +74,8 @@ class Outcome(enum.Enum):
 #: Outcomes that book nothing (by identity: every attempt is decided here).
 _UNBILLABLE = (Outcome.UNBILLED, Outcome.REJECTED)
 _CUT_SHORT = Outcome.CUT_SHORT
+_RESOLVED = Resolution.RESOLVED
+_UNPRICED = Resolution.UNPRICED
 _FAILED = (Outcome.FAILED, Outcome.UNANSWERED)
 
 
@@ -147,7 +149,6 @@ class Booking:
     def cost(
         self,
         usage: Optional[Usage],
-        *,
         resolution: Resolution,
         response_id: Optional[str],
         outcome: Outcome,
@@ -255,19 +256,12 @@ def decide(
             usd, source = booking.pricer.money(final)
         except MalformedMoneyError as exc:
             return Decision(booking, now=_not_money(booking, final, response_id, outcome, exc, duration))
-        resolution = Resolution.RESOLVED if usd is not None else Resolution.UNPRICED
-        return Decision(
-            booking,
-            now=booking.cost(
-                final,
-                resolution=resolution,
-                response_id=response_id,
-                outcome=outcome,
-                usd=usd,
-                source=source,
-                duration=duration,
-            ),
+        # Positional, and the members bound once: every finished attempt
+        # passes here.
+        cost = booking.cost(
+            final, _RESOLVED if usd is not None else _UNPRICED, response_id, outcome, usd, source, duration
         )
+        return Decision(booking, cost)
     seen = _lower_bound(booking, outcome, state, response_id, duration)
     if booking.lookup is not None and response_id:
         return Decision(booking, later=_lookup_job(booking, outcome, response_id, seen, on_booked, duration))

@@ -35,13 +35,14 @@ __all__ = ["EVERYTHING", "counted", "counted_amount", "moved", "rebuild", "scope
 EVERYTHING = ""
 
 _SEPARATOR = "\x1f"
+_PARTIAL = Resolution.PARTIAL
 
 
 def counted(cost: CostInfo, held: Optional[Decimal]) -> Optional[Decimal]:
     """What a booking counts against a budget: its money when exact, the
     worst case held for it when its money is unknown, the larger of the two
     for a lower bound; None when there is neither."""
-    return counted_amount(cost.usd, cost.resolution is Resolution.PARTIAL, held)
+    return counted_amount(cost.usd, cost.resolution is _PARTIAL, held)
 
 
 def counted_amount(usd: Optional[Decimal], partial: bool, held: Optional[Decimal]) -> Optional[Decimal]:
