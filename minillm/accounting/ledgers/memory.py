@@ -71,8 +71,8 @@ class Ledger(BaseLedger):
         self._ids: Dict[str, _Entry] = {}
         self._holds: Dict[str, _Hold] = {}
         #: what budgets count, per scope (see :mod:`.scopes`); None until a
-        #: budget first counts on this ledger: a ledger no budget reads does
-        #: not pay for them on every booking
+        #: budget is set on this ledger (or first counts on it): a ledger no
+        #: budget reads does not pay for them on every booking
         self._running: Optional[Dict[str, Decimal]] = None
 
     def record_once(self, cost: CostInfo, meta: Dict[str, Any]) -> bool:
@@ -99,6 +99,22 @@ class Ledger(BaseLedger):
             if self._running is not None:
                 self._count(entry, self._running)
         return True
+
+    def prepare(self, scope: Scope) -> None:
+        """A budget is set on this ledger: from now on it keeps the running
+        totals budgets count, adding up what is booked already (once, here,
+        rather than in the budget's first check)."""
+        with self._lock:
+            if self._running is None:
+                self._start_running_totals()
+
+    def _start_running_totals(self) -> Dict[str, Decimal]:
+        """The running totals of what is booked so far (under the lock)."""
+        running: Dict[str, Decimal] = {}
+        for entry in self._entries:
+            self._count(entry, running)
+        self._running = running
+        return running
 
     def _count(self, entry: _Entry, totals: Dict[str, Decimal]) -> None:
         """Add what ``entry`` counts to the running totals (under the lock)."""
@@ -217,11 +233,7 @@ class Ledger(BaseLedger):
         for hold_id in [h for h, hold in self._holds.items() if hold.expires < now]:
             del self._holds[hold_id]
         total, minus = totals_for(scope)
-        running = self._running
-        if running is None:  # the first budget to count here: add up what is booked, once
-            running = self._running = {}
-            for entry in self._entries:
-                self._count(entry, running)
+        running = self._running if self._running is not None else self._start_running_totals()
         booked = running.get(total, _ZERO) - (running.get(minus, _ZERO) if minus is not None else _ZERO)
         held = _sum(h.amount for h in self._holds.values() if scope.matches(h.meta))
         return booked + held
