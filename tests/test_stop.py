@@ -8,6 +8,7 @@ it returns is measured by ``benchmarks/bench_cancel.py``, not here."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from decimal import Decimal
@@ -180,3 +181,46 @@ def test_a_cancel_while_waiting_for_the_headers_returns_and_books_the_sent_reque
     ((cost, _),) = ledger.records  # it had gone out: it may be billed
     assert (cost.cancelled, cost.resolution, cost.usd) == (True, minillm.Resolution.UNKNOWN, None)
     client.close()
+
+
+# -- never reached: nothing is booked ----------------------------------------------------------
+
+
+def test_a_server_whose_certificate_is_not_trusted_was_never_reached_and_books_nothing(
+    certificate: Tuple[ssl.SSLContext, Path],
+) -> None:
+    # The handshake fails before a byte of the request is written: the
+    # provider never saw it, so there is nothing it could bill.
+    context, _ = certificate
+    ledger = minillm.Ledger()
+    with ScriptedServer(tls=context) as server:
+        server.reply(Reply.sse(chat_stream(["never"], usage=chat_usage(1, 1))))
+        client = minillm.Client("openai/m", base_url=server.url, api_key="k", on_cost=ledger, max_retries=0)
+        with pytest.raises(minillm.APIConnectionError) as caught:
+            client.complete("Hi")
+        client.close()
+        assert server.requests == []
+    assert not isinstance(caught.value, minillm.APITimeoutError)
+    assert ledger.count == 0
+
+
+def test_a_handshake_that_never_finishes_is_a_connect_timeout_and_books_nothing() -> None:
+    # A TLS server that accepts the connection and never answers the hello:
+    # the request is never written, however long the client waits.
+    ledger = minillm.Ledger()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        client = minillm.Client(
+            "openai/m",
+            base_url=url,
+            api_key="k",
+            on_cost=ledger,
+            max_retries=0,
+            timeout=minillm.Timeout(connect=0.2, read=30),
+        )
+        with pytest.raises(minillm.APITimeoutError):
+            finishes(lambda: client.complete("Hi"))
+        client.close()
+    assert ledger.count == 0
