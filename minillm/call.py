@@ -433,7 +433,7 @@ class Call:
         attempt.started = time.monotonic()
         try:
             response = route.transport.send(
-                route.adapter.authorize(http), timeouts=self._timeouts(route), exchange=attempt.exchange
+                route.authorize(http), timeouts=self._timeouts(route), exchange=attempt.exchange
             )
         except Interrupted as stop:
             if stop.reason is Stop.DEADLINE:

@@ -52,7 +52,7 @@ def list_models(route: Route) -> List[str]:
 
 def _page(route: Route, page: Optional[str]) -> Tuple[List[str], Optional[str]]:
     adapter = route.adapter
-    request = adapter.authorize(adapter.models_request(page))
+    request = route.authorize(adapter.models_request(page))
     response = route.transport.send(request, timeouts=(route.timeout.connect, route.timeout.read))
     try:
         if response.status >= 300:

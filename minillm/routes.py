@@ -2,10 +2,11 @@
 
 A :class:`Route` is one provider endpoint, resolved once when a client is
 made: the adapter that speaks its protocol, the transport that reaches it
-(chosen by the base URL's scheme), the :class:`~minillm.accounting.pricing.Pricer`
-that prices its usage, its retry policy and timeouts, and -- where the
-provider has one -- how to look a generation's cost up. A client's routes
-are its primary and then its fallbacks. Routes hold no reference to the
+(chosen by the base URL's scheme), the credentials each request needs as
+it is sent, the :class:`~minillm.accounting.pricing.Pricer` that prices
+its usage, its retry policy and timeouts, and -- where the provider has
+one -- how to look a generation's cost up. A client's routes are its
+primary and then its fallbacks. Routes hold no reference to the
 client that made them; they are shared, immutable, and safe between threads.
 """
 
@@ -31,6 +32,7 @@ from .retry import RetryPolicy
 from .thinktags import split_think_tags
 from .timeouts import Timeout
 from .transports import HTTPRequest, Transport, endpoint_of, transport_for
+from .transports.credentials import NO_CREDENTIALS, Credentials
 
 __all__ = ["Route", "route_for"]
 
@@ -52,6 +54,8 @@ class Route:
     timeout: Timeout
     think_tags: bool
     redactor: Redactor = attrs.field(repr=False)
+    #: what each request needs added as it is sent (a token, a signature)
+    credentials: Credentials = attrs.field(default=NO_CREDENTIALS, repr=False)
     on_retry: Optional[RetryCallback] = None
     #: why the route cannot be used (a missing key): a call skips it for
     #: the next route, or raises this when it has none
@@ -62,6 +66,13 @@ class Route:
         if request.model != self.name:
             request = attrs.evolve(request, model=self.name)
         return self.adapter.build_request(request, stream=stream)
+
+    def authorize(self, request: HTTPRequest) -> HTTPRequest:
+        """``request`` as this route sends it now (see :attr:`credentials`).
+
+        :raises ConfigurationError: no credential could be had.
+        """
+        return self.credentials.authorize(request)
 
     def pipeline(self, events: Iterator[Event]) -> Iterator[Event]:
         """The adapter's events as the call folds them (``<think>`` blocks split out)."""
@@ -74,7 +85,7 @@ class Route:
     def lookup(self, generation_id: str) -> Optional[Usage]:
         """One attempt at fetching what ``generation_id`` cost: its usage
         with the provider's own figure, or None when not recorded yet."""
-        request = self.adapter.authorize(self.adapter.lookup_request(generation_id))
+        request = self.authorize(self.adapter.lookup_request(generation_id))
         response = self.transport.send(request, timeouts=(self.timeout.connect, min(self.timeout.read, 30.0)))
         try:
             body = response.read()
@@ -101,7 +112,7 @@ class Route:
             return None
         if self.unusable is not None:
             raise self.unusable
-        response = self.transport.send(self.adapter.authorize(http), timeouts=(self.timeout.connect, self.timeout.read))
+        response = self.transport.send(self.authorize(http), timeouts=(self.timeout.connect, self.timeout.read))
         try:
             if response.status >= 300:
                 body = response.read_error_body()
@@ -181,6 +192,7 @@ def route_for(config: ClientConfig) -> Route:
         timeout=config.timeout,
         think_tags=config.think_tags,
         redactor=redactor,
+        credentials=adapter.credentials(),
         on_retry=config.on_retry,
         unusable=unusable,
     )

@@ -971,7 +971,7 @@ def test_the_signature_names_the_region_of_the_endpoint_it_is_for() -> None:
     ]:
         made = adapter(base_url=base_url, api_key=None)
         request = made.build_request(build_chat_request(MODEL, "Hi"), stream=False)
-        signed = made.authorize(request)  # no network: signing is arithmetic
+        signed = made.credentials().authorize(request)  # no network: signing is arithmetic
         assert f"/{region}/bedrock/aws4_request" in signed.headers["Authorization"]
         assert signed.url == request.url and signed.body == request.body
 

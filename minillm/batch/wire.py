@@ -67,7 +67,7 @@ class Wire:
     def _send(self, request: HTTPRequest, exchange: Optional[Exchange]) -> HTTPResponse:
         route = self.route
         response = route.transport.send(
-            route.adapter.authorize(request), timeouts=(route.timeout.connect, route.timeout.read), exchange=exchange
+            route.authorize(request), timeouts=(route.timeout.connect, route.timeout.read), exchange=exchange
         )
         if response.status < 300:
             return response

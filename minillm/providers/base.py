@@ -39,6 +39,7 @@ from ..redaction import Redactor, excerpt
 from ..request import ChatRequest
 from ..retry import parse_retry_after
 from ..transports.base import HTTPRequest
+from ..transports.credentials import NO_CREDENTIALS, Credentials
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..structured import OutputFormat
@@ -288,15 +289,12 @@ class Adapter(abc.ABC):
         """The name the price catalog knows ``model`` by."""
         return model
 
-    def authorize(self, request: HTTPRequest) -> HTTPRequest:
-        """``request`` as it is sent, each time it is sent: where a
-        credential expires or a signature covers the moment of sending
-        (a cloud platform's token, AWS SigV4), it is added here rather
-        than when the request is built.
-
-        :raises ConfigurationError: no credential could be had.
-        """
-        return request
+    def credentials(self) -> Credentials:
+        """What this adapter's requests need added as they are sent, each
+        time (see :mod:`minillm.transports.credentials`): nothing, for a key
+        that is in the headers already. Called once, when the route is made;
+        the route holds what it returns."""
+        return NO_CREDENTIALS
 
     # -- requests ---------------------------------------------------------
 

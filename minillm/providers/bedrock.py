@@ -11,7 +11,7 @@ What differs from the other protocols:
   ``%2F``).
 - **Two kinds of credential.** A Bedrock API key (``AWS_BEARER_TOKEN_BEDROCK``,
   or ``api_key=``) is a bearer token. Without one, each send is signed with
-  AWS Signature Version 4 in :meth:`BedrockAdapter.authorize`
+  AWS Signature Version 4 by :class:`SigV4Signer`
   (:func:`sigv4_headers`), with credentials from the standard AWS chain
   that botocore searches (the optional ``minillm[bedrock]`` extra, imported
   the first time a request is signed). A signature covers the moment,
@@ -61,6 +61,8 @@ from ..models import Chunk, Usage
 from ..redaction import Redactor
 from ..request import ChatRequest
 from ..transports.base import HTTPRequest
+from ..transports.credentials import NO_CREDENTIALS
+from ..transports.credentials import Credentials as TransportCredentials
 from .base import (
     OVERFLOW_MARKERS,
     SHAPE_ERRORS,
@@ -477,12 +479,101 @@ class _Secrets:
         return "<AWS secrets: hidden>"
 
 
+class SigV4Signer(TransportCredentials):
+    """Signs each request with SigV4 as it is sent: the exact method, URL,
+    headers and body, for this moment. The AWS credential chain is searched
+    once per route (it may read files, refresh an SSO session or ask an
+    instance's metadata service), under a lock; botocore refreshes what it
+    found (under its own) as it nears its expiry. The secrets last signed
+    with are kept in ``secrets``, which the adapter masks in provider text."""
+
+    def __init__(self, base_url: str, region: Optional[str], secrets: _Secrets) -> None:
+        self._base_url = base_url
+        self._region = region
+        self._secrets = secrets
+        self._lock = threading.Lock()
+        self._credentials: Optional[Credentials] = None
+
+    def authorize(self, request: HTTPRequest) -> HTTPRequest:
+        """``request`` signed for now.
+
+        :raises ConfigurationError: no region to sign for, no botocore, or
+            no credentials in the AWS credential chain.
+        """
+        if self._region is None:
+            raise ConfigurationError(
+                f"cannot tell which AWS region {self._base_url!r} is in, to sign for it: set AWS_REGION"
+            )
+        region = _checked_region(self._region, "the region")
+        frozen = self._frozen_credentials()
+        headers = sigv4_headers(
+            request.method,
+            request.url,
+            request.headers,
+            request.body or b"",
+            access_key=frozen.access_key,
+            secret_key=frozen.secret_key,
+            token=frozen.token,
+            region=region,
+            service=SIGNING_NAME,
+            now=_utcnow(),
+        )
+        return attrs.evolve(request, headers=headers)
+
+    def _frozen_credentials(self) -> Any:
+        """This moment's credentials: the chain is searched once per
+        adapter; botocore refreshes what it found (a role's, an SSO
+        session's) when they near their expiry."""
+        with self._lock:
+            credentials = self._credentials
+            if credentials is None:
+                credentials = self._credentials = self._find_credentials()
+        try:
+            frozen = credentials.get_frozen_credentials()
+        except Exception as exc:  # botocore's refresh failures: an expired SSO session, a role not assumable
+            raise self._credential_error(exc) from None
+        if not frozen.access_key or not frozen.secret_key:
+            raise ConfigurationError(self._no_credentials())
+        self._secrets.redactor = Redactor([frozen.secret_key, frozen.token])
+        return frozen
+
+    def _find_credentials(self) -> Credentials:
+        try:
+            import botocore.session
+        except ImportError:
+            raise ConfigurationError(self._no_credentials()) from None
+        try:
+            credentials = botocore.session.Session().get_credentials()
+        except Exception as exc:  # a malformed config file, a profile that does not exist
+            raise self._credential_error(exc) from None
+        if credentials is None:
+            raise ConfigurationError(self._no_credentials())
+        return credentials
+
+    @staticmethod
+    def _no_credentials() -> str:
+        return (
+            "no credentials for bedrock: set AWS_BEARER_TOKEN_BEDROCK (a Bedrock API key), or AWS credentials "
+            "that botocore finds (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an SSO login, "
+            f"an instance role) with {install_hint('botocore')}"
+        )
+
+    @staticmethod
+    def _credential_error(exc: BaseException) -> ConfigurationError:
+        # botocore's messages name files, profiles and variables, never a
+        # secret's value; the secrets the environment holds are masked all the same.
+        hide = Redactor([os.environ.get("AWS_SECRET_ACCESS_KEY"), os.environ.get("AWS_SESSION_TOKEN")])
+        return ConfigurationError(
+            hide.scrub(f"the AWS credentials for bedrock could not be had: {type(exc).__name__}: {exc}")
+        )
+
+
 class BedrockAdapter(Adapter):
     """``bedrock/<modelId>``: a base model id, an inference profile id
     (``us.anthropic.claude-sonnet-4-5-20250929-v1:0``) or an ARN.
 
-    Thread-safe: the credentials are resolved once, under a lock, and
-    botocore refreshes them (under its own) as they near their expiry.
+    Pure data and parsing: signing, and the credential chain it needs, are
+    its route's :class:`SigV4Signer`.
     """
 
     name = "bedrock"
@@ -502,8 +593,7 @@ class BedrockAdapter(Adapter):
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        self._lock = threading.Lock()
-        self._credentials: Optional[Credentials] = None
+        #: what the route's signer last signed with, to mask in provider text
         self._secrets = _Secrets()
         host = urlsplit(config.base_url).hostname or ""
         match = _HOST_REGION.search(host)
@@ -580,81 +670,12 @@ class BedrockAdapter(Adapter):
         gives every request is the one its logs and support know."""
         return headers.get("x-amzn-requestid") or None
 
-    def authorize(self, request: HTTPRequest) -> HTTPRequest:
-        """``request`` signed with SigV4 for this moment (unless it carries
-        a Bedrock API key): the exact method, URL, headers and body sent.
-
-        :raises ConfigurationError: no region to sign for, no botocore, or
-            no credentials in the AWS credential chain.
-        """
+    def credentials(self) -> TransportCredentials:
+        """A SigV4 signer over the AWS credential chain -- or nothing, for a
+        Bedrock API key, which is in the Authorization header already."""
         if self.config.api_key:
-            return request  # the key is in the Authorization header already
-        if self.region is None:
-            raise ConfigurationError(
-                f"cannot tell which AWS region {self.config.base_url!r} is in, to sign for it: set AWS_REGION"
-            )
-        region = _checked_region(self.region, "the region")
-        frozen = self._frozen_credentials()
-        headers = sigv4_headers(
-            request.method,
-            request.url,
-            request.headers,
-            request.body or b"",
-            access_key=frozen.access_key,
-            secret_key=frozen.secret_key,
-            token=frozen.token,
-            region=region,
-            service=SIGNING_NAME,
-            now=_utcnow(),
-        )
-        return attrs.evolve(request, headers=headers)
-
-    def _frozen_credentials(self) -> Any:
-        """This moment's credentials: the chain is searched once per
-        adapter; botocore refreshes what it found (a role's, an SSO
-        session's) when they near their expiry."""
-        with self._lock:
-            credentials = self._credentials
-            if credentials is None:
-                credentials = self._credentials = self._find_credentials()
-        try:
-            frozen = credentials.get_frozen_credentials()
-        except Exception as exc:  # botocore's refresh failures: an expired SSO session, a role not assumable
-            raise self._credential_error(exc) from None
-        if not frozen.access_key or not frozen.secret_key:
-            raise ConfigurationError(self._no_credentials())
-        self._secrets.redactor = Redactor([frozen.secret_key, frozen.token])
-        return frozen
-
-    def _find_credentials(self) -> Credentials:
-        try:
-            import botocore.session
-        except ImportError:
-            raise ConfigurationError(self._no_credentials()) from None
-        try:
-            credentials = botocore.session.Session().get_credentials()
-        except Exception as exc:  # a malformed config file, a profile that does not exist
-            raise self._credential_error(exc) from None
-        if credentials is None:
-            raise ConfigurationError(self._no_credentials())
-        return credentials
-
-    @staticmethod
-    def _no_credentials() -> str:
-        return (
-            "no credentials for bedrock: set AWS_BEARER_TOKEN_BEDROCK (a Bedrock API key), or AWS credentials "
-            "that botocore finds (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an SSO login, "
-            f"an instance role) with {install_hint('botocore')}"
-        )
-
-    @staticmethod
-    def _credential_error(exc: BaseException) -> ConfigurationError:
-        # botocore's messages name files, profiles and variables, never a
-        # secret's value; the secrets the environment holds are masked all the same.
-        hide = Redactor([os.environ.get("AWS_SECRET_ACCESS_KEY"), os.environ.get("AWS_SESSION_TOKEN")])
-        return ConfigurationError(
-            hide.scrub(f"the AWS credentials for bedrock could not be had: {type(exc).__name__}: {exc}")
-        )
+            return NO_CREDENTIALS
+        return SigV4Signer(self.config.base_url, self.region, self._secrets)
 
     def body(self, request: ChatRequest, *, stream: bool) -> Dict[str, Any]:
         system, turns = self.system(request)

@@ -37,6 +37,7 @@ from ..errors import ConfigurationError
 from ..extras import install_hint
 from ..request import ChatRequest
 from ..transports.base import HTTPRequest
+from ..transports.credentials import NO_CREDENTIALS, Credentials
 from .anthropic import COUNT_FIELDS, AnthropicAdapter
 from .base import Adapter, path_segment
 from .gemini import GeminiAdapter, _bare
@@ -72,14 +73,20 @@ def _installed(module: str) -> bool:
         return False
 
 
-class _ApplicationDefault:
-    """Application-default credentials, shared by every Vertex client of the
+class _ApplicationDefault(Credentials):
+    """Application-default credentials, shared by every Vertex route of the
     process: found once, refreshed under a lock when they are about to
-    expire (google-auth's ``valid`` allows for clock skew)."""
+    expire (google-auth's ``valid`` allows for clock skew). Each request
+    carries the access token as it is sent."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._credentials: Any = None
+
+    def authorize(self, request: HTTPRequest) -> HTTPRequest:
+        headers = dict(request.headers)
+        headers["Authorization"] = f"Bearer {self.token()}"
+        return attrs.evolve(request, headers=headers)
 
     def token(self) -> str:
         with self._lock:
@@ -149,12 +156,9 @@ class VertexHost(Adapter):
             '"minillm[vertex]" to use application-default credentials'
         )
 
-    def authorize(self, request: HTTPRequest) -> HTTPRequest:
-        if self.config.api_key:
-            return request  # a token the caller gave, already in the headers
-        headers = dict(request.headers)
-        headers["Authorization"] = f"Bearer {APPLICATION_DEFAULT.token()}"
-        return attrs.evolve(request, headers=headers)
+    def credentials(self) -> Credentials:
+        # A token the caller gave is in the headers already.
+        return NO_CREDENTIALS if self.config.api_key else APPLICATION_DEFAULT
 
 
 class VertexGeminiAdapter(VertexHost, GeminiAdapter):

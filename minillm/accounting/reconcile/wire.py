@@ -62,9 +62,7 @@ def get_json(route: Route, request: HTTPRequest) -> Any:
     """
 
     def once() -> Any:
-        response = route.transport.send(
-            route.adapter.authorize(request), timeouts=(route.timeout.connect, route.timeout.read)
-        )
+        response = route.transport.send(route.authorize(request), timeouts=(route.timeout.connect, route.timeout.read))
         try:
             if response.status >= 300:
                 raise route.adapter.api_error(
