@@ -36,10 +36,12 @@ def check_meta(meta: Any, *, what: str = "meta") -> Dict[str, Any]:
         raise InvalidArgumentError(f"{what} must be a dict, not {type(meta).__name__}")
     # Every booking passes here, so the common case -- a flat object of
     # scalars -- is copied without composing the path each error would name.
-    for key, item in meta.items():
+    copy: Dict[str, Any] = {}
+    for key, item in meta.items():  # checked and copied in one pass: what is kept is what was checked
         if type(key) is not str or not (item is None or type(item) in _SCALARS):
             return _object(meta, what, 0)
-    return dict(meta)
+        copy[key] = item
+    return copy
 
 
 #: What a flat ``meta`` holds without further checks (exact types: a float

@@ -121,6 +121,8 @@ _WITH_MONEY = (Resolution.RESOLVED, Resolution.PARTIAL)
 def _check_cost(cost: CostInfo) -> None:
     """The invariants of a :class:`CostInfo`, checked once it is built (one
     pass: every attempt's booking is built through here)."""
+    if cost.resolution.__class__ is not Resolution:  # "resolved" would pass for one below
+        raise TypeError(f"CostInfo.resolution must be a minillm.Resolution, not {cost.resolution!r}")
     usd = cost.usd
     if usd is not None and type(usd) is not Decimal and not isinstance(usd, Decimal):
         raise TypeError(f"CostInfo.usd must be a Decimal or None, not {type(usd).__name__}")

@@ -213,3 +213,59 @@ def test_ctrl_c_while_the_batch_command_writes_its_summary_loses_none_of_it(
     assert "10 items, 10 done (0 from the journal), 0 failed" in err and "minillm batch: interrupted" in err
     assert [row["text"] for row in read_output(out)] == [prompt.upper() for prompt in PROMPTS]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is as it was
+
+
+def test_ctrl_c_while_the_batch_lets_its_workers_go_still_gives_back_what_finished(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answering(server)
+    closed: List[bool] = []
+
+    def interrupted_close(reporter: Any) -> None:
+        closed.append(True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(minillm.batch.progress.ResultReporter, "close", interrupted_close)
+    raised = outcome(lambda: run(client_for(server, None), PROMPTS, workers=2))
+    assert closed == [True]
+    assert isinstance(raised, Interrupted)  # not a bare KeyboardInterrupt: the results come with it
+    assert [r.text for r in raised.results] == [prompt.upper() for prompt in PROMPTS]
+
+
+def test_a_second_ctrl_c_while_the_calls_in_flight_stop_is_not_waited_out_again(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck = hanging(server, ["item 0", "item 1"])
+    waits: List[bool] = []
+    shutdown = concurrent.futures.ThreadPoolExecutor.shutdown
+
+    def recorded(pool: Any, wait: bool = True, **kwargs: Any) -> None:
+        waits.append(wait)
+        shutdown(pool, wait=wait, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "shutdown", recorded)
+    calls = 0
+    wait_for = threading.Condition.wait_for
+    runner: List[int] = []
+
+    def interrupted_twice(condition: threading.Condition, predicate: Any, timeout: Any = None) -> Any:
+        # On the thread running the batch, the first wait (for every item)
+        # and the second (for the calls stopping) are each cut short by a
+        # Ctrl-C, once both items hang; every other thread waits as ever.
+        nonlocal calls
+        if threading.get_ident() not in runner or calls >= 2:
+            return wait_for(condition, predicate, timeout)
+        calls += 1
+        assert all(event.wait(30) for event in stuck.values())
+        raise KeyboardInterrupt
+
+    def batch() -> None:
+        runner.append(threading.get_ident())
+        run(client_for(server, None), PROMPTS[:2], workers=2)
+
+    monkeypatch.setattr(threading.Condition, "wait_for", interrupted_twice)
+    raised = outcome(batch)
+    monkeypatch.undo()
+    assert isinstance(raised, Interrupted)
+    assert waits == [False]  # the workers are let go, not joined: the second Ctrl-C said stop waiting
+    assert [r.error for r in raised.results] == ["cancelled", "cancelled"]

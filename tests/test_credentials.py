@@ -99,3 +99,13 @@ def test_a_route_holds_the_credentials_its_adapter_names_and_a_given_key_needs_n
     (keyed,) = minillm.Client(model, api_key="a-key")._routes
     assert keyed.credentials is NO_CREDENTIALS  # the key is in the headers already
     assert "credentials" not in vars(route.adapter) and "_credentials" not in vars(route.adapter)
+
+
+def test_an_adapter_written_for_authorize_is_refused_rather_than_left_unsigned() -> None:
+    from minillm.providers.openai_chat import ChatCompletionsAdapter
+
+    with pytest.raises(TypeError, match=r"credentials\(\)"):
+
+        class Signed(ChatCompletionsAdapter):
+            def authorize(self, request: HTTPRequest) -> HTTPRequest:  # pragma: no cover - never made
+                return request

@@ -90,6 +90,9 @@ def test_cost_info_refuses_money_that_contradicts_its_resolution() -> None:
     assert CostInfo(usd=Decimal("0.1"), resolution=Resolution.PARTIAL).usd == Decimal("0.1")
     with pytest.raises(TypeError):
         CostInfo(usd=0.1, resolution=Resolution.RESOLVED)  # type: ignore[arg-type]
+    for spelled in ("resolved", None):  # a str would compare equal to the member
+        with pytest.raises(TypeError, match=r"must be a minillm\.Resolution"):
+            CostInfo(usd=Decimal(1) if spelled else None, resolution=spelled)  # type: ignore[arg-type]
 
 
 def test_cost_info_names_where_its_money_came_from_and_only_when_it_has_money() -> None:

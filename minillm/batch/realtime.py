@@ -207,6 +207,7 @@ def run(
             future.cancel()  # refused by those already running: their calls are stopped instead
 
     unsubscribe = stop._subscribe(stop_queued)
+    waited = True  # whether the calls in flight were waited for to their end
     try:
         try:
             for index, item in enumerate(items):
@@ -221,17 +222,24 @@ def run(
             # Ctrl-C while items are handed out, or while they run: no item
             # is taken any more, the queued ones are dropped, and the calls in
             # flight are stopped (booked as cut short) and waited for.
-            stop.cancel()
             try:
+                stop.cancel()
                 all_done()
             except KeyboardInterrupt:
-                pass  # a second Ctrl-C stops waiting; what finished is still given back
+                # Another Ctrl-C stops waiting (the calls still stop, on
+                # their threads); what finished is still given back.
+                waited = False
             raise Interrupted(_complete(results, items)) from interrupt
     finally:
-        unsubscribe()
-        if owned:
-            pool.shutdown(wait=True, cancel_futures=True)
-        report.close()
+        try:
+            unsubscribe()
+            if owned:
+                # Not waited for again when a Ctrl-C said stop waiting.
+                pool.shutdown(wait=waited, cancel_futures=True)
+            report.close()
+        except KeyboardInterrupt:
+            # Ctrl-C while letting the workers go: what finished is kept.
+            raise Interrupted(_complete(results, items)) from None
     return _complete(results, items)
 
 

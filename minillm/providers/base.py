@@ -215,6 +215,18 @@ class Adapter(abc.ABC):
     #: registry name, the first segment of ``"provider/model"``
     name: ClassVar[str]
     default_base_url: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "authorize" in vars(cls):
+            # It would never be called: requests are authorized by the
+            # route's credentials, and a request sent unsigned is worse than
+            # an adapter that does not load.
+            raise TypeError(
+                f"{cls.__name__} defines authorize(request): return a minillm.transports.credentials.Credentials "
+                "from credentials() instead"
+            )
+
     #: environment variables holding the key, tried in order
     key_env: ClassVar[Tuple[str, ...]] = ()
     #: environment variable holding the base URL
