@@ -34,7 +34,11 @@ TARGETS: List[Tuple[str, Optional[Tuple[str, ...]]]] = [
     ("minillm/accounting/settlement.py", None),
     ("minillm/accounting/pricing.py", None),
     ("minillm/accounting/budget.py", ("worst_case", "estimate_prompt_tokens", "settled")),
-    ("minillm/accounting/ledgers/memory.py", ("record", "hold", "_spent", "_sum", "total", "_totals")),
+    (
+        "minillm/accounting/ledgers/memory.py",
+        ("record_once", "_count", "_start_running_totals", "hold", "_spent", "_sum", "total", "_totals"),
+    ),
+    ("minillm/models.py", ("_check_cost",)),
     ("minillm/accounting/ledgers/sqlite.py", ("record", "_spent", "_decimal_add", "_migrate", "step", "finalize")),
     ("minillm/accounting/ledgers/scopes.py", None),
     ("minillm/accumulate.py", ("accumulate", "output_deltas", "final_usage", "is_terminal")),
@@ -80,6 +84,51 @@ EQUIVALENT = {
         "for hold_id in [h for h, hold in self._holds.items() if hold.expires < now]:",
         "for hold_id in [h for h, hold in self._holds.items() if hold.expires <= now]:",
     ): "a hold expiring at the very instant of the check: both readings are right",
+    (
+        "minillm/accounting/pricing.py",
+        "prompt = usage.prompt_tokens if usage.prompt_tokens > 0 else 0",
+        "prompt = usage.prompt_tokens if usage.prompt_tokens >= 0 else 0",
+    ): "a prompt of 0 tokens is 0 either way",
+    (
+        "minillm/accounting/pricing.py",
+        "reads = 0 if reads <= 0 else reads if reads < prompt else prompt",
+        "reads = 0 if reads < 0 else reads if reads < prompt else prompt",
+    ): "0 reads are capped to 0 by the other branch too",
+    (
+        "minillm/accounting/pricing.py",
+        "reads = 0 if reads <= 0 else reads if reads < prompt else prompt",
+        "reads = 0 if reads <= 0 else reads if reads <= prompt else prompt",
+    ): "when reads equal the prompt, either is the same count",
+    (
+        "minillm/accounting/pricing.py",
+        "writes = 0 if writes <= 0 else min(writes, prompt - reads)",
+        "writes = 0 if writes < 0 else min(writes, prompt - reads)",
+    ): "min(0, what is left of the prompt) is 0",
+    (
+        "minillm/accounting/pricing.py",
+        "if completion > 0:",
+        "if completion >= 0:",
+    ): "adding 0 output tokens adds nothing",
+    (
+        "minillm/accounting/ledgers/scopes.py",
+        "and (type(value) is not str or len(value) <= _RECURRING_LENGTH)",
+        "and (type(value) is not str or len(value) < _RECURRING_LENGTH)",
+    ): "whether a pair's names are remembered, never what they are",
+    (
+        "minillm/accounting/ledgers/scopes.py",
+        "and len(key) <= _RECURRING_LENGTH",
+        "and len(key) < _RECURRING_LENGTH",
+    ): "whether a pair's names are remembered, never what they are",
+    (
+        "minillm/accounting/ledgers/scopes.py",
+        "_RECURRING_LENGTH = 64",
+        "_RECURRING_LENGTH = 65",
+    ): "whether a pair's names are remembered, never what they are",
+    (
+        "minillm/accounting/ledgers/scopes.py",
+        "_recurring_pair_names = functools.lru_cache(maxsize=4096, typed=True)(_pair_names)",
+        "_recurring_pair_names = functools.lru_cache(maxsize=4097, typed=True)(_pair_names)",
+    ): "how many names are remembered, never what they are",
 }
 
 _COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from decimal import Decimal
 
 import pytest
@@ -106,6 +107,11 @@ def test_cost_info_names_where_its_money_came_from_and_only_when_it_has_money() 
 
 def test_cost_info_counts_attempts_from_one() -> None:
     assert CostInfo(resolution=Resolution.UNKNOWN).attempt == 1
+
+    class Attempt(enum.IntEnum):
+        SECOND = 2
+
+    assert CostInfo(resolution=Resolution.UNKNOWN, attempt=Attempt.SECOND).attempt == 2  # an int is an int
     for bad in (0, -1, True, 1.5):
         with pytest.raises(ValueError):
             CostInfo(resolution=Resolution.UNKNOWN, attempt=bad)  # type: ignore[arg-type]

@@ -106,6 +106,16 @@ def test_a_tier_multiplies_fees_too() -> None:
     assert price.cost(Usage(web_search_requests=1, service_tier="batch")) == Decimal("0.005")
 
 
+def test_a_single_token_of_each_kind_is_priced_at_its_own_rate() -> None:
+    million = 1_000_000
+    assert SONNET.cost(Usage(prompt_tokens=1)) == Decimal("3") / million
+    assert SONNET.cost(Usage(prompt_tokens=1, cached_tokens=1)) == Decimal("0.30") / million
+    assert SONNET.cost(Usage(prompt_tokens=1, cache_write_tokens=1)) == Decimal("3.75") / million
+    one_hour = Usage(prompt_tokens=2, cache_write_tokens=1, cache_write_1h_tokens=1)
+    assert SONNET.cost(one_hour) == (Decimal("3") + Decimal("6")) / million
+    assert SONNET.cost(Usage(completion_tokens=1)) == Decimal("15") / million
+
+
 def test_counts_that_exceed_the_prompt_are_capped_never_charged_twice() -> None:
     odd = Usage(prompt_tokens=10, cached_tokens=8, cache_write_tokens=50, cache_write_1h_tokens=99)
     # 8 reads, the 2 tokens left written (one hour), nothing plain
