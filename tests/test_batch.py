@@ -54,6 +54,21 @@ def answering(server: ScriptedServer, special: Callable[[str], Any] = lambda pro
     server.route("POST", "/chat/completions", handle)
 
 
+def hanging(server: ScriptedServer, prompts: List[str]) -> Dict[str, threading.Event]:
+    """Answer every prompt but ``prompts``, which hang until stopped; the
+    events say that each has reached the server."""
+    stuck = {prompt: threading.Event() for prompt in prompts}
+
+    def hang_the_stuck(prompt: str) -> Any:
+        if prompt not in stuck:
+            return None
+        stuck[prompt].set()
+        return Reply(body=(Hang(),))
+
+    answering(server, hang_the_stuck)
+    return stuck
+
+
 def client_for(server: ScriptedServer, sink: Any) -> minillm.Client:
     # One attempt per call: the batch's own retries are what is tested.
     return minillm.Client(
@@ -516,15 +531,7 @@ def test_the_batch_command_says_when_its_input_cannot_be_read(tmp_path: Path) ->
 
 
 def test_a_batch_killed_mid_run_and_run_again_pays_for_each_item_once(server: ScriptedServer, tmp_path: Path) -> None:
-    stuck = {"item 5": threading.Event(), "item 6": threading.Event()}
-
-    def hang_while_stuck(prompt: str) -> Any:
-        if prompt not in stuck:
-            return None
-        stuck[prompt].set()
-        return Reply(body=(Hang(),))
-
-    answering(server, hang_while_stuck)
+    stuck = hanging(server, ["item 5", "item 6"])
     source, out, costs = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "costs.db"
     write_input(source, [f"item {n}" for n in range(10)])
     command = batch_command(str(source), "-o", str(out), "--model", "openai/test-model", "--base-url", server.url)
@@ -557,15 +564,7 @@ def test_a_batch_killed_mid_run_and_run_again_pays_for_each_item_once(server: Sc
 def test_a_token_stops_a_batch_at_once_and_the_same_job_carries_on_from_its_journal(
     server: ScriptedServer, tmp_path: Path
 ) -> None:
-    stuck = {f"item {n}": threading.Event() for n in (5, 6, 7, 8)}
-
-    def hang_the_stuck(prompt: str) -> Any:
-        if prompt not in stuck:
-            return None
-        stuck[prompt].set()
-        return Reply(body=(Hang(),))
-
-    answering(server, hang_the_stuck)
+    stuck = hanging(server, [f"item {n}" for n in (5, 6, 7, 8)])
     ledger = minillm.Ledger()
     journal = Journal(tmp_path / "job.journal")
     token = minillm.CancellationToken()
@@ -597,15 +596,7 @@ def test_a_token_stops_a_batch_at_once_and_the_same_job_carries_on_from_its_jour
 def test_ctrl_c_stops_the_batch_command_writes_what_finished_and_a_rerun_completes_it(
     server: ScriptedServer, tmp_path: Path
 ) -> None:
-    stuck = {"item 5": threading.Event(), "item 6": threading.Event()}
-
-    def hang_while_stuck(prompt: str) -> Any:
-        if prompt not in stuck:
-            return None
-        stuck[prompt].set()
-        return Reply(body=(Hang(),))
-
-    answering(server, hang_while_stuck)
+    stuck = hanging(server, ["item 5", "item 6"])
     source, out, costs = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "costs.db"
     write_input(source, [f"item {n}" for n in range(40)])
     arguments = [str(source), "-o", str(out), "--model", "openai/test-model", "--base-url", server.url]

@@ -19,9 +19,9 @@ import minillm
 import minillm.batch
 from minillm.batch import BatchResult, Interrupted, Journal, run
 from minillm.cli import main
-from minillm.testing import Hang, Reply, ScriptedServer
+from minillm.testing import ScriptedServer
 
-from .test_batch import answering, client_for, prompt_of, read_output, write_input
+from .test_batch import answering, client_for, hanging, prompt_of, read_output, write_input
 
 PROMPTS = [f"item {n}" for n in range(10)]
 
@@ -53,21 +53,6 @@ class Inline(concurrent.futures.Executor):
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         future.set_result(fn(*args, **kwargs))
         return future
-
-
-def hanging(server: ScriptedServer, prompts: List[str]) -> Dict[str, threading.Event]:
-    """Answer every prompt but ``prompts``, which hang until stopped; the
-    events say that each has reached the server."""
-    stuck = {prompt: threading.Event() for prompt in prompts}
-
-    def hang_the_stuck(prompt: str) -> Any:
-        if prompt not in stuck:
-            return None
-        stuck[prompt].set()
-        return Reply(body=(Hang(),))
-
-    answering(server, hang_the_stuck)
-    return stuck
 
 
 def outcome(action: Callable[[], Any]) -> Optional[BaseException]:
