@@ -187,6 +187,22 @@ def make_clients(protocol: str, server: BillingServer, ledger: minillm.Ledger) -
     }
 
 
+def assert_booked_as_billed(cost: minillm.CostInfo, line: InvoiceLine, *context: Any) -> None:
+    """``cost`` against the invoice line of its attempt: ``RESOLVED`` is the
+    line to the digit, ``PARTIAL`` never above it, anything else has no money."""
+    if cost.resolution is minillm.Resolution.RESOLVED:
+        assert (cost.usd, cost.prompt_tokens, cost.completion_tokens) == (
+            line.usd,
+            line.prompt_tokens,
+            line.completion_tokens,
+        ), (*context, cost, line)
+    elif cost.resolution is minillm.Resolution.PARTIAL:
+        assert cost.usd is not None and cost.usd <= line.usd, (*context, cost, line)
+        assert cost.completion_tokens <= line.completion_tokens, (*context, cost, line)
+    else:
+        assert cost.usd is None, (*context, cost)
+
+
 def test_the_ledger_matches_the_invoice_request_by_request(
     protocol: str, billed: Tuple[BillingServer, Invoice]
 ) -> None:
@@ -241,17 +257,7 @@ def test_the_ledger_matches_the_invoice_request_by_request(
         # every invoiced attempt booked exactly once, none extra
         assert len(booked) == len(billed_lines), (name, tag, booked, billed_lines)
         for cost, line in zip(booked, billed_lines):
-            if cost.resolution is minillm.Resolution.RESOLVED:
-                assert (cost.usd, cost.prompt_tokens, cost.completion_tokens) == (
-                    line.usd,
-                    line.prompt_tokens,
-                    line.completion_tokens,
-                ), (name, cost, line)
-            elif cost.resolution is minillm.Resolution.PARTIAL:
-                assert cost.usd is not None and cost.usd <= line.usd, (name, cost, line)
-                assert cost.completion_tokens <= line.completion_tokens, (name, cost, line)
-            else:
-                assert cost.usd is None, (name, cost)
+            assert_booked_as_billed(cost, line, name)
         # An answer that arrived whole is known to the digit; on OpenRouter,
         # every attempt with a generation id is, through its look-up.
         last = booked[-1] if booked else None
