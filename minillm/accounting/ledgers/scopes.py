@@ -81,17 +81,10 @@ def rebuild(
 _ZERO = Decimal(0)
 
 
-_EXACT = 10**27
-
-
 def _value_name(value: Any) -> Optional[str]:
     """A scalar as one name, equal where JSON's equality says equal."""
     if isinstance(value, bool):
         return "b:true" if value else "b:false"
-    if type(value) is int and value % 10 and -_EXACT < value < _EXACT:
-        # What Decimal's normal form gives, without it: no trailing zero, and
-        # within the 28 digits Decimal keeps exactly.
-        return "n:" + str(value)
     if isinstance(value, (int, float)):
         return "n:" + str(Decimal(repr(value) if isinstance(value, float) else value).normalize())
     if isinstance(value, str):
@@ -109,6 +102,7 @@ def scope_names(meta: Mapping[str, Any]) -> List[str]:
         if (
             type(value) in _RECURRING
             and (type(value) is not str or len(value) <= _RECURRING_LENGTH)
+            and type(key) is str
             and len(key) <= _RECURRING_LENGTH
         ):
             names += _recurring_pair_names(key, value)
